@@ -108,7 +108,7 @@ class ProcessSpec:
     success_exit_status: frozenset[int] = frozenset({0})
     success_exit_signals: frozenset[int] = frozenset()
     working_dir: str | None = None
-    env: Mapping[str, str] = EMPTY_MAP
+    env: Mapping[str, str] = field(default_factory=lambda: EMPTY_MAP)
     environment_file: tuple[str, ...] = ()
     user: str | None = None
     group: str | None = None
@@ -208,9 +208,9 @@ class ConfigIssue:
 class ConfigSet:
     """Everything one configuration directory defines, plus what was wrong in it."""
 
-    processes: Mapping[str, ProcessSpec] = EMPTY_MAP
-    sockets: Mapping[str, SocketSpec] = EMPTY_MAP
-    groups: Mapping[str, GroupSpec] = EMPTY_MAP
+    processes: Mapping[str, ProcessSpec] = field(default_factory=lambda: EMPTY_MAP)
+    sockets: Mapping[str, SocketSpec] = field(default_factory=lambda: EMPTY_MAP)
+    groups: Mapping[str, GroupSpec] = field(default_factory=lambda: EMPTY_MAP)
     issues: tuple[ConfigIssue, ...] = ()
     files: tuple[str, ...] = ()
 
