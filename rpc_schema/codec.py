@@ -1,0 +1,193 @@
+"""Names <-> ordinals for structs, from the precompiled table (compiled.json).
+
+This is the import-light half of the schema: only ``json`` and ``os``. The blocking client
+and the CLI use it so they never pay for yaml or marshmallow; ``loader.py`` generates the
+table and builds the validating marshmallow schemas the server uses.
+
+Translation here is lenient (the receiver rules of RPC.md §3): unknown ordinals are
+ignored, absent fields take their defaults, unknown enum values become the enum's fallback,
+and the ``extra`` map of an open struct is merged back into the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import enum
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+COMPILED_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "compiled.json")
+
+
+class MethodInfo:
+    """One method of one interface, as the wire and Python both need it."""
+
+    __slots__ = ("interface", "interface_ordinal", "name", "ordinal", "params", "results",
+                 "stream", "stream_when", "mutates")
+
+    def __init__(self, interface: str, interface_ordinal: int, name: str, raw: dict) -> None:
+        self.interface = interface
+        self.interface_ordinal = interface_ordinal
+        self.name = name
+        self.ordinal: int = raw["ordinal"]
+        self.params: str = raw["params"]
+        self.results: str = raw["results"]
+        self.stream: str | None = raw.get("stream")
+        self.stream_when: str | None = raw.get("stream_when")
+        self.mutates: bool = bool(raw.get("mutates", False))
+
+    def streams(self, params: Mapping[str, Any]) -> bool:
+        """Whether a call with these (by-name) params answers with STREAM items."""
+        if self.stream is None:
+            return False
+        return self.stream_when is None or bool(params.get(self.stream_when))
+
+    def __repr__(self) -> str:
+        return f"<MethodInfo {self.interface}.{self.name} @{self.interface_ordinal}/{self.ordinal}>"
+
+
+def plain(value: Any) -> Any:
+    """A msgpack-ready copy of an engine value (tuples, sets, enums, mapping proxies)."""
+    if isinstance(value, enum.Enum):
+        return plain(value.value)
+    if isinstance(value, (str, bytes, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {(k if isinstance(k, (str, int)) else str(k)): plain(v) for k, v in value.items()}
+    if isinstance(value, (set, frozenset)):
+        return sorted((plain(v) for v in value), key=repr)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return plain(to_dict())
+    return str(value)
+
+
+class Codec:
+    """The compiled schema, with struct translation both ways."""
+
+    def __init__(self, compiled: dict) -> None:
+        self.compiled = compiled
+        self.protocol_version: int = compiled["protocol_version"]
+        self.schema_hash: str = compiled["schema_hash"]
+        self.max_frame_default: int = compiled["max_frame_default"]
+        self.error_codes: tuple[str, ...] = tuple(compiled["error_codes"])
+        self.enums: dict[str, dict] = compiled["enums"]
+        self.structs: dict[str, dict] = compiled["structs"]
+        self.interfaces: dict[str, dict] = compiled["interfaces"]
+        self._by_name: dict[tuple[str, str], MethodInfo] = {}
+        self._by_ordinal: dict[tuple[int, int], MethodInfo] = {}
+        self.interface_names: dict[int, str] = {}
+        for iname, iface in self.interfaces.items():
+            self.interface_names[iface["ordinal"]] = iname
+            for mname, raw in iface["methods"].items():
+                info = MethodInfo(iname, iface["ordinal"], mname, raw)
+                self._by_name[(iname, mname)] = info
+                self._by_ordinal[(iface["ordinal"], info.ordinal)] = info
+
+    def method(self, interface: str, name: str) -> MethodInfo:
+        """Raises KeyError for a method the schema does not declare."""
+        return self._by_name[(interface, name)]
+
+    def method_by_ordinal(self, interface_ordinal: int, ordinal: int) -> MethodInfo | None:
+        return self._by_ordinal.get((interface_ordinal, ordinal))
+
+    # -- Python (names) -> wire (ordinals) ------------------------------------------------
+    def to_wire(self, struct: str, value: Mapping[str, Any]) -> dict[int, Any]:
+        """Encode a by-name mapping; names the schema lacks go to the open struct's extra map
+        (or are dropped for a closed struct)."""
+        spec = self.structs[struct]
+        by_name = spec["by_name"]
+        extra_name = spec.get("extra")
+        out: dict[int, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, item in value.items():
+            field = by_name.get(key)
+            if field is None:
+                if extra_name is not None and isinstance(key, str):
+                    extra[key] = plain(item)
+                continue
+            if key == extra_name:
+                extra.update(plain(item or {}))
+                continue
+            out[field["ordinal"]] = self.value_to_wire(field["type"], item)
+        if extra:
+            out[by_name[extra_name]["ordinal"]] = extra
+        return out
+
+    def value_to_wire(self, typ: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(typ, str):
+            return plain(value)
+        if "struct" in typ:
+            return self.to_wire(typ["struct"], value)
+        if "list" in typ:
+            return [self.value_to_wire(typ["list"], v) for v in value]
+        if "map" in typ:
+            return {str(k): self.value_to_wire(typ["map"], v) for k, v in value.items()}
+        if "enum" in typ:
+            return str(plain(value))
+        if "cap" in typ:
+            return value if isinstance(value, Mapping) else {"$cap": int(value)}
+        raise ValueError(f"unknown schema type {typ!r}")
+
+    # -- wire (ordinals) -> Python (names) ------------------------------------------------
+    def from_wire(self, struct: str, wire: Any) -> dict[str, Any]:
+        """Decode leniently; raises ValueError only when the value is not a map at all."""
+        if not isinstance(wire, Mapping):
+            raise ValueError(f"{struct}: expected a map, got {type(wire).__name__}")
+        spec = self.structs[struct]
+        extra_name = spec.get("extra")
+        out: dict[str, Any] = {}
+        for field in spec["fields"]:
+            ordinal = field["ordinal"]
+            if ordinal in wire:
+                out[field["name"]] = self.value_from_wire(field["type"], wire[ordinal])
+            elif not field.get("required"):
+                out[field["name"]] = copy.deepcopy(field.get("default"))
+        if extra_name is not None:
+            extra = out.pop(extra_name, None) or {}
+            if isinstance(extra, Mapping):
+                for key, item in extra.items():
+                    out.setdefault(key, item)
+        return out
+
+    def value_from_wire(self, typ: Any, value: Any) -> Any:
+        if value is None or isinstance(typ, str):
+            return value
+        if "struct" in typ:
+            return self.from_wire(typ["struct"], value)
+        if "list" in typ:
+            return [self.value_from_wire(typ["list"], v) for v in value] if isinstance(value, list) else value
+        if "map" in typ:
+            return ({k: self.value_from_wire(typ["map"], v) for k, v in value.items()}
+                    if isinstance(value, Mapping) else value)
+        if "enum" in typ:
+            enum_spec = self.enums[typ["enum"]]
+            if value in enum_spec["values"] or enum_spec.get("fallback") is None:
+                return value
+            return enum_spec["fallback"]
+        return value
+
+
+_DEFAULT: Codec | None = None
+
+
+def load_compiled(path: str = COMPILED_PATH) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        raw = json.load(fh)
+    for spec in raw["structs"].values():
+        spec["by_name"] = {f["name"]: f for f in spec["fields"]}
+    return raw
+
+
+def default_codec() -> Codec:
+    """The codec of the schema shipped with this package (loaded once)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Codec(load_compiled())
+    return _DEFAULT
