@@ -50,7 +50,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass, field
-from typing import AbstractSet, Any, Iterable, Iterator, Mapping
+from typing import AbstractSet, Any, Iterable, Iterator, Mapping, TypeVar
 
 from . import errors
 from .spec import GroupSpec, ProcessSpec
@@ -261,7 +261,10 @@ class StartPlan:
         return frozenset(doomed)
 
 
-def _step_named(steps, name):
+_Step = TypeVar("_Step", "StartStep", "StopStep")
+
+
+def _step_named(steps: Iterable[_Step], name: str) -> _Step:
     for step in steps:
         if step.name == name:
             return step
