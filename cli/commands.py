@@ -1,0 +1,472 @@
+"""What each ``dd-procmgr`` command does, independent of how its arguments were parsed.
+
+Each ``do_*`` function takes an Invocation and plain Python arguments, talks to the
+daemon through it, prints through ``views`` and returns the exit status. The
+asyncclick app and the hand-written fast path both call these, so a command behaves
+the same whichever parser read the command line. Errors from the daemon propagate to
+``entry.run_guarded`` (one place decides exit codes) except where several processes
+are handled in one run: then each failure is reported and the run exits 1.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from dd_procmgr_cli import views
+from dd_procmgr_cli.invocation import EXIT_OK, EXIT_REFUSED, Invocation, UsageProblem
+
+LIVE = frozenset({"starting", "running", "stopping", "paused", "backoff"})
+DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
+
+
+def error_dict(exc: Any) -> dict[str, Any]:
+    doc = {"code": getattr(exc, "code", "INTERNAL"),
+           "message": getattr(exc, "message", str(exc))}
+    details = getattr(exc, "details", None)
+    if details:
+        doc["details"] = details
+    return doc
+
+
+def _procmgr_error() -> type[Exception]:
+    from trio_procmgr.errors import ProcMgrError
+    return ProcMgrError
+
+
+# -- reading ---------------------------------------------------------------------------
+
+def do_list(inv: Invocation, *, wide: bool = False) -> int:
+    records = inv.call("list")
+    if inv.json:
+        inv.emit_json(records)
+    else:
+        inv.echo(views.render_list(records, time.time(), wide=wide, colour=inv.colour))
+    return EXIT_OK
+
+
+def do_describe(inv: Invocation, names: list[str]) -> int:
+    if len(names) == 1:
+        record = inv.call("describe", name=names[0])
+        if inv.json:
+            inv.emit_json(record)
+        else:
+            inv.echo(views.render_describe(record, time.time(), colour=inv.colour))
+        return EXIT_OK
+    return _each(inv, names, lambda name: inv.call("describe", name=name),
+                 lambda rec: views.render_describe(rec, time.time(), colour=inv.colour),
+                 separator="")
+
+
+def do_status(inv: Invocation, names: list[str], *, wide: bool = False) -> int:
+    """``status`` alone is ``list``; with names it is ``describe`` (systemctl habit)."""
+    return do_describe(inv, names) if names else do_list(inv, wide=wide)
+
+
+def do_ping(inv: Invocation) -> int:
+    began = time.perf_counter()
+    answer = inv.call("ping")
+    latency_ms = round((time.perf_counter() - began) * 1000, 2)
+    if inv.json:
+        doc = dict(answer) if isinstance(answer, dict) else {"answer": answer}
+        doc.setdefault("ok", True)
+        doc["latency_ms"] = latency_ms
+        inv.emit_json(doc)
+    else:
+        inv.echo(f"pong ({latency_ms} ms)")
+    return EXIT_OK
+
+
+def do_version(inv: Invocation) -> int:
+    from trio_procmgr import __version__
+    if not inv.json:
+        inv.echo(f"dd-procmgr {__version__}")
+        inv.flush()
+    daemon = inv.call("version")
+    if inv.json:
+        inv.emit_json({"cli": __version__, "daemon": daemon})
+    elif isinstance(daemon, dict):
+        version = daemon.get("version") or daemon.get("server_version") or "?"
+        rest = ", ".join(f"{k} {v}" for k, v in daemon.items()
+                         if k not in ("version", "server_version"))
+        inv.echo(f"dd-procmgrd {version}" + (f" ({rest})" if rest else ""))
+    else:
+        inv.echo(f"dd-procmgrd {daemon}")
+    return EXIT_OK
+
+
+def do_stats(inv: Invocation, name: str, *, watch: bool = False,
+             interval: float = 2.0) -> int:
+    if not watch:
+        stats = inv.call("stats", name=name)
+        if inv.json:
+            inv.emit_json(stats)
+        else:
+            inv.echo(views.render_stats(stats, name))
+        return EXIT_OK
+    clear = inv.colour
+    try:
+        while True:
+            stats = inv.call("stats", name=name)
+            if inv.json:
+                inv.emit_json_line(stats)
+            else:
+                if clear:
+                    inv.out.write("\x1b[H\x1b[2J")
+                inv.echo(views.render_stats(stats, name))
+                inv.echo()
+                inv.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+# -- acting on processes ----------------------------------------------------------------
+
+def _each(inv: Invocation, names: list[str], act, render, *, separator: str | None = None) -> int:
+    """Run ``act`` for every name; report each failure and keep going; exit 1 if any failed."""
+    error_cls = _procmgr_error()
+    results: list[Any] = []
+    failed = False
+    for index, name in enumerate(names):
+        try:
+            result = act(name)
+        except error_cls as exc:
+            failed = True
+            results.append({"name": name, "error": error_dict(exc)})
+            if not inv.json:
+                inv.warn(f"error: {exc.code}: {exc.message}")
+            continue
+        results.append(result)
+        if not inv.json:
+            if separator is not None and index:
+                inv.echo(separator)
+            inv.echo(render(result))
+            inv.flush()
+    if inv.json:
+        inv.emit_json(results)
+    return EXIT_REFUSED if failed else EXIT_OK
+
+
+_VERBS = {"start": "started", "stop": "stopped", "restart": "restarted", "pause": "paused",
+          "resume": "resumed", "delete": "deleted"}
+
+
+def _targets_for_all(inv: Invocation, method: str) -> list[str]:
+    records = inv.call("list")
+    if method == "start":
+        chosen = [r for r in records if r.get("state") not in LIVE]
+    elif method in ("stop", "pause"):
+        chosen = [r for r in records if r.get("state") in LIVE]
+        chosen.reverse()
+    elif method == "resume":
+        chosen = [r for r in records if r.get("state") == "paused"]
+    else:
+        chosen = list(records)
+    return [r["name"] for r in chosen]
+
+
+def do_action(inv: Invocation, method: str, names: list[str], *, everything: bool = False,
+              **params: Any) -> int:
+    """start/stop/restart/pause/resume/delete on names (or ``--all``)."""
+    if everything and names:
+        raise UsageProblem(f"{method}: give process names or --all, not both")
+    if not everything and not names:
+        raise UsageProblem(f"{method}: give at least one process name (or --all)")
+    verb = _VERBS[method]
+    if everything:
+        names = _targets_for_all(inv, method)
+        if not names:
+            if inv.json:
+                inv.emit_json([])
+            else:
+                inv.echo(f"Nothing to {method}.")
+            return EXIT_OK
+    act = lambda name: inv.call(method, name=name, **params)  # noqa: E731
+    render = lambda rec: views.render_action(verb, rec)  # noqa: E731
+    if len(names) == 1 and not everything:
+        record = act(names[0])
+        if inv.json:
+            inv.emit_json(record)
+        else:
+            inv.echo(render(record))
+        return EXIT_OK
+    return _each(inv, names, act, render)
+
+
+def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool = False,
+              transient: bool = False) -> int:
+    result = inv.call("create", name=name, spec=spec, start=start, transient=transient)
+    if inv.json:
+        inv.emit_json(result)
+        return EXIT_OK
+    record = result.get("record", result) if isinstance(result, dict) else {}
+    line = f"created {record.get('name') or name}"
+    if record.get("id"):
+        line += f" {record['id']}"
+    bits = [str(record["state"])] if record.get("state") else []
+    if record.get("pid"):
+        bits.append(f"pid {record['pid']}")
+    inv.echo(line + (f" ({', '.join(bits)})" if bits else ""))
+    return EXIT_OK
+
+
+def do_update(inv: Invocation, name: str, changes: dict[str, Any], *, dry_run: bool = False,
+              restart_process: bool = False) -> int:
+    if not changes:
+        raise UsageProblem("update: no field flags given; see dd-procmgr update --help")
+    result = inv.call("update", name=name, changes=changes, dry_run=dry_run,
+                      restart_process=restart_process)
+    if inv.json:
+        inv.emit_json(result)
+    else:
+        inv.echo(views.render_update(result))
+    return EXIT_OK
+
+
+def do_reload(inv: Invocation) -> int:
+    """Exit 1 when some file was rejected: the valid files were applied, but scripts
+    must notice that the configuration on disk is not what runs."""
+    result = inv.call("reload_config")
+    if inv.json:
+        inv.emit_json(result)
+    else:
+        inv.echo(views.render_reload(result))
+    return EXIT_REFUSED if result.get("errors") else EXIT_OK
+
+
+def do_shutdown(inv: Invocation) -> int:
+    result = inv.call("shutdown")
+    if inv.json:
+        inv.emit_json(result if result is not None else {"ok": True})
+    else:
+        inv.echo("dd-procmgrd is shutting down (stopping every process in reverse order)")
+    return EXIT_OK
+
+
+def do_rotate_logs(inv: Invocation, names: list[str]) -> int:
+    targets = names or [None]
+    results = []
+    for name in targets:
+        params = {"name": name} if name else {}
+        results.append(inv.call("rotate_logs", **params))
+    if inv.json:
+        inv.emit_json(results[0] if len(results) == 1 else results)
+    else:
+        inv.echo("log files rotated" + (f" for {', '.join(names)}" if names else ""))
+    return EXIT_OK
+
+
+# -- streams ---------------------------------------------------------------------------
+
+def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
+            lines: int | None = None, follow: bool = False, stream: str | None = None,
+            timestamps: bool = False) -> int:
+    if everything and names:
+        raise UsageProblem("logs: give process names or --all, not both")
+    if not everything and not names:
+        raise UsageProblem("logs: give a process name (or --all)")
+    if everything:
+        names = [r["name"] for r in inv.call("list")]
+    prefixed = len(names) > 1 or everything
+    if follow:
+        return _follow_logs(inv, names, lines=lines, stream=stream, timestamps=timestamps,
+                            prefixed=prefixed)
+    merged: list[tuple[float, int, str, dict]] = []
+    for order, name in enumerate(names):
+        for item in inv.call("logs", name=name, lines=lines, stream=stream, follow=False):
+            merged.append((item.get("time") or 0.0, order, name, item))
+    merged.sort(key=lambda entry: (entry[0], entry[1]))
+    if inv.json:
+        inv.emit_json([dict(item, process=name) if prefixed else item
+                       for _, _, name, item in merged])
+        return EXIT_OK
+    for _, _, name, item in merged:
+        inv.echo(views.render_log(item, timestamps=timestamps,
+                                  prefix=name if prefixed else None, colour=inv.colour))
+    return EXIT_OK
+
+
+def _follow_logs(inv: Invocation, names: list[str], *, lines, stream, timestamps,
+                 prefixed) -> int:
+    def show(name: str, item: dict) -> None:
+        if inv.json:
+            inv.emit_json_line(dict(item, process=name) if prefixed else item)
+        else:
+            inv.echo(views.render_log(item, timestamps=timestamps,
+                                      prefix=name if prefixed else None, colour=inv.colour))
+            inv.flush()
+
+    try:
+        if len(names) == 1:
+            for item in inv.stream("logs", name=names[0], lines=lines, stream=stream,
+                                   follow=True):
+                show(names[0], item)
+            return EXIT_OK
+        return _follow_many(inv, names, show, lines=lines, stream=stream)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+def _follow_many(inv: Invocation, names: list[str], show, *, lines, stream) -> int:
+    """One reader thread (and connection) per process, printing from the main thread."""
+    import queue
+    import threading
+    from dataclasses import replace
+
+    items: queue.Queue = queue.Queue(maxsize=10000)
+    done = object()
+
+    def read(name: str) -> None:
+        own = replace(inv, _client=None)
+        try:
+            for item in own.stream("logs", name=name, lines=lines, stream=stream,
+                                   follow=True):
+                items.put((name, item))
+        except Exception as exc:  # reported by the main thread
+            items.put((name, exc))
+        finally:
+            own.close()
+            items.put((name, done))
+
+    for name in names:
+        threading.Thread(target=read, args=(name,), daemon=True).start()
+    open_streams, failed = len(names), False
+    while open_streams:
+        name, item = items.get()
+        if item is done:
+            open_streams -= 1
+        elif isinstance(item, Exception):
+            failed = True
+            inv.warn(f"error: {name}: {getattr(item, 'code', type(item).__name__)}: "
+                     f"{getattr(item, 'message', item)}")
+        else:
+            show(name, item)
+    return EXIT_REFUSED if failed else EXIT_OK
+
+
+def do_events(inv: Invocation, processes: list[str], types: list[str]) -> int:
+    params: dict[str, Any] = {}
+    if processes:
+        params["processes"] = list(processes)
+    if types:
+        params["types"] = list(types)
+    try:
+        for event in inv.stream("watch", **params):
+            if inv.json:
+                inv.emit_json_line(event)
+            else:
+                inv.echo(views.render_event(event, colour=inv.colour))
+                inv.flush()
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+# -- dependencies ------------------------------------------------------------------------
+
+PULLING = ("requires", "wants", "binds_to")
+RELATIONS = ("requires", "wants", "binds_to", "part_of", "conflicts", "after", "before")
+
+
+def relations_of(record: dict) -> dict[str, list[str]]:
+    """The dependency lists of a described process (a bare string counts as a list of one)."""
+    spec = record.get("spec") if isinstance(record.get("spec"), dict) else record
+    found = {}
+    for relation in RELATIONS:
+        value = spec.get(relation)
+        if isinstance(value, str):
+            value = [value]
+        if value:
+            found[relation] = list(value)
+    return found
+
+
+def dependency_tree(root: str, describe, states: dict[str, str]) -> dict[str, Any]:
+    """Nested ``{name, state, relation, dependencies}``; recursion follows only the
+    relations that pull a process in (requires, wants, binds_to) and stops at cycles."""
+    def build(name: str, relation: str | None, path: frozenset[str]) -> dict[str, Any]:
+        node: dict[str, Any] = {"name": name, "state": states.get(name), "dependencies": []}
+        if relation:
+            node["relation"] = relation
+        if name in path or name not in states:
+            return node
+        for rel, others in relations_of(describe(name)).items():
+            for other in others:
+                if rel in PULLING:
+                    node["dependencies"].append(build(other, rel, path | {name}))
+                else:
+                    node["dependencies"].append({"name": other, "relation": rel,
+                                                 "state": states.get(other),
+                                                 "dependencies": []})
+        return node
+    return build(root, None, frozenset())
+
+
+def reverse_dependencies(root: str, describe, states: dict[str, str]) -> dict[str, Any]:
+    """Who names ``root`` in one of their dependency lists, one level deep."""
+    dependants = []
+    for name in states:
+        for rel, others in relations_of(describe(name)).items():
+            if root in others:
+                dependants.append({"name": name, "relation": rel, "state": states[name],
+                                   "dependencies": []})
+    return {"name": root, "state": states.get(root), "dependencies": dependants}
+
+
+def flatten_tree(node: dict[str, Any], depth: int = 0) -> list[tuple[int, str, str, str | None]]:
+    rows = [(depth, node.get("relation", ""), node["name"], node.get("state"))]
+    for child in node["dependencies"]:
+        rows += flatten_tree(child, depth + 1)
+    return rows
+
+
+def do_deps(inv: Invocation, name: str, *, reverse: bool = False) -> int:
+    root = inv.call("describe", name=name)
+    states = {r["name"]: r.get("state") for r in inv.call("list")}
+    cache: dict[str, dict] = {root["name"]: root}
+
+    def describe(ref: str) -> dict:
+        if ref not in cache:
+            cache[ref] = inv.call("describe", name=ref)
+        return cache[ref]
+
+    build = reverse_dependencies if reverse else dependency_tree
+    tree = build(root["name"], describe, states)
+    if inv.json:
+        inv.emit_json(tree)
+    else:
+        inv.echo(views.render_deps(flatten_tree(tree), colour=inv.colour))
+    return EXIT_OK
+
+
+# -- offline ----------------------------------------------------------------------------
+
+def default_config_dir(environ) -> str:
+    return environ.get("DD_PM_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+
+
+def do_validate(inv: Invocation, directory: str | None) -> int:
+    """Check a config directory without a daemon; exit 1 on any issue."""
+    directory = directory or default_config_dir(inv.environ)
+    if not os.path.isdir(directory):
+        raise UsageProblem(f"validate: {directory} is not a directory")
+    from trio_procmgr.config.loader import validate_dir
+    issues = [issue.to_dict() if hasattr(issue, "to_dict") else issue
+              for issue in validate_dir(directory)]
+    if inv.json:
+        inv.emit_json({"directory": directory, "ok": not issues, "issues": issues})
+    elif issues:
+        for issue in issues:
+            inv.echo(views.issue_line(issue))
+        inv.warn(f"{len(issues)} problem{'s' if len(issues) != 1 else ''} in {directory}")
+    else:
+        inv.echo(f"{directory}: configuration OK")
+    return EXIT_REFUSED if issues else EXIT_OK
+
+
+def do_schema(inv: Invocation) -> int:
+    from trio_procmgr.config.jsonschema import export_json_schema
+    inv.emit_json(export_json_schema())
+    return EXIT_OK

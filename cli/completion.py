@@ -1,0 +1,31 @@
+"""Shell completion of process names: ask the daemon, quickly, and never fail loudly.
+
+Completion runs on every Tab press, so it uses a short timeout and returns nothing when
+the daemon is slow, down or refuses: a missing suggestion is better than a hang or a
+traceback in the user's shell.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+COMPLETION_TIMEOUT = 0.5
+
+
+def process_names(socket: str | None, timeout: float = COMPLETION_TIMEOUT) -> list[str]:
+    """Names (and nothing else) of the daemon's processes; [] on any failure."""
+    try:
+        from trio_procmgr.client import BlockingClient
+        with BlockingClient(socket, timeout=timeout) as client:
+            return [r["name"] for r in client.call("list") if r.get("name")]
+    except Exception:
+        return []
+
+
+def complete_process_names(ctx: Any, _param: Any, incomplete: str) -> list[str]:
+    """asyncclick ``shell_complete`` callback for NAME arguments."""
+    root = ctx.find_root() if ctx is not None else None
+    socket = (root.params.get("socket_path") if root is not None else None) \
+        or os.environ.get("DD_PM_SOCKET")
+    return [name for name in process_names(socket) if name.startswith(incomplete)]

@@ -1,0 +1,366 @@
+"""How daemon answers look to a person: the one place that renders records and results.
+
+Every function takes the daemon's plain dicts (SPEC §3.1 field names) plus ``now`` and
+``colour`` and returns text; none does I/O. Both the fast path and the asyncclick app
+print through here, so the two can never disagree. Unknown extra keys in an answer are
+shown generically rather than dropped, so a newer daemon's details stay visible.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any, Iterable
+
+from dd_procmgr_cli.format import (
+    DASH, STATE_COLOURS, human_duration, human_size, local_timestamp, paint, percent,
+    render_pairs, render_table, shorten,
+)
+
+LIST_COLUMNS = ["NAME", "ID", "PID", "STATE", "HEALTH", "RUNS", "UPTIME", "COMMAND"]
+WIDE_COLUMNS = LIST_COLUMNS + ["RESTARTS", "EXIT", "CREATED", "STARTED", "ENDED", "STATUS",
+                               "REASON"]
+LIVE_STATES = frozenset({"starting", "running", "stopping", "paused"})
+COMMAND_WIDTH = 48
+
+
+def text(value: Any) -> str:
+    """A cell: ``-`` for None/empty, the value otherwise."""
+    if value is None or value == "" or value == [] or value == {}:
+        return DASH
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def command_line(record: dict) -> str:
+    """Command and args as a shell would need them quoted."""
+    argv = [record.get("command") or ""] + [str(a) for a in record.get("args") or ()]
+    return shlex.join(argv) if argv[0] else DASH
+
+
+def signal_name(sig: Any) -> str:
+    if isinstance(sig, int):
+        import signal
+        try:
+            return signal.Signals(sig).name
+        except ValueError:
+            return f"signal {sig}"
+    return str(sig)
+
+
+def exit_text(record: dict) -> str:
+    """``0``, ``1`` or ``SIGKILL``; ``-`` when the process has not ended."""
+    if record.get("exit_signal"):
+        return signal_name(record["exit_signal"])
+    return text(record.get("exit_code"))
+
+
+def uptime(record: dict, now: float) -> float | None:
+    started = record.get("started_at")
+    if record.get("state") in LIVE_STATES and started:
+        return max(now - started, 0.0)
+    return None
+
+
+def status_text(record: dict) -> Any:
+    return record.get("status") or record.get("status_text")
+
+
+def list_rows(records: list[dict], now: float, *, wide: bool = False,
+              command_width: int | None = COMMAND_WIDTH) -> tuple[list[list[str]], list[list]]:
+    rows, tints = [], []
+    for rec in records:
+        command = command_line(rec)
+        if not wide and command_width:
+            command = shorten(command, command_width)
+        row = [text(rec.get("name")), text(rec.get("id")), text(rec.get("pid")),
+               text(rec.get("state")), text(rec.get("health")), text(rec.get("runs")),
+               human_duration(uptime(rec, now)), command]
+        tint = [None, "dim", None, STATE_COLOURS.get(rec.get("state")),
+                STATE_COLOURS.get(rec.get("health")), None, None, None]
+        if wide:
+            row += [text(rec.get("restarts")), exit_text(rec),
+                    local_timestamp(rec.get("created_at")),
+                    local_timestamp(rec.get("started_at")),
+                    local_timestamp(rec.get("ended_at")), text(status_text(rec)),
+                    text(rec.get("reason"))]
+            tint += [None] * 7
+        rows.append(row)
+        tints.append(tint)
+    return rows, tints
+
+
+def render_list(records: list[dict], now: float, *, wide: bool = False,
+                colour: bool = False) -> str:
+    """The ``list`` table; an empty manager prints a hint instead of a bare header."""
+    if not records:
+        return "No processes. Create one with: dd-procmgr create NAME COMMAND [ARGS...]"
+    rows, tints = list_rows(records, now, wide=wide)
+    header = WIDE_COLUMNS if wide else LIST_COLUMNS
+    return render_table(header, rows, colours=tints, colour=colour)
+
+
+# -- describe --------------------------------------------------------------------------
+
+_DESCRIBED = {"name", "id", "description", "command", "args", "state", "reason", "pid",
+              "health", "runs", "restarts", "exit_code", "exit_signal", "created_at",
+              "started_at", "ended_at", "next_restart_at", "process_type", "restart",
+              "spec", "status", "status_text"}
+
+
+def render_describe(record: dict, now: float, *, colour: bool = False) -> str:
+    """Everything about one process: identity, state, lifecycle, then its configuration."""
+    state = text(record.get("state"))
+    state_line = paint(state, STATE_COLOURS.get(state), colour)
+    if record.get("reason"):
+        state_line += f" ({record['reason']})"
+    pairs = [
+        ("Name", text(record.get("name"))),
+        ("ID", text(record.get("id"))),
+        ("Description", text(record.get("description"))),
+        ("Command", command_line(record)),
+        ("Type", text(record.get("process_type"))),
+        ("State", state_line),
+        ("PID", text(record.get("pid"))),
+        ("Health", paint(text(record.get("health")),
+                         STATE_COLOURS.get(record.get("health")), colour)),
+        ("Restart", text(record.get("restart"))),
+        ("Runs", text(record.get("runs"))),
+        ("Restarts", text(record.get("restarts"))),
+        ("Exit", exit_text(record)),
+        ("Created", local_timestamp(record.get("created_at"))),
+        ("Started", local_timestamp(record.get("started_at"))),
+        ("Ended", local_timestamp(record.get("ended_at"))),
+    ]
+    up = uptime(record, now)
+    if up is not None:
+        pairs.append(("Uptime", human_duration(up)))
+    if record.get("next_restart_at"):
+        at = record["next_restart_at"]
+        pairs.append(("Next restart", f"in {human_duration(max(at - now, 0))} "
+                                      f"(at {local_timestamp(at)})"))
+    if status_text(record):
+        pairs.append(("Status", text(status_text(record))))
+    blocks = [render_pairs(pairs)]
+    spec = record.get("spec")
+    if isinstance(spec, dict):
+        config = {k: v for k, v in spec.items() if k not in ("command", "args", "description")}
+        if config:
+            blocks.append("Configuration:\n" + render_mapping(config, indent=2))
+    extra = {k: v for k, v in record.items() if k not in _DESCRIBED}
+    if extra:
+        blocks.append("Runtime:\n" + render_mapping(extra, indent=2))
+    return "\n\n".join(blocks)
+
+
+def render_mapping(value: Any, indent: int = 0) -> str:
+    """Nested dicts/lists as indented YAML-like text (read-only display, not YAML)."""
+    pad = " " * indent
+    lines: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, dict) and item:
+                lines.append(f"{pad}{key}:")
+                lines.append(render_mapping(item, indent + 2))
+            elif isinstance(item, list) and item and any(isinstance(i, dict) for i in item):
+                lines.append(f"{pad}{key}:")
+                lines.append(render_mapping(item, indent + 2))
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+    elif isinstance(value, list):
+        for item in value:
+            if isinstance(item, dict):
+                inner = render_mapping(item, indent + 2).lstrip()
+                lines.append(f"{pad}- {inner}")
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    else:
+        lines.append(f"{pad}{_scalar(value)}")
+    return "\n".join(lines)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{}" if not value else ", ".join(f"{k}={_scalar(v)}" for k, v in value.items())
+    if value is None:
+        return DASH
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+# -- stats -----------------------------------------------------------------------------
+
+def _first(stats: dict, *keys: str) -> Any:
+    for key in keys:
+        if stats.get(key) is not None:
+            return stats[key]
+    return None
+
+
+def _limit_lines(current: Any, limit: Any, fmt) -> list[str]:
+    lines = [f"  Current: {fmt(current) if current is not None else DASH}"]
+    if limit:
+        used = percent(current, limit)
+        lines.append(f"  Limit:   {fmt(limit)}" + (f" ({used} used)" if used else ""))
+    else:
+        lines.append("  Limit:   none")
+    return lines
+
+
+_STATS_SHOWN = {"name", "pid", "memory_current", "memory_bytes", "memory_limit",
+                "cpu_user", "cpu_user_seconds", "cpu_system", "cpu_system_seconds",
+                "cpu_percent", "pids_current", "pids", "pids_limit"}
+
+
+def render_stats(stats: dict, name: str) -> str:
+    """The seed's ``stats`` layout: memory, CPU, PIDs, then any further measurements."""
+    title = f"Resource Usage Statistics for '{stats.get('name') or name}'"
+    if stats.get("pid"):
+        title += f" (PID: {stats['pid']})"
+    out = [title, "─" * max(len(title), 40), "", "Memory:"]
+    out += _limit_lines(_first(stats, "memory_current", "memory_bytes"),
+                        stats.get("memory_limit"), human_size)
+    user = _first(stats, "cpu_user", "cpu_user_seconds")
+    system = _first(stats, "cpu_system", "cpu_system_seconds")
+    out += ["", "CPU:",
+            f"  User time:   {_seconds(user)}",
+            f"  System time: {_seconds(system)}",
+            f"  Total:       {_seconds((user or 0) + (system or 0)) if user is not None or system is not None else DASH}"]
+    if stats.get("cpu_percent") is not None:
+        out.append(f"  Usage:       {stats['cpu_percent']:.1f}%")
+    out += ["", "PIDs:"]
+    out += _limit_lines(_first(stats, "pids_current", "pids"), stats.get("pids_limit"), str)
+    extra = {k: v for k, v in stats.items() if k not in _STATS_SHOWN}
+    if extra:
+        out += ["", "Other:", render_mapping(extra, indent=2)]
+    return "\n".join(out)
+
+
+def _seconds(value: Any) -> str:
+    return DASH if value is None else f"{float(value):.2f}s"
+
+
+# -- update / reload -------------------------------------------------------------------
+
+def render_update(result: dict) -> str:
+    """The seed's ``update`` answer: what changed, what needs a restart, what happened."""
+    dry = result.get("dry_run")
+    updated = result.get("updated_fields") or []
+    needs = result.get("restart_required") or []
+    lines = ["[OK] Dry run - validation successful (no changes applied)" if dry
+             else "[OK] Process configuration updated"]
+    if updated:
+        lines.append("Updated fields:")
+        lines += [f"  - {name}" for name in updated]
+    else:
+        lines.append("No fields changed.")
+    if needs:
+        lines.append("The following fields require restart to take effect:")
+        lines += [f"  - {name}" for name in needs]
+    if result.get("restarted"):
+        lines.append("✓ Process restarted successfully")
+    elif needs and not dry:
+        lines.append("Restart the process (or pass --restart-process) to apply them.")
+    return "\n".join(lines)
+
+
+def render_reload(result: dict) -> str:
+    """``reload-config``: the names added, removed, changed; unchanged as a count."""
+    def names(key: str) -> str:
+        items = result.get(key) or []
+        return ", ".join(items) if items else DASH
+    unchanged = result.get("unchanged") or []
+    lines = ["Configuration reloaded",
+             render_pairs([("Added", names("added")), ("Removed", names("removed")),
+                           ("Changed", names("changed")),
+                           ("Unchanged", f"{len(unchanged)}")])]
+    errors = result.get("errors") or []
+    if errors:
+        lines.append("Errors (these files were not applied):")
+        lines += ["  " + issue_line(issue) for issue in errors]
+    return "\n".join(lines)
+
+
+def issue_line(issue: Any) -> str:
+    """``file:line: field 'x': message (expected ...)`` from a ConfigIssue or its dict."""
+    if not isinstance(issue, dict):
+        return str(issue)
+    where = issue.get("file") or "<config>"
+    if issue.get("line"):
+        where += f":{issue['line']}"
+    field = f" field '{issue['field']}':" if issue.get("field") else ""
+    expected = f" (expected {issue['expected']})" if issue.get("expected") else ""
+    return f"{where}:{field} {issue.get('message', '')}{expected}"
+
+
+# -- single-process actions, events, logs, deps ----------------------------------------
+
+def render_action(verb: str, record: dict) -> str:
+    """``started web (pid 1234, running)`` after start/stop/restart/pause/resume/delete."""
+    name = record.get("name") or record.get("id") or "?"
+    bits = []
+    if record.get("pid"):
+        bits.append(f"pid {record['pid']}")
+    if record.get("state"):
+        bits.append(str(record["state"]))
+    return f"{verb} {name}" + (f" ({', '.join(bits)})" if bits else "")
+
+
+_EVENT_KEYS = ("seq", "time", "type", "process", "id")
+
+
+def render_event(event: dict, *, colour: bool = False) -> str:
+    """One event per line: time, process, type, then the rest as key=value."""
+    rest = " ".join(f"{k}={_scalar(v)}" for k, v in event.items() if k not in _EVENT_KEYS)
+    kind = str(event.get("type", "?"))
+    tint = "red" if kind in ("lost", "start_limit_hit", "oom_kill") else "cyan"
+    parts = [local_timestamp(event.get("time"), millis=True),
+             str(event.get("process") or "-"), paint(kind, tint, colour)]
+    if rest:
+        parts.append(rest)
+    return "  ".join(parts)
+
+
+def log_text(item: dict) -> str:
+    line = item.get("line", "")
+    if isinstance(line, (bytes, bytearray)):
+        line = bytes(line).decode("utf-8", "replace")
+    return line.rstrip("\n")
+
+
+def render_log(item: dict, *, timestamps: bool = False, prefix: str | None = None,
+               colour: bool = False) -> str:
+    """One log line; ``timestamps`` adds time and stream, ``prefix`` a process name."""
+    parts = []
+    if prefix is not None:
+        parts.append(paint(prefix, "cyan", colour) + " |")
+    if item.get("type") == "lost":
+        parts.append(paint(f"[{item.get('count', '?')} lines lost]", "red", colour))
+        return " ".join(parts)
+    if timestamps:
+        stream = str(item.get("stream") or "")
+        parts.append(local_timestamp(item.get("time"), millis=True))
+        parts.append(paint(stream.ljust(6), "red" if stream == "stderr" else "dim", colour))
+    parts.append(log_text(item))
+    return " ".join(parts)
+
+
+def render_deps(tree: list[tuple[int, str, str, str | None]], *, colour: bool = False) -> str:
+    """A dependency tree from ``(depth, relation, name, state)`` rows, depth 0 the root."""
+    lines = []
+    for depth, relation, name, state in tree:
+        shown = paint(state, STATE_COLOURS.get(state), colour) if state else "not loaded"
+        if depth == 0:
+            lines.append(f"{name} ({shown})")
+        else:
+            lines.append(f"{'  ' * (depth - 1)}└─ {relation} {name} ({shown})")
+    return "\n".join(lines)
+
+
+def join_lines(parts: Iterable[str]) -> str:
+    return "\n".join(p for p in parts if p)
