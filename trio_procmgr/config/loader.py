@@ -1,0 +1,418 @@
+"""From a configuration directory (or an RPC payload) to frozen specs (SPEC §2).
+
+Layout of a directory:
+
+- ``NAME.yaml`` / ``NAME.yml``: one process, its fields at top level (name = file stem);
+- or a *map file*, holding only the top-level maps ``processes:``, ``sockets:``,
+  ``groups:`` (name -> fields); mixing map keys and process fields in one file is an error;
+- drop-ins ``NAME.yaml.d/*.yaml`` and ``NAME.d/*.yaml`` (``.yml`` too) merged over the
+  process NAME, wherever it is defined, in lexical order of their file names: maps merge
+  key by key, scalars and lists replace, and ``null`` restores a field's default;
+- other files, dotfiles and other directories are ignored.
+
+Problems never raise here: each becomes a ``ConfigIssue`` (file, line, field, what was
+expected), the faulty entry is left out, and the rest loads. No Trio import: the offline
+``dd-procmgr validate`` uses this module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import Any, Mapping
+
+from marshmallow import Schema, ValidationError
+
+from .. import units
+from ..errors import ConfigError
+from ..spec import (
+    ConfigIssue, ConfigSet, GroupSpec, HealthCheckSpec, LogSpec, ProcessSpec, Quantities,
+    ResourcesSpec, SocketSpec, SourceRef,
+)
+from .crosscheck import crosscheck
+from .schema import (
+    NAME_EXPECTED, NAME_PATTERN, RUNTIME_ONLY_FIELDS, GroupSchema, LogField, LogMapSchema,
+    ProcessSchema, SocketSchema, expected_at, field_at,
+)
+from .yamldoc import LineMap, YamlError, merge_over, read_yaml
+
+DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
+CONFIG_DIR_ENV = "DD_PM_CONFIG_DIR"
+MAP_KEYS = ("processes", "sockets", "groups")
+_KIND_OF_SECTION = {"processes": "process", "sockets": "socket", "groups": "group"}
+_YAML_SUFFIXES = (".yaml", ".yml")
+_DROPIN_SUFFIXES = (".yaml.d", ".yml.d", ".d")
+_NAME = re.compile(NAME_PATTERN)
+_SCHEMAS: dict[str, Schema] = {
+    "process": ProcessSchema(), "socket": SocketSchema(), "group": GroupSchema(),
+}
+
+
+def resolve_config_dir(flag: str | None, environ: Mapping[str, str]) -> str | None:
+    """``--config-dir``, else ``$DD_PM_CONFIG_DIR``, else /etc/pm/processes.d if present."""
+    if flag:
+        return flag
+    if environ.get(CONFIG_DIR_ENV):
+        return environ[CONFIG_DIR_ENV]
+    return DEFAULT_CONFIG_DIR if os.path.isdir(DEFAULT_CONFIG_DIR) else None
+
+
+@dataclass
+class _Entry:
+    """One process, socket or group as written, before validation."""
+
+    kind: str
+    name: str
+    raw: Any
+    lines: LineMap
+    file: str
+    line: int | None
+    source: SourceRef | None = None
+
+    def locate(self, path: tuple[Any, ...]) -> tuple[str, int | None]:
+        file, line = self.lines.locate(path)
+        return (file or self.file, line if file else self.line)
+
+
+# ---------------------------------------------------------------- public API
+
+def load_config_dir(path: str | os.PathLike[str]) -> ConfigSet:
+    """Everything a directory defines that is valid, plus every problem found in it."""
+    root = os.fspath(path)
+    try:
+        names = sorted(os.listdir(root))
+    except OSError as exc:
+        issue = ConfigIssue(file=root, message=f"cannot read the configuration directory: {exc.strerror}",
+                            expected="a readable directory")
+        return ConfigSet(issues=(issue,))
+    issues: list[ConfigIssue] = []
+    files: list[str] = []
+    entries = _read_base_files(root, names, issues, files)
+    _apply_dropins(root, names, entries["process"], issues, files)
+    built = {kind: _build_all(entries[kind], issues) for kind in ("process", "socket", "group")}
+    failed = set(entries["process"]) - set(built["process"])
+    located = {kind: {name: entry for name, entry in entries[kind].items()} for kind in entries}
+
+    def locate(kind: str, name: str, fld: str | None) -> tuple[str, int | None]:
+        return located[kind][name].locate((fld,) if fld else ())
+
+    checked = crosscheck(built["process"], built["socket"], built["group"], failed, locate)
+    return ConfigSet(
+        processes=MappingProxyType(dict(sorted(checked.processes.items()))),
+        sockets=MappingProxyType(dict(sorted(checked.sockets.items()))),
+        groups=MappingProxyType(dict(sorted(checked.groups.items()))),
+        issues=tuple(sorted(issues + checked.issues, key=lambda i: (i.file, i.line or 0))),
+        files=tuple(files),
+    )
+
+
+def validate_dir(path: str | os.PathLike[str]) -> list[ConfigIssue]:
+    """Every problem of a configuration directory (empty list: it is valid)."""
+    return list(load_config_dir(path).issues)
+
+
+def parse_process(name: str, raw: Mapping[str, Any], source: SourceRef = SourceRef()) -> ProcessSpec:
+    """One process from plain values (RPC ``create``/``update``); raises ``ConfigError``.
+
+    Accepts everything a file accepts plus the runtime-only ``transient``. The error's
+    ``details["issues"]`` lists every problem as ``ConfigIssue.to_dict()``.
+    """
+    entry = _Entry("process", name, raw, LineMap(), str(source) if source.file is None else source.file,
+                   source.line, source)
+    result = _build(entry, runtime=True)
+    if isinstance(result, list):
+        first = result[0]
+        more = f" (and {len(result) - 1} more)" if len(result) > 1 else ""
+        raise ConfigError(f"invalid process '{name}': {_describe(first)}{more}",
+                          issues=[issue.to_dict() for issue in result])
+    return result
+
+
+def spec_to_raw(spec: ProcessSpec) -> dict[str, Any]:
+    """The plain (YAML/JSON-ready) fields of a spec; ``parse_process`` reads them back.
+
+    Fields equal to their default are left out; durations are float seconds, sizes int
+    bytes, signals names. ``transient`` is included when set.
+    """
+    raw: dict[str, Any] = {"command": spec.command}
+    for f in fields(ProcessSpec):
+        if f.name in ("name", "source", "command", "success_exit_signals"):
+            continue
+        value = getattr(spec, f.name)
+        if f.name == "success_exit_status":
+            if value != f.default or spec.success_exit_signals:
+                raw[f.name] = sorted(value) + [units.signal_name(s) for s in sorted(spec.success_exit_signals)]
+        elif f.name == "kill_signal" and value != f.default:
+            raw[f.name] = units.signal_name(value)
+        elif value != f.default:
+            raw[f.name] = _plain(value)
+    return raw
+
+
+# ---------------------------------------------------------------- reading files
+
+def _read_base_files(root: str, names: list[str], issues: list[ConfigIssue],
+                     files: list[str]) -> dict[str, dict[str, _Entry]]:
+    entries: dict[str, dict[str, _Entry]] = {"process": {}, "socket": {}, "group": {}}
+    for name in names:
+        path = os.path.join(root, name)
+        if name.startswith(".") or not name.endswith(_YAML_SUFFIXES) or not os.path.isfile(path):
+            continue
+        files.append(path)
+        for entry in _entries_of_file(path, name, issues):
+            table = entries[entry.kind]
+            if entry.name in table:
+                first = table[entry.name]
+                issues.append(ConfigIssue(
+                    file=entry.file, line=entry.line, field=None,
+                    message=f"duplicate {entry.kind} name '{entry.name}': already defined at "
+                            f"{first.file}{':' + str(first.line) if first.line else ''}; this one is ignored",
+                    expected="each name defined once"))
+                continue
+            table[entry.name] = entry
+    return entries
+
+
+def _read_doc(path: str, issues: list[ConfigIssue]):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        issues.append(ConfigIssue(file=path, message=f"cannot read file: {exc}", expected="a readable UTF-8 YAML file"))
+        return None
+    try:
+        doc = read_yaml(text, path)
+    except YamlError as exc:
+        issues.append(ConfigIssue(file=path, line=exc.line, message=str(exc), expected="valid YAML"))
+        return None
+    for dup_path, line in doc.duplicates:
+        issues.append(ConfigIssue(file=path, line=line, field=_dotted(dup_path),
+                                  message="duplicate key", expected="each key once per map"))
+    return doc
+
+
+def _entries_of_file(path: str, filename: str, issues: list[ConfigIssue]) -> list[_Entry]:
+    doc = _read_doc(path, issues)
+    if doc is None:
+        return []
+    data = {} if doc.data is None else doc.data
+    if not isinstance(data, dict):
+        issues.append(ConfigIssue(file=path, line=1, message=f"the file holds a {type(data).__name__}",
+                                  expected="a map of process fields, or processes:/sockets:/groups: maps"))
+        return []
+    map_keys = [key for key in data if key in MAP_KEYS]
+    if not map_keys:
+        stem = filename.rsplit(".", 1)[0]
+        return [_Entry("process", stem, data, doc.lines, path, None)]
+    others = [key for key in data if key not in MAP_KEYS]
+    if others:
+        issues.append(ConfigIssue(
+            file=path, line=doc.lines.locate((others[0],))[1], field=str(others[0]),
+            message=f"a file with {', '.join(map_keys)}: may hold only {', '.join(MAP_KEYS)} maps",
+            expected="either one process's fields, or processes:/sockets:/groups: maps"))
+        return []
+    return _map_entries(path, data, doc.lines, issues)
+
+
+def _map_entries(path: str, data: dict, lines: LineMap, issues: list[ConfigIssue]) -> list[_Entry]:
+    out = []
+    for section in MAP_KEYS:
+        table = data.get(section)
+        if table is None:
+            continue
+        kind = _KIND_OF_SECTION[section]
+        if not isinstance(table, dict):
+            issues.append(ConfigIssue(file=path, line=lines.locate((section,))[1], field=section,
+                                      message=f"got {type(table).__name__}", expected=f"a map of {kind} names to fields"))
+            continue
+        for name, raw in table.items():
+            line = lines.locate((section, name))[1]
+            out.append(_Entry(kind, name, raw, lines.sub((section, name)), path, line))
+    return out
+
+
+def _dropin_target(name: str) -> str | None:
+    for suffix in _DROPIN_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def _apply_dropins(root: str, names: list[str], processes: dict[str, _Entry],
+                   issues: list[ConfigIssue], files: list[str]) -> None:
+    dropins: dict[str, list[tuple[str, str]]] = {}
+    for name in names:
+        target = _dropin_target(name)
+        folder = os.path.join(root, name)
+        if target is None or name.startswith(".") or not os.path.isdir(folder):
+            continue
+        if target not in processes:
+            issues.append(ConfigIssue(file=folder, message=f"drop-in directory for unknown process '{target}'",
+                                      expected="a process defined in this directory"))
+            continue
+        for inner in os.listdir(folder):
+            inner_path = os.path.join(folder, inner)
+            if inner.endswith(_YAML_SUFFIXES) and not inner.startswith(".") and os.path.isfile(inner_path):
+                dropins.setdefault(target, []).append((inner, inner_path))
+    for target, items in sorted(dropins.items()):
+        entry = processes[target]
+        for _, path in sorted(items):
+            files.append(path)
+            doc = _read_doc(path, issues)
+            if doc is None:
+                continue
+            if doc.data is None:
+                continue
+            if not isinstance(doc.data, dict) or not isinstance(entry.raw, dict):
+                issues.append(ConfigIssue(file=path, line=1, message="a drop-in must hold a map of process fields",
+                                          expected="a map of process fields"))
+                continue
+            entry.raw, entry.lines = merge_over(entry.raw, entry.lines, doc.data, doc.lines)
+
+
+# ---------------------------------------------------------------- validation
+
+def _build_all(entries: dict[str, _Entry], issues: list[ConfigIssue]) -> dict[str, Any]:
+    built = {}
+    for name, entry in entries.items():
+        result = _build(entry, runtime=False)
+        if isinstance(result, list):
+            issues.extend(result)
+        else:
+            built[name] = result
+    return built
+
+
+def _build(entry: _Entry, *, runtime: bool) -> Any:
+    """A spec, or the list of issues that prevent it."""
+    issues: list[ConfigIssue] = []
+    if not isinstance(entry.name, str) or not _NAME.fullmatch(entry.name):
+        issues.append(_issue(entry, (), f"invalid {entry.kind} name {entry.name!r}", NAME_EXPECTED, "name"))
+    if not isinstance(entry.raw, dict):
+        got = "nothing" if entry.raw is None else type(entry.raw).__name__
+        issues.append(_issue(entry, (), f"got {got} for {entry.kind} '{entry.name}'", f"a map of {entry.kind} fields"))
+        return issues
+    raw = _drop_nulls(entry.raw)
+    if not runtime:
+        for key in RUNTIME_ONLY_FIELDS:
+            if key in raw:
+                issues.append(_issue(entry, (key,), f"'{key}' is set at run time (create --{key}), not in files",
+                                     "no such key in a configuration file", key))
+                del raw[key]
+    schema = _SCHEMAS[entry.kind]
+    try:
+        values = schema.load(raw)
+    except ValidationError as exc:
+        issues.extend(_issues_from_messages(exc.messages, schema, entry))
+        return issues
+    if issues:
+        return issues
+    return _make_spec(entry, values)
+
+
+def _make_spec(entry: _Entry, values: dict[str, Any]) -> Any:
+    source = entry.source or SourceRef(entry.file, entry.line)
+    if entry.kind == "process":
+        return ProcessSpec(name=entry.name, source=source, **values)
+    if entry.kind == "socket":
+        values.setdefault("service", entry.name)
+        values.setdefault("fd_name", entry.name)
+        return SocketSpec(name=entry.name, source=source, **values)
+    return GroupSpec(name=entry.name, source=source, **values)
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _drop_nulls(item) for key, item in value.items() if item is not None}
+    return value
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
+    return out
+
+
+def _issue(entry: _Entry, path: tuple[Any, ...], message: str, expected: str | None,
+           fld: str | None = None) -> ConfigIssue:
+    file, line = entry.locate(path)
+    return ConfigIssue(file=file, line=line, field=fld if fld is not None else (_dotted(path) or None),
+                       message=message, expected=expected)
+
+
+def _issues_from_messages(messages: Any, schema: Schema, entry: _Entry,
+                          path: tuple[Any, ...] = ()) -> list[ConfigIssue]:
+    """Flatten marshmallow's nested error dict into one issue per message."""
+    if isinstance(messages, dict):
+        out = []
+        for key, value in messages.items():
+            child = path if key == "_schema" else path + (key,)
+            out.extend(_issues_from_messages(value, schema, entry, child))
+        return out
+    if isinstance(messages, list):
+        return [issue for msg in messages for issue in _issues_from_messages(msg, schema, entry, path)]
+    return [_issue_for(str(messages), schema, entry, path)]
+
+
+def _issue_for(message: str, schema: Schema, entry: _Entry, path: tuple[Any, ...]) -> ConfigIssue:
+    if message == "Unknown field.":
+        known = _known_keys(schema, path[:-1])
+        close = difflib.get_close_matches(str(path[-1]), known, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return _issue(entry, path, f"unknown key '{path[-1]}'{hint}", "one of: " + ", ".join(known))
+    expected = expected_at(schema, path)
+    if message == "Missing data for required field.":
+        message = "missing required field"
+    elif message == "Invalid input type.":
+        message = "wrong type"
+        expected = "a map"
+    return _issue(entry, path, message, expected)
+
+
+def _known_keys(schema: Schema, path: tuple[Any, ...]) -> list[str]:
+    if not path:
+        return [k for k in schema.fields if k not in RUNTIME_ONLY_FIELDS]
+    found = field_at(schema, path)
+    nested = getattr(found, "schema", None)
+    if isinstance(found, LogField):
+        nested = LogMapSchema()
+    return list(nested.fields) if isinstance(nested, Schema) else []
+
+
+def _describe(issue: ConfigIssue) -> str:
+    what = f"{issue.field}: " if issue.field else ""
+    exp = f" (expected {issue.expected})" if issue.expected else ""
+    return f"{what}{issue.message}{exp}"
+
+
+# ---------------------------------------------------------------- spec -> plain values
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, HealthCheckSpec):
+        return _plain_dataclass(value, keep=("type",))
+    if isinstance(value, ResourcesSpec):
+        return {key: _plain_dataclass(getattr(value, key)) for key in ("requests", "limits")
+                if not getattr(value, key).is_empty()}
+    if isinstance(value, LogSpec):
+        tail = _plain_dataclass(value)
+        return value.mode if set(tail) <= {"mode"} else tail
+    if isinstance(value, Quantities):
+        return _plain_dataclass(value)
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def _plain_dataclass(value: Any, keep: tuple[str, ...] = ()) -> dict[str, Any]:
+    out = {}
+    for f in fields(value):
+        item = getattr(value, f.name)
+        if f.name in keep or item != f.default:
+            out[f.name] = _plain(item)
+    return out
