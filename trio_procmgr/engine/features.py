@@ -1,0 +1,19 @@
+"""Optional engine features, each hooking itself into a ProcessManager.
+
+A feature module exposes ``install(manager)`` and uses the manager's seams
+(``exec_env_providers``, ``instance_hooks``, ``log_listeners``, ``down_listeners``,
+``spec_listeners``) instead of being special-cased inside the supervisor. The list is
+the one place that says which features exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+FEATURES: tuple[str, ...] = ()
+
+
+def install(manager: Any) -> None:
+    for module_name in FEATURES:
+        importlib.import_module(module_name).install(manager)

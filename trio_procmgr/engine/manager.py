@@ -1,0 +1,610 @@
+"""The process manager: a registry of supervisors and the transactions that drive them.
+
+Usable as a library in any Trio program and the same object the daemon serves::
+
+    async with ProcessManager(load_config_dir("examples")) as pm:
+        await pm.start("web")
+
+Entering it makes this process a child subreaper, finds (and stops) whatever a crashed
+predecessor with the same ``instance`` name left in its cgroups, starts the orphan
+reaper and boots every ``auto_start`` process as one transaction. Leaving it stops
+every process in reverse dependency order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+import trio
+
+from trio_procmgr import errors, planner
+from trio_procmgr.conditions import evaluate_conditions
+from trio_procmgr.engine import runtime_files
+from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
+from trio_procmgr.engine.state_store import StateStore
+from trio_procmgr.engine.supervisor import Instance, Supervisor
+from trio_procmgr.envfile import load_environment_files
+from trio_procmgr.events import EventHub
+from trio_procmgr.platform.linux import Reaper, set_child_subreaper
+from trio_procmgr.spec import ConfigSet, ProcessSpec, changed_fields, restart_required
+from trio_procmgr.states import Record, State
+
+log = logging.getLogger("trio_procmgr.manager")
+S = State
+
+ExecEnvProvider = Callable[[Supervisor], tuple[dict[str, str], tuple[int, ...]]]
+InstanceHook = Callable[[Supervisor, Instance, trio.Nursery], None]
+
+
+class ProcessManager:
+    def __init__(self, config: ConfigSet | None = None, *, state_dir: str | None = None,
+                 log_dir: str | None = None, instance: str = "dd-procmgrd",
+                 use_cgroups: bool = True, runtime_root: str | None = None,
+                 daemon_env: Mapping[str, str] | None = None,
+                 config_dir: str | None = None) -> None:
+        self.config = config or ConfigSet()
+        self.config_dir = config_dir
+        self.state_dir = state_dir
+        self.log_dir = log_dir
+        self.instance = instance
+        self.use_cgroups = use_cgroups
+        self.runtime_root = runtime_root or runtime_files.default_runtime_root()
+        self.base_env = base_environment(daemon_env if daemon_env is not None else os.environ)
+        self.hub = EventHub()
+        self.reaper = Reaper()
+        self.cgroups: Any = None
+        self.warnings: list[str] = []
+        self.store = StateStore(state_dir) if state_dir else None
+        self._sups: dict[str, Supervisor] = {}
+        self._by_id: dict[str, str] = {}
+        self._nursery: trio.Nursery | None = None
+        self._nursery_cm: Any = None
+        self._shutdown = trio.Event()
+        self._runtime_dirty = trio.Event()
+        self.started_at = time.time()
+        # Extension seams used by later features (notify, sockets, health, logs, groups).
+        self.exec_env_providers: list[ExecEnvProvider] = []
+        self.instance_hooks: list[InstanceHook] = []
+        self.log_listeners: list[Callable[[Supervisor, str, str, float], None]] = []
+        self.down_listeners: list[Callable[[Supervisor, bool], None]] = []
+        self.spec_listeners: list[Callable[[Supervisor], None]] = []
+        from trio_procmgr.engine import features
+
+        features.install(self)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> "ProcessManager":
+        if not set_child_subreaper():
+            self.warn("could not become a child subreaper: orphans of services are not adopted")
+        self._setup_cgroups()
+        if self.store is not None:
+            for line in self.store.stop_leftover_pids():
+                self.warn(line)
+        self._nursery_cm = trio.open_nursery()
+        self._nursery = await self._nursery_cm.__aenter__()
+        try:
+            await self._nursery.start(self.reaper.run)
+            if self.store is not None:
+                self._nursery.start_soon(self._runtime_writer)
+            for spec in self.config.processes.values():
+                await self._add(spec)
+            if self.store is not None:
+                for spec in self.store.load_processes(self._parse_raw):
+                    if spec.name not in self._sups:
+                        await self._add(spec)
+            self.publish("daemon_started", None, None, processes=len(self._sups))
+            await self._boot()
+        except BaseException as exc:
+            await self._close(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> bool | None:
+        return await self._close(*exc_info)
+
+    async def _close(self, *exc_info: Any) -> bool | None:
+        with trio.CancelScope(shield=True):
+            self.publish("daemon_stopping", None, None)
+            try:
+                await self.stop_all()
+            finally:
+                for sup in self._sups.values():
+                    sup.close()
+                self._nursery.cancel_scope.cancel()
+        try:
+            return await self._nursery_cm.__aexit__(*exc_info)
+        finally:
+            if self.cgroups is not None:
+                self.cgroups.cleanup()
+            if self.store is not None:
+                self.store.save_runtime({}, now=True)
+            self.hub.close_all()
+
+    def _setup_cgroups(self) -> None:
+        if not self.use_cgroups:
+            self.warn("cgroups disabled: kill_mode control-group falls back to process-group")
+            return
+        from trio_procmgr.platform.cgroups import CgroupManager
+
+        try:
+            self.cgroups = CgroupManager.detect(self.instance)
+        except OSError as exc:
+            self.cgroups = None
+            self.warn(f"cgroup setup failed ({exc}): kill_mode control-group falls back to process-group")
+            return
+        if self.cgroups is None:
+            self.warn("no usable cgroup v2 hierarchy: kill_mode control-group falls back to process-group")
+            return
+        for line in getattr(self.cgroups, "warnings", []):
+            self.warn(line)
+        leftovers = self.cgroups.leftovers()
+        if leftovers:
+            self.warn(f"stopping processes left by a previous daemon instance: {leftovers}")
+            self.cgroups.kill_leftovers()
+
+    def warn(self, text: str) -> None:
+        log.warning(text)
+        self.warnings.append(text)
+
+    async def shutdown(self) -> None:
+        """Ask the owner (daemon) to exit; it stops everything on its way out."""
+        self._shutdown.set()
+
+    async def wait_shutdown(self) -> None:
+        await self._shutdown.wait()
+
+    # ------------------------------------------------------------------ registry
+    def publish(self, type: str, process: str | None = None, id: str | None = None,
+                **fields: Any) -> dict[str, Any]:
+        return self.hub.publish(type, process, id, **fields)
+
+    @property
+    def specs(self) -> dict[str, ProcessSpec]:
+        return {name: sup.spec for name, sup in self._sups.items()}
+
+    def resolve(self, ref: str) -> str:
+        if ref in self._sups:
+            return ref
+        name = self._by_id.get(ref)
+        if name is None:
+            raise errors.ProcessNotFound(f"no process named or with id '{ref}'", process=ref)
+        return name
+
+    def supervisor(self, ref: str) -> Supervisor:
+        return self._sups[self.resolve(ref)]
+
+    def supervisors(self) -> list[Supervisor]:
+        return list(self._sups.values())
+
+    async def _add(self, spec: ProcessSpec, record: Record | None = None) -> Supervisor:
+        sup = Supervisor(self, spec, record)
+        if self.cgroups is not None:
+            sup.cgroup = self.cgroups.service(spec.name)
+        self._sups[spec.name] = sup
+        self._by_id[sup.record.id] = spec.name
+        assert self._nursery is not None
+        await self._nursery.start(sup.run)
+        return sup
+
+    def track(self, pid: int) -> None:
+        self.reaper.tracked.add(pid)
+
+    def untrack(self, pid: int) -> None:
+        self.reaper.tracked.discard(pid)
+
+    # ------------------------------------------------------------------ hooks for supervisors
+    def check_conditions(self, spec: ProcessSpec) -> tuple[bool, str]:
+        if not spec.condition_path_exists:
+            return True, ""
+        return evaluate_conditions(spec.condition_path_exists, os.path.exists)
+
+    def prepare_exec(self, sup: Supervisor) -> tuple[Any, tuple[int, ...]]:
+        """Environment, identity, fds and cgroup for the next spawn of ``sup``."""
+        spec = sup.spec
+        try:
+            file_env = load_environment_files(spec.environment_file)
+        except (OSError, ValueError) as exc:
+            raise SpawnError(f"environment_file: {exc}") from None
+        extra: dict[str, str] = {}
+        fds: list[int] = []
+        try:
+            extra.update(runtime_files.create_runtime_dirs(spec, self.runtime_root))
+        except (OSError, LookupError) as exc:
+            raise SpawnError(f"runtime_directory: {exc}") from None
+        for provider in self.exec_env_providers:
+            env, more = provider(sup)
+            extra.update(env)
+            fds.extend(more)
+        plan = build_exec_plan(spec, base_env=self.base_env, file_env=file_env,
+                               extra_env=extra, pass_fds=tuple(fds))
+        if sup.cgroup is not None:
+            try:
+                sup.enforcement = sup.cgroup.apply(spec.resources)
+            except OSError as exc:
+                raise SpawnError(f"cannot set up the cgroup: {exc}") from None
+        return plan, tuple(fds)
+
+    def after_spawn(self, sup: Supervisor, fds: tuple[int, ...]) -> None:
+        """Hook after each spawn attempt (socket activation closes its per-spawn fds)."""
+
+    def on_log_line(self, sup: Supervisor, stream: str, line: str, now: float) -> None:
+        for listener in self.log_listeners:
+            listener(sup, stream, line, now)
+
+    def on_process_down(self, sup: Supervisor, requested: bool) -> None:
+        for listener in self.down_listeners:
+            listener(sup, requested)
+
+    def on_spec_replaced(self, sup: Supervisor) -> None:
+        for listener in self.spec_listeners:
+            listener(sup)
+
+    async def restart_automatically(self, sup: Supervisor) -> None:
+        """Runs inside ``sup``'s actor when its backoff elapsed."""
+        await sup._launch(automatic=True)
+
+    def save_runtime(self) -> None:
+        """Mark the running-PID record dirty; a writer task coalesces the writes."""
+        self._runtime_dirty.set()
+
+    async def _runtime_writer(self) -> None:
+        while True:
+            await self._runtime_dirty.wait()
+            await trio.sleep(0.2)  # coalesce a burst of starts into one write
+            self._runtime_dirty = trio.Event()
+            self.store.save_runtime({s.name: s.record.pid for s in self._sups.values()
+                                     if s.record.pid})
+
+    # ------------------------------------------------------------------ transactions
+    async def _boot(self) -> None:
+        plan = planner.boot_plan(self.specs)
+        if plan.order:
+            await self._run_start_plan(plan, manual=False)
+
+    async def _run_start_plan(self, plan: planner.StartPlan, *, manual: bool) -> dict[str, Any]:
+        """Start every step once its ``wait_for`` settled; independent branches concurrently."""
+        if plan.to_stop:
+            await self._stop_conflicts(plan.to_stop)
+        settled = {name: trio.Event() for name in plan.order}
+        failed: dict[str, str] = {}
+        results: dict[str, Any] = {}
+
+        async def run_step(step: planner.StartStep) -> None:
+            try:
+                for dep in step.wait_for:
+                    await settled[dep].wait()
+                culprit = next((d for d in step.hard if d in failed), None)
+                if culprit is not None:
+                    failed[step.name] = f"dependency '{culprit}' failed: {failed[culprit]}"
+                    results[step.name] = errors.DependencyFailed(
+                        f"cannot start '{step.name}': dependency '{culprit}' failed: "
+                        f"{failed[culprit]}", process=step.name, dependency=culprit,
+                        reason=failed[culprit])
+                    return
+                sup = self._sups[step.name]
+                try:
+                    results[step.name] = await self._start_one(sup, step, manual=manual)
+                except errors.ProcMgrError as exc:
+                    failed[step.name] = exc.message
+                    results[step.name] = exc
+            finally:
+                settled[step.name].set()
+
+        async with trio.open_nursery() as nursery:
+            for step in plan.steps:
+                nursery.start_soon(run_step, step)
+        return results
+
+    async def _start_one(self, sup: Supervisor, step: planner.StartStep, *,
+                         manual: bool) -> dict[str, Any]:
+        if sup.is_active() and sup.record.state is not S.STOPPING:
+            if not step.is_target or not manual:
+                await self._wait_settled(sup, step)
+                return sup.record.to_dict()
+        await sup.request("start", manual=manual or step.is_target, automatic=False)
+        return await self._wait_settled(sup, step)
+
+    async def _wait_settled(self, sup: Supervisor, step: planner.StartStep | None) -> dict[str, Any]:
+        """Wait until ``sup`` is up (running / oneshot exited / healthy) or down."""
+        require_healthy = bool(step and step.wait_healthy)
+
+        def settled(s: Supervisor) -> bool:
+            return s.is_up(require_healthy) or not s.is_active()
+
+        timeout = sup.spec.timeout_start_sec + sup.spec.timeout_stop_sec + 5
+        await sup.wait_until(settled, timeout=timeout)
+        if not sup.is_up(require_healthy):
+            rec = sup.record
+            raise errors.DependencyFailed(
+                f"process '{sup.name}' did not come up: {rec.state.value} ({rec.reason})",
+                process=sup.name, state=rec.state.value, reason=rec.reason) \
+                if not step or not step.is_target else _start_error(sup)
+        return sup.record.to_dict()
+
+    async def _stop_conflicts(self, names: Iterable[str]) -> None:
+        for name in names:
+            sup = self._sups.get(name)
+            if sup is None or not sup.is_active():
+                continue
+            try:
+                await self._run_stop_plan(planner.stop_transaction(
+                    self.specs, [name], self._active_names()))
+            except errors.ProcMgrError as exc:
+                raise errors.ConflictStopFailed(
+                    f"cannot stop conflicting process '{name}': {exc.message}",
+                    process=name) from exc
+            if sup.is_active():
+                raise errors.ConflictStopFailed(
+                    f"conflicting process '{name}' is still {sup.record.state.value}",
+                    process=name)
+
+    def _active_names(self) -> set[str]:
+        return {n for n, s in self._sups.items() if s.is_active() or s.record.state is S.BACKOFF}
+
+    async def _run_stop_plan(self, plan: planner.StopPlan) -> dict[str, Any]:
+        done = {name: trio.Event() for name in plan.order}
+        results: dict[str, Any] = {}
+
+        async def run_step(step: planner.StopStep) -> None:
+            try:
+                for dep in step.wait_for:
+                    await done[dep].wait()
+                sup = self._sups.get(step.name)
+                if sup is None:
+                    return
+                reason = "stopped on request" if step.cause is None else \
+                    f"stopped because '{step.cause[1]}' stopped ({step.cause[0]})"
+                try:
+                    results[step.name] = await sup.request("stop", reason=reason)
+                except errors.NotRunning:
+                    results[step.name] = sup.record.to_dict()
+                except errors.ProcMgrError as exc:
+                    results[step.name] = exc
+            finally:
+                done[step.name].set()
+
+        async with trio.open_nursery() as nursery:
+            for step in plan.steps:
+                nursery.start_soon(run_step, step)
+        return results
+
+    async def stop_all(self) -> None:
+        active = self._active_names()
+        if active:
+            await self._run_stop_plan(planner.shutdown_plan(self.specs, active))
+
+    # ------------------------------------------------------------------ public API
+    def list(self) -> list[dict[str, Any]]:
+        return [self._summary(sup) for sup in self._sups.values()]
+
+    def _summary(self, sup: Supervisor) -> dict[str, Any]:
+        d = sup.record.to_dict()
+        spec = sup.spec
+        d.update(command=spec.command, args=list(spec.args), description=spec.description,
+                 process_type=spec.process_type, restart=spec.restart,
+                 auto_start=spec.auto_start)
+        return d
+
+    def describe(self, ref: str) -> dict[str, Any]:
+        from trio_procmgr.config.loader import spec_to_raw
+
+        sup = self.supervisor(ref)
+        d = self._summary(sup)
+        d["spec"] = spec_to_raw(sup.spec)
+        d["kill_mode_effective"] = sup.effective_kill_mode()
+        d["cgroup"] = getattr(sup.cgroup, "v2_path", None)
+        d["limits"] = sup.enforcement
+        d["start_limit"] = {"burst": sup.spec.start_limit_burst,
+                            "interval": sup.spec.start_limit_interval,
+                            "recent_starts": sup.limiter.recent}
+        d["consecutive_failures"] = sup.failures
+        d["warnings"] = list(self.warnings)
+        d.update(sup.extras)
+        return d
+
+    async def create(self, name: str, raw: dict[str, Any], *, start: bool = False,
+                     transient: bool = False) -> dict[str, Any]:
+        if name in self._sups:
+            raise errors.AlreadyExists(f"a process named '{name}' already exists", process=name)
+        spec = self._parse_raw(name, raw, transient=transient)
+        self._check_graph({**self.specs, name: spec})
+        sup = await self._add(spec)
+        self.publish("process_created", name, sup.record.id)
+        self._persist()
+        if start or spec.auto_start and start is not False:
+            return await self.start(name)
+        return sup.record.to_dict()
+
+    def _parse_raw(self, name: str, raw: Mapping[str, Any], *, transient: bool = False) -> ProcessSpec:
+        from dataclasses import replace
+
+        from trio_procmgr.config.loader import parse_process
+
+        spec = parse_process(name, dict(raw))
+        return replace(spec, transient=transient) if transient else spec
+
+    def _check_graph(self, specs: Mapping[str, ProcessSpec]) -> None:
+        cycle = planner.find_ordering_cycle(specs)
+        if cycle is not None:
+            raise planner.ordering_cycle_error(specs, cycle)
+        for spec in specs.values():
+            for field in ("requires", "wants", "binds_to", "part_of", "conflicts"):
+                for other in getattr(spec, field):
+                    if other not in specs:
+                        raise errors.ConfigError(
+                            f"process '{spec.name}' {field} unknown process '{other}'",
+                            process=spec.name, field=field, unknown=other)
+
+    async def start(self, ref: str) -> dict[str, Any]:
+        name = self.resolve(ref)
+        sup = self._sups[name]
+        if sup.record.state in (S.RUNNING, S.STARTING, S.PAUSED):
+            raise errors.AlreadyRunning(f"process '{name}' is already {sup.record.state.value}",
+                                        process=name, state=sup.record.state.value)
+        plan = planner.start_transaction(self.specs, [name])
+        results = await self._run_start_plan(plan, manual=True)
+        outcome = results.get(name)
+        if isinstance(outcome, errors.ProcMgrError):
+            raise outcome
+        return sup.record.to_dict()
+
+    async def stop(self, ref: str) -> dict[str, Any]:
+        name = self.resolve(ref)
+        sup = self._sups[name]
+        if not sup.is_active() and sup.record.state is not S.BACKOFF:
+            return await sup.request("stop")  # raises NOT_RUNNING or settles a failed one
+        plan = planner.stop_transaction(self.specs, [name], self._active_names())
+        results = await self._run_stop_plan(plan)
+        outcome = results.get(name)
+        if isinstance(outcome, errors.ProcMgrError):
+            raise outcome
+        return sup.record.to_dict()
+
+    async def restart(self, ref: str) -> dict[str, Any]:
+        name = self.resolve(ref)
+        sup = self._sups[name]
+        if sup.is_active() or sup.record.state is S.BACKOFF:
+            await sup.request("stop", reason="restarting on request")
+        result = await self.start(name)
+        for other in planner.restart_propagation(self.specs, name):
+            osup = self._sups.get(other)
+            if osup is not None and osup.is_active():
+                await osup.request("stop", reason=f"restarting with '{name}' (part_of)")
+                await self.start(other)
+        return result
+
+    async def delete(self, ref: str, *, force: bool = False) -> dict[str, Any]:
+        name = self.resolve(ref)
+        sup = self._sups[name]
+        dependants = [s.name for s in self._sups.values()
+                      if name in s.spec.requires + s.spec.binds_to + s.spec.wants
+                      + s.spec.part_of + s.spec.after + s.spec.before + s.spec.conflicts]
+        if dependants and not force:
+            raise errors.InvalidState(
+                f"process '{name}' is referenced by {', '.join(sorted(dependants))}; "
+                "delete those first or use --force", process=name, dependants=dependants)
+        if sup.is_active() or sup.record.state is S.BACKOFF:
+            if not force:
+                raise errors.InvalidState(
+                    f"process '{name}' is {sup.record.state.value}; stop it first or use --force",
+                    process=name, state=sup.record.state.value)
+            await sup.request("stop", reason="deleted")
+        record = sup.record.to_dict()
+        sup.close()
+        await sup.closed.wait()
+        del self._sups[name]
+        self._by_id.pop(sup.record.id, None)
+        if sup.cgroup is not None:
+            try:
+                sup.cgroup.remove()
+            except OSError:
+                pass
+        self.publish("process_deleted", name, sup.record.id)
+        self._persist()
+        return record
+
+    async def pause(self, ref: str) -> dict[str, Any]:
+        return await self.supervisor(ref).request("pause")
+
+    async def resume(self, ref: str) -> dict[str, Any]:
+        return await self.supervisor(ref).request("resume")
+
+    async def update(self, ref: str, changes: dict[str, Any], *, dry_run: bool = False,
+                     restart_process: bool = False) -> dict[str, Any]:
+        from trio_procmgr.config.loader import spec_to_raw
+
+        name = self.resolve(ref)
+        sup = self._sups[name]
+        raw = spec_to_raw(sup.spec)
+        raw.update(changes)
+        new = self._parse_raw(name, raw, transient=sup.spec.transient)
+        self._check_graph({**self.specs, name: new})
+        changed = changed_fields(sup.spec, new)
+        needs = restart_required(changed)
+        result = {"updated_fields": changed, "restart_required": needs, "restarted": False,
+                  "dry_run": dry_run}
+        if dry_run or not changed:
+            result["record"] = sup.record.to_dict()
+            return result
+        await sup.request("replace_spec", spec=new)
+        self.publish("process_updated", name, sup.record.id, fields=changed,
+                     restart_required=needs)
+        self._persist()
+        if needs and restart_process and (sup.is_active() or sup.record.state is S.BACKOFF):
+            await self.restart(name)
+            result["restarted"] = True
+        result["record"] = sup.record.to_dict()
+        return result
+
+    async def reload_config(self, config: ConfigSet | None = None) -> dict[str, Any]:
+        """Apply a freshly loaded config: add, remove, replace changed, leave the rest."""
+        if config is None:
+            if self.config_dir is None:
+                raise errors.InvalidState("no configuration directory to reload from")
+            from trio_procmgr.config.loader import load_config_dir
+
+            config = load_config_dir(self.config_dir)
+        old_names = {n for n, s in self._sups.items() if not self._is_runtime_created(s)}
+        new = dict(config.processes)
+        added = sorted(set(new) - set(self._sups))
+        removed = sorted(old_names - set(new))
+        changed, unchanged = [], []
+        for name in sorted(set(new) & set(self._sups)):
+            (changed if self._sups[name].spec != new[name] else unchanged).append(name)
+        for name in removed:
+            await self.delete(name, force=True)
+        for name in changed:
+            sup = self._sups[name]
+            needs = restart_required(changed_fields(sup.spec, new[name]))
+            was_active = sup.is_active()
+            await sup.request("replace_spec", spec=new[name])
+            self.publish("process_updated", name, sup.record.id, restart_required=needs)
+            if needs and was_active:
+                await self.restart(name)
+        for name in added:
+            sup = await self._add(new[name])
+            self.publish("process_created", name, sup.record.id)
+        self.config = config
+        if added:
+            plan = planner.start_transaction(self.specs, [n for n in added if new[n].auto_start]) \
+                if any(new[n].auto_start for n in added) else None
+            if plan is not None:
+                await self._run_start_plan(plan, manual=False)
+        summary = {"added": added, "removed": removed, "changed": changed,
+                   "unchanged": unchanged, "errors": [i.to_dict() for i in config.issues]}
+        self.publish("config_reloaded", None, None, **{k: v for k, v in summary.items()})
+        return summary
+
+    def _is_runtime_created(self, sup: Supervisor) -> bool:
+        return sup.spec.source.file is None
+
+    def _persist(self) -> None:
+        if self.store is None:
+            return
+        from trio_procmgr.config.loader import spec_to_raw
+
+        self.store.save_processes({
+            s.name: {"spec": spec_to_raw(s.spec), "id": s.record.id}
+            for s in self._sups.values()
+            if self._is_runtime_created(s) and not s.spec.transient})
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        from trio_procmgr.engine.stats import collect_stats
+
+        return collect_stats(self.supervisor(ref))
+
+    def logs(self, ref: str, *, lines: int | None = None, stream: str | None = None) -> list[dict[str, Any]]:
+        return self.supervisor(ref).ring.tail(lines, stream)
+
+
+def _start_error(sup: Supervisor) -> errors.ProcMgrError:
+    rec = sup.record
+    if rec.state is S.CONDITION_FAILED:
+        return errors.ConditionFailed(f"process '{sup.name}' not started: {rec.reason}",
+                                      process=sup.name)
+    return errors.SpawnFailed(
+        f"process '{sup.name}' failed to start: {rec.state.value} ({rec.reason})",
+        process=sup.name, state=rec.state.value, reason=rec.reason)

@@ -1,0 +1,179 @@
+"""From a spec to a running child: the exec plan, then the spawn itself.
+
+Why no ``preexec_fn``: it runs Python in the forked child of a threaded process (unsafe)
+and disables vfork. Everything a child needs before exec is expressed through
+``subprocess.Popen``'s own C-level options instead — ``cwd``, ``env``, ``user``,
+``group``, ``extra_groups``, ``start_new_session``, ``pass_fds``, ``close_fds`` — and:
+
+* cgroup placement: the daemon moves *itself* into the service's cgroup around the
+  synchronous ``Popen`` call (``ServiceCgroup.spawn_context``), so the child is born in
+  its cgroup and runs no instruction outside it; single-threaded Trio code runs nothing
+  else in between;
+* ambient capabilities: the command is exec'd through util-linux ``setpriv``, which
+  raises the inheritable and ambient sets and switches user in C before exec'ing the
+  service (the PID stays the same across that exec).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from trio_procmgr.platform.linux import Credentials, pidfd_open, resolve_credentials
+from trio_procmgr.spec import ProcessSpec
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+_PASSTHROUGH = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "TZ")
+
+
+class SpawnError(Exception):
+    """The child could not be started; ``reason`` is the words for the record."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def base_environment(daemon_env: Mapping[str, str]) -> dict[str, str]:
+    """The clean environment every child starts from (systemd-like, not the daemon's)."""
+    env = {"PATH": daemon_env.get("PATH") or DEFAULT_PATH}
+    for key in _PASSTHROUGH:
+        if key in daemon_env:
+            env[key] = daemon_env[key]
+    return env
+
+
+@dataclass(slots=True)
+class ExecPlan:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    creds: Credentials | None
+    pass_fds: tuple[int, ...] = ()
+    use_setpriv: bool = False
+
+
+def _lookup(command: str, path: str, cwd: str | None) -> str:
+    if "/" in command:
+        full = command if os.path.isabs(command) or cwd is None else os.path.join(cwd, command)
+        return full
+    found = shutil.which(command, path=path)
+    if found is None:
+        raise SpawnError(f"command not found: '{command}' (searched PATH={path})")
+    return found
+
+
+def build_exec_plan(spec: ProcessSpec, *, base_env: Mapping[str, str],
+                    file_env: Mapping[str, str], extra_env: Mapping[str, str] | None = None,
+                    pass_fds: tuple[int, ...] = ()) -> ExecPlan:
+    """Resolve identity, environment and the executable; raise SpawnError with the reason."""
+    try:
+        creds = resolve_credentials(spec.user, spec.group)
+    except LookupError as exc:
+        raise SpawnError(str(exc)) from None
+    env = dict(base_env)
+    if creds is not None:
+        env.update(HOME=creds.home, USER=creds.user, LOGNAME=creds.user, SHELL=creds.shell)
+    env.update(file_env)
+    env.update(spec.env)
+    if extra_env:
+        env.update(extra_env)
+    cwd = spec.working_dir
+    exe = _lookup(spec.command, env.get("PATH", DEFAULT_PATH), cwd)
+    argv = [exe, *spec.args]
+    use_setpriv = bool(spec.ambient_capabilities)
+    if use_setpriv:
+        argv = _setpriv_argv(spec, creds) + argv
+    return ExecPlan(argv=argv, env=env, cwd=cwd, creds=creds, pass_fds=pass_fds,
+                    use_setpriv=use_setpriv)
+
+
+def _setpriv_argv(spec: ProcessSpec, creds: Credentials | None) -> list[str]:
+    setpriv = shutil.which("setpriv", path=DEFAULT_PATH)
+    if setpriv is None:
+        raise SpawnError("ambient_capabilities need util-linux 'setpriv', which is not installed")
+    caps = ",".join("+cap_" + c.lower().removeprefix("cap_") for c in spec.ambient_capabilities)
+    argv = [setpriv, f"--inh-caps={caps}", f"--ambient-caps={caps}"]
+    if creds is not None:
+        argv += [f"--reuid={creds.uid}", f"--regid={creds.gid}"]
+        argv += [f"--groups={','.join(map(str, creds.groups))}"] if creds.groups else ["--clear-groups"]
+    argv.append("--")
+    return argv
+
+
+@dataclass(slots=True)
+class Child:
+    """A spawned main process: its Popen, its pidfd, and the read ends of its pipes."""
+
+    popen: subprocess.Popen[bytes]
+    pid: int
+    pidfd: int | None
+    stdout_fd: int | None
+    stderr_fd: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def close_pidfd(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+
+def _stdio(mode: str) -> tuple[Any, Any, int | None, int | None]:
+    if mode == "capture":
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        return out_w, err_w, out_r, err_r
+    if mode == "inherit":
+        return None, None, None, None
+    return subprocess.DEVNULL, subprocess.DEVNULL, None, None
+
+
+def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
+    """Start the child synchronously (fork/vfork + exec, about a millisecond).
+
+    Runs inside ``cgroup.spawn_context()`` so the child is born in its cgroup. The child
+    gets its own session and process group, /dev/null as stdin, pipes (or the chosen
+    sink) as stdout/stderr, and no fd of ours except ``plan.pass_fds``.
+    Raises SpawnError with the OS reason (missing binary, bad working dir, ...).
+    """
+    out_w, err_w, out_r, err_r = _stdio(log_mode)
+    creds = plan.creds
+    kwargs: dict[str, Any] = {}
+    if creds is not None and not plan.use_setpriv:
+        kwargs.update(user=creds.uid, group=creds.gid, extra_groups=list(creds.groups))
+    try:
+        with cgroup.spawn_context() if cgroup is not None else nullcontext():
+            popen = subprocess.Popen(
+                plan.argv, executable=plan.argv[0], stdin=subprocess.DEVNULL, stdout=out_w,
+                stderr=err_w, cwd=plan.cwd, env=plan.env, close_fds=True,
+                pass_fds=plan.pass_fds, start_new_session=True, **kwargs)
+    except OSError as exc:
+        for fd in (out_r, err_r):
+            if fd is not None:
+                os.close(fd)
+        raise SpawnError(_spawn_reason(exc, plan)) from None
+    except (ValueError, subprocess.SubprocessError) as exc:
+        for fd in (out_r, err_r):
+            if fd is not None:
+                os.close(fd)
+        raise SpawnError(str(exc)) from None
+    finally:
+        for fd in (out_w, err_w):
+            if isinstance(fd, int) and fd >= 0:
+                os.close(fd)
+    return Child(popen=popen, pid=popen.pid, pidfd=pidfd_open(popen.pid),
+                 stdout_fd=out_r, stderr_fd=err_r)
+
+
+def _spawn_reason(exc: OSError, plan: ExecPlan) -> str:
+    from trio_procmgr.platform.linux import errno_reason
+
+    what = errno_reason(exc)
+    if plan.cwd is not None and exc.filename == plan.cwd:
+        return f"working directory '{plan.cwd}': {what}"
+    target = exc.filename or plan.argv[0]
+    return f"cannot execute '{target}': {what}"

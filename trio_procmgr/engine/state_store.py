@@ -1,0 +1,135 @@
+"""What the daemon keeps on disk in its state dir.
+
+* ``processes.json``: processes created at run time (not ``transient``), so they come
+  back after a daemon restart.
+* ``runtime.json``: the PID and kernel start time of every running main process, so a
+  daemon that was SIGKILLed can find and stop what it left behind even without cgroups
+  (the start time tells a live service from an unrelated process that reused the PID).
+
+Every write is atomic: a temp file in the same directory, fsync, rename, fsync of the
+directory. A crash or a full disk leaves either the old file or the new one, never a
+torn one; a write that fails is logged and the old file stays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any, Callable, Iterator, Mapping
+
+from trio_procmgr.platform.linux import process_start_time
+from trio_procmgr.spec import ProcessSpec
+
+log = logging.getLogger("trio_procmgr.state")
+
+
+def atomic_write_json(path: str, data: Any) -> None:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.error("ignoring unreadable state file %s: %s", path, exc)
+        return None
+
+
+class StateStore:
+    def __init__(self, state_dir: str) -> None:
+        self.dir = state_dir
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        self.processes_path = os.path.join(state_dir, "processes.json")
+        self.runtime_path = os.path.join(state_dir, "runtime.json")
+        self._last_runtime: dict[str, Any] | None = None
+        self._start_times: dict[int, int | None] = {}
+
+    def save_processes(self, entries: Mapping[str, Any]) -> None:
+        try:
+            atomic_write_json(self.processes_path, {"version": 1, "processes": dict(entries)})
+        except OSError as exc:
+            log.error("could not persist runtime-created processes: %s", exc)
+
+    def load_processes(self, parse: Callable[..., ProcessSpec]) -> Iterator[ProcessSpec]:
+        data = read_json(self.processes_path) or {}
+        for name, entry in (data.get("processes") or {}).items():
+            try:
+                yield parse(name, entry["spec"])
+            except Exception as exc:  # a bad entry must not stop the others
+                log.error("state: cannot restore process '%s': %s", name, exc)
+
+    def save_runtime(self, pids: Mapping[str, int], now: bool = False) -> None:
+        times = {pid: self._start_times.get(pid) or process_start_time(pid)
+                 for pid in pids.values()}
+        self._start_times = times
+        entries = {name: {"pid": pid, "start_time": times[pid]} for name, pid in pids.items()}
+        if entries == self._last_runtime:
+            return
+        self._last_runtime = entries
+        try:
+            atomic_write_json(self.runtime_path, {"version": 1, "daemon_pid": os.getpid(),
+                                                  "processes": entries})
+        except OSError as exc:
+            log.error("could not record running processes: %s", exc)
+
+    def stop_leftover_pids(self, timeout: float = 5.0) -> list[str]:
+        """Kill the process groups of main PIDs a dead predecessor recorded (if still theirs)."""
+        data = read_json(self.runtime_path) or {}
+        if data.get("daemon_pid") == os.getpid():
+            return []
+        notes = []
+        victims = []
+        for name, entry in (data.get("processes") or {}).items():
+            pid, started = entry.get("pid"), entry.get("start_time")
+            if not pid or started is None or process_start_time(pid) != started:
+                continue
+            notes.append(f"stopping '{name}' (pid {pid}) left running by a previous daemon")
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    continue
+            victims.append((pid, started))
+        deadline = time.monotonic() + timeout
+        while victims and time.monotonic() < deadline:
+            victims = [(p, s) for p, s in victims if process_start_time(p) == s
+                       and not _is_zombie(p)]
+            if victims:
+                time.sleep(0.01)
+        return notes
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return True
+    return data[data.rindex(")") + 2] == "Z"

@@ -1,0 +1,573 @@
+"""One managed process: its spec, its record, its supervision nursery.
+
+A :class:`Supervisor` is an actor. Its ``run`` task owns the process's nursery; every
+request (start, stop, pause, update ...) and every internal event (the child exited, a
+backoff elapsed, a readiness timeout) arrives in one inbox and is handled in order, so
+the record is only ever mutated by this task. Each running instance of the child has
+its own cancel scope inside that nursery holding the pidfd waiter, the output pumps and
+(added by later features) probes, watchdog and readiness listeners; stopping cancels it
+as a unit once the stop sequence has finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import trio
+
+from trio_procmgr import errors
+from trio_procmgr.engine import runtime_files
+from trio_procmgr.engine.spawner import Child, SpawnError, build_exec_plan, spawn
+from trio_procmgr.logs import LogRing, pump
+from trio_procmgr.platform.linux import (ExitStatus, process_group_alive, reap_pidfd,
+                                         signal_group, signal_pid, wait_pidfd)
+from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
+from trio_procmgr.spec import ProcessSpec
+from trio_procmgr.states import ACTIVE_STATES, Record, State, apply_transition
+
+if TYPE_CHECKING:
+    from trio_procmgr.engine.manager import ProcessManager
+
+log = logging.getLogger("trio_procmgr.supervisor")
+S = State
+
+
+@dataclass(eq=False)
+class Instance:
+    """One run of the child, from spawn to reaped exit."""
+
+    child: Child
+    started_mono: float
+    pgid: int
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    exited: trio.Event = field(default_factory=trio.Event)
+    status: ExitStatus | None = None
+    stop_requested: bool = False
+    failure_reason: str | None = None
+    ready: bool = False
+    healthy_seen: bool = False
+    main_pid: int = 0
+    paused: bool = False
+    nursery: trio.Nursery | None = None
+    pending: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.main_pid = self.child.pid
+
+
+@dataclass
+class _Request:
+    op: str
+    args: dict[str, Any]
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Supervisor:
+    def __init__(self, manager: "ProcessManager", spec: ProcessSpec,
+                 record: Record | None = None) -> None:
+        self.manager = manager
+        self.spec = spec
+        self.record = record or Record(name=spec.name, created_at=time.time())
+        self.limiter = StartLimiter(spec.start_limit_burst, spec.start_limit_interval)
+        self.failures = 0
+        self.instance: Instance | None = None
+        self.ring = LogRing(spec.log.ring_lines, spec.log.ring_bytes)
+        self.cgroup = None
+        self.enforcement: dict[str, Any] = {}
+        self.extras: dict[str, Any] = {}
+        self._send, self._recv = trio.open_memory_channel[Any](math.inf)
+        self._changed = trio.lowlevel.ParkingLot()
+        self._backoff_scope: trio.CancelScope | None = None
+        self.nursery: trio.Nursery | None = None
+        self.closed = trio.Event()
+        # Seams for readiness protocols and probes (notify, forking, health, watchdog):
+        # each is called with (supervisor, instance, nursery) when an instance starts.
+        self.instance_hooks: list[Callable[["Supervisor", Instance, trio.Nursery], None]] = []
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """The actor: owns the process nursery until the process is deleted."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.nursery = nursery
+                task_status.started()
+                async for msg in self._recv:
+                    if msg is None:
+                        break
+                    await self._dispatch(msg)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.closed.set()
+
+    async def request(self, op: str, **args: Any) -> Any:
+        """Ask the actor to do ``op`` and wait for its answer (errors re-raised here)."""
+        if self.closed.is_set():
+            raise errors.ProcessNotFound(f"process '{self.name}' was deleted", process=self.name)
+        req = _Request(op, args)
+        self._send.send_nowait(req)
+        await req.done.wait()
+        if req.error is not None:
+            raise req.error
+        return req.result
+
+    def post(self, op: str, **args: Any) -> None:
+        """Queue an internal event for the actor (no answer)."""
+        if not self.closed.is_set():
+            self._send.send_nowait(_Request(op, args))
+
+    def close(self) -> None:
+        self._send.send_nowait(None)
+
+    async def _dispatch(self, req: _Request) -> None:
+        handler: Callable[..., Awaitable[Any]] = getattr(self, f"_on_{req.op}")
+        try:
+            req.result = await handler(**req.args)
+        except errors.ProcMgrError as exc:
+            req.error = exc
+        except Exception as exc:  # a bug must not kill the actor: report it as INTERNAL
+            log.exception("process %s: %s failed", self.name, req.op)
+            req.error = errors.Internal(f"{req.op} of '{self.name}' failed: {exc!r}")
+        finally:
+            req.done.set()
+
+    def _transition(self, new: State, reason: str) -> None:
+        event = apply_transition(self.record, new, reason, time.time())
+        self.manager.publish(**event)
+        log.info("process %s: %s -> %s (%s)", self.name, event["from"], event["to"], reason,
+                 extra={"process": self.name, "state": new.value})
+        self._changed.unpark_all()
+
+    async def wait_until(self, predicate: Callable[["Supervisor"], bool],
+                         timeout: float | None = None) -> bool:
+        """Wait until ``predicate(self)`` holds after some transition; False on timeout."""
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            while not predicate(self):
+                await self._changed.park()
+            return True
+        return False
+
+    def notify_changed(self) -> None:
+        self._changed.unpark_all()
+
+    # ------------------------------------------------------------------ start
+    async def _on_start(self, manual: bool = True, automatic: bool = False) -> dict[str, Any]:
+        st = self.record.state
+        if st in (S.RUNNING, S.STARTING, S.PAUSED):
+            raise errors.AlreadyRunning(f"process '{self.name}' is already {st.value}",
+                                        process=self.name, state=st.value)
+        if st is S.STOPPING:
+            raise errors.InvalidState(f"process '{self.name}' is stopping; retry when stopped",
+                                      process=self.name, state=st.value)
+        self._cancel_backoff()
+        if manual:
+            if st is S.CRASHED:
+                self.limiter.reset()
+            self.failures = 0
+        await self._launch(automatic=automatic)
+        return self.record.to_dict()
+
+    async def _launch(self, *, automatic: bool) -> None:
+        spec = self.spec
+        ok, why = self.manager.check_conditions(spec)
+        if not ok:
+            self._transition(S.CONDITION_FAILED, why)
+            self.manager.publish("condition_failed", self.name, self.record.id, reason=why)
+            if not automatic:
+                raise errors.ConditionFailed(f"process '{self.name}' not started: {why}",
+                                             process=self.name, condition=why)
+            return
+        now = time.time()
+        try:
+            plan, extra_fds = self.manager.prepare_exec(self)
+        except SpawnError as exc:
+            self._start_failed(exc.reason, automatic, now)
+            return
+        self.limiter.record(now)
+        self.record.runs += 1
+        if automatic:
+            self.record.restarts += 1
+        self.record.started_at = now
+        self.record.ended_at = None
+        self.record.exit_code = self.record.exit_signal = None
+        self.record.status_text = ""
+        self._transition(S.STARTING, "spawning")
+        try:
+            child = spawn(plan, log_mode=spec.log.mode, cgroup=self.cgroup)
+        except SpawnError as exc:
+            self._exit_without_child(exc.reason, automatic)
+            return
+        finally:
+            self.manager.after_spawn(self, extra_fds)
+        inst = Instance(child=child, started_mono=trio.current_time(), pgid=child.pid)
+        self.instance = inst
+        self.record.pid = child.pid
+        self.manager.track(child.pid)
+        self.manager.publish("process_started", self.name, self.record.id, pid=child.pid,
+                             run=self.record.runs)
+        runtime_files.write_pidfile(spec, child.pid)
+        assert self.nursery is not None
+        self.nursery.start_soon(self._run_instance, inst)
+        if spec.process_type == "simple":
+            inst.ready = True
+            self._transition(S.RUNNING, "started")
+        elif spec.process_type == "oneshot":
+            self._arm_start_timeout(inst)
+        # notify / forking readiness is driven by their instance hooks.
+        self.manager.save_runtime()
+
+    def _start_failed(self, reason: str, automatic: bool, now: float) -> None:
+        """Preparation failed before any spawn (env file, unknown user, no binary)."""
+        self.limiter.record(now)
+        self.record.runs += 1
+        if automatic:
+            self.record.restarts += 1
+        self.record.started_at = now
+        self._transition(S.STARTING, "spawning")
+        self._exit_without_child(reason, automatic)
+
+    def _exit_without_child(self, reason: str, automatic: bool) -> None:
+        self.record.ended_at = time.time()
+        self.record.pid = None
+        self.manager.publish("process_exited", self.name, self.record.id, exit_code=None,
+                             exit_signal=None, reason=reason)
+        self._after_failure(succeeded=False, reason=f"spawn failed: {reason}", ran_for=0.0)
+        if not automatic:
+            raise errors.SpawnFailed(f"cannot start '{self.name}': {reason}",
+                                     process=self.name, reason=reason)
+
+    def _arm_start_timeout(self, inst: Instance) -> None:
+        timeout = self.spec.timeout_start_sec
+
+        async def expire() -> None:
+            await trio.sleep(timeout)
+            self.post("start_timeout", inst=inst)
+
+        if timeout > 0:
+            inst_nursery_start(inst, expire)
+
+    async def _on_start_timeout(self, inst: Instance) -> None:
+        if inst is not self.instance or inst.ready or inst.exited.is_set():
+            return
+        inst.failure_reason = f"start timeout: not ready within {self.spec.timeout_start_sec:g}s"
+        await self._kill_instance(inst, for_failure=True)
+
+    def mark_ready(self, inst: Instance, reason: str = "ready") -> None:
+        """Called by readiness protocols (notify READY=1, forking parent exit)."""
+        if inst is not self.instance or inst.ready:
+            return
+        inst.ready = True
+        if self.record.state is S.STARTING:
+            self._transition(S.RUNNING, reason)
+
+    async def _run_instance(self, inst: Instance) -> None:
+        """The instance's task tree: waiter, pumps, hooks; cancelled as a unit on stop."""
+        with inst.scope:
+            async with trio.open_nursery() as nursery:
+                inst.nursery = nursery
+                for fd, stream in ((inst.child.stdout_fd, "stdout"), (inst.child.stderr_fd, "stderr")):
+                    if fd is not None:
+                        nursery.start_soon(pump, fd, stream, self._log_line)
+                inst.child.stdout_fd = inst.child.stderr_fd = None
+                for hook in self.instance_hooks + self.manager.instance_hooks:
+                    hook(self, inst, nursery)
+                for fn in inst.pending:
+                    nursery.start_soon(fn)
+                inst.pending.clear()
+                await self._wait_exit(inst)
+                self.post("exited", inst=inst)
+                # Pumps run on until the pipes close (every writer gone); a stop
+                # cancels this scope once the whole service is down.
+
+    async def _wait_exit(self, inst: Instance) -> None:
+        child = inst.child
+        try:
+            if child.pidfd is not None:
+                await wait_pidfd(child.pidfd)
+            rc = child.popen.wait() if child.pidfd is not None else await trio.to_thread.run_sync(child.popen.wait)
+        finally:
+            self.manager.untrack(child.pid)
+            child.close_pidfd()
+        inst.status = ExitStatus.from_returncode(rc)
+        inst.exited.set()
+
+    def _log_line(self, stream: str, line: str, now: float) -> None:
+        self.ring.append(stream, line, now)
+        self.manager.on_log_line(self, stream, line, now)
+
+    # ------------------------------------------------------------------ exits
+    async def _on_exited(self, inst: Instance) -> None:
+        if inst is not self.instance or inst.stop_requested:
+            return
+        status = inst.status
+        assert status is not None
+        await self._terminate_rest(inst)
+        self._clear_instance(inst)
+        self.record.exit_code, self.record.exit_signal = status.code, status.signal
+        succeeded = inst.failure_reason is None and is_success(self.spec, status.code, status.signal)
+        reason = inst.failure_reason or describe_exit(status.code, status.signal)
+        if self.spec.process_type == "oneshot" and not inst.ready and succeeded:
+            inst.ready = True
+        self.manager.publish("process_exited", self.name, self.record.id,
+                             exit_code=status.code, exit_signal=status.signal, reason=reason)
+        ran_for = trio.current_time() - inst.started_mono
+        self._after_failure(succeeded=succeeded, reason=reason, ran_for=ran_for,
+                            healthy=inst.healthy_seen)
+
+    def _after_failure(self, *, succeeded: bool, reason: str, ran_for: float,
+                       healthy: bool = False) -> None:
+        """SPEC §3.2 steps 2–5: settle to exited/failed, then backoff or crashed."""
+        if stable_run(self.spec, ran_for, healthy):
+            self.failures = 0
+        self.failures += 1
+        self._transition(S.EXITED if succeeded else S.FAILED, reason)
+        decision = decide(self.spec, succeeded=succeeded, failure_reason=reason,
+                          consecutive_failures=self.failures, limiter=self.limiter,
+                          now=time.time())
+        if decision.start_limit_hit:
+            self.manager.publish("start_limit_hit", self.name, self.record.id,
+                                 burst=self.spec.start_limit_burst,
+                                 interval=self.spec.start_limit_interval)
+        if decision.state in (S.EXITED, S.FAILED):
+            self.manager.on_process_down(self, requested=False)
+            self.manager.save_runtime()
+            return
+        if decision.restart:
+            self.record.next_restart_at = time.time() + decision.delay
+            self._transition(S.BACKOFF, decision.reason)
+            self.manager.publish("restart_scheduled", self.name, self.record.id,
+                                 delay=decision.delay, at=self.record.next_restart_at)
+            self._schedule_restart(decision.delay)
+        else:
+            self._transition(decision.state, decision.reason)
+        self.manager.on_process_down(self, requested=False)
+        self.manager.save_runtime()
+
+    def _schedule_restart(self, delay: float) -> None:
+        scope = trio.CancelScope()
+        self._backoff_scope = scope
+
+        async def timer() -> None:
+            with scope:
+                await trio.sleep(delay)
+                self.post("backoff_elapsed", scope=scope)
+
+        assert self.nursery is not None
+        self.nursery.start_soon(timer)
+
+    def _cancel_backoff(self) -> None:
+        if self._backoff_scope is not None:
+            self._backoff_scope.cancel()
+            self._backoff_scope = None
+
+    async def _on_backoff_elapsed(self, scope: trio.CancelScope) -> None:
+        if scope is not self._backoff_scope or self.record.state is not S.BACKOFF:
+            return
+        self._backoff_scope = None
+        await self.manager.restart_automatically(self)
+
+    async def _on_launch_automatic(self) -> None:
+        if self.record.state is S.BACKOFF:
+            await self._launch(automatic=True)
+
+    def _clear_instance(self, inst: Instance) -> None:
+        if self.instance is inst:
+            self.instance = None
+        self.record.pid = None
+        self.record.ended_at = time.time()
+        runtime_files.remove_pidfile(self.spec)
+        inst.scope.cancel()
+
+    # ------------------------------------------------------------------ stop
+    async def _on_stop(self, reason: str = "stopped on request") -> dict[str, Any]:
+        st = self.record.state
+        if st is S.BACKOFF or (self.instance is None and st in (S.EXITED, S.FAILED, S.CRASHED,
+                                                                S.CONDITION_FAILED)):
+            self._cancel_backoff()
+            self._transition(S.STOPPED, reason)
+            self.manager.on_process_down(self, requested=True)
+            return self.record.to_dict()
+        inst = self.instance
+        if inst is None:
+            raise errors.NotRunning(f"process '{self.name}' is not running (state {st.value})",
+                                    process=self.name, state=st.value)
+        inst.stop_requested = True
+        self._transition(S.STOPPING, reason)
+        await self._stop_sequence(inst)
+        status = inst.status
+        self._clear_instance(inst)
+        if status is not None:
+            self.record.exit_code, self.record.exit_signal = status.code, status.signal
+            self.manager.publish("process_exited", self.name, self.record.id,
+                                 exit_code=status.code, exit_signal=status.signal,
+                                 reason=reason)
+        runtime_files.remove_runtime_dirs(self.spec, self.manager.runtime_root)
+        self._transition(S.STOPPED, reason)
+        self.manager.on_process_down(self, requested=True)
+        self.manager.save_runtime()
+        return self.record.to_dict()
+
+    def effective_kill_mode(self) -> str:
+        mode = self.spec.kill_mode
+        if self.cgroup is None and mode == "control-group":
+            return "process-group"
+        return mode
+
+    def _send_stop_signal(self, inst: Instance, sig: int) -> None:
+        mode = self.effective_kill_mode()
+        if mode == "control-group":
+            self.cgroup.signal(sig)
+        elif mode == "process-group":
+            signal_group(inst.pgid, sig)
+        else:  # process, mixed: the main process only
+            signal_pid(inst.main_pid, sig)
+        if inst.paused:
+            self._thaw(inst)
+
+    def _service_alive(self, inst: Instance) -> bool:
+        mode = self.effective_kill_mode()
+        if mode == "process":
+            return not inst.exited.is_set()
+        if self.cgroup is not None and mode in ("control-group", "mixed"):
+            return not self.cgroup.is_empty()
+        return not inst.exited.is_set() or process_group_alive(inst.pgid)
+
+    async def _wait_service_gone(self, inst: Instance, timeout: float) -> bool:
+        with trio.move_on_after(timeout):
+            await inst.exited.wait()
+            while self._service_alive(inst):
+                await self.manager.reaper.wait_change()
+            return True
+        return False
+
+    async def _stop_sequence(self, inst: Instance) -> None:
+        """kill_signal -> wait timeout_stop_sec -> SIGKILL; leaves no process behind."""
+        self._send_stop_signal(inst, self.spec.kill_signal)
+        if self.spec.kill_mode == "mixed":
+            with trio.move_on_after(self.spec.timeout_stop_sec):
+                await inst.exited.wait()
+            self._kill_all(inst)
+        elif not await self._wait_service_gone(inst, self.spec.timeout_stop_sec):
+            self._kill_all(inst)
+        if not await self._wait_service_gone(inst, 10.0):
+            raise errors.TerminateFailed(
+                f"process '{self.name}' survived SIGKILL for 10s", process=self.name)
+
+    def _kill_all(self, inst: Instance) -> None:
+        mode = self.effective_kill_mode()
+        if self.cgroup is not None and mode in ("control-group", "mixed"):
+            self.cgroup.kill()
+        elif mode in ("process-group", "mixed", "control-group"):
+            signal_group(inst.pgid, signal.SIGKILL)
+        else:
+            signal_pid(inst.main_pid, signal.SIGKILL)
+        self._thaw(inst)
+
+    async def _terminate_rest(self, inst: Instance) -> None:
+        """After the main process died on its own, end what it left in its cgroup/group."""
+        if self.effective_kill_mode() == "process" or not self._service_alive(inst):
+            return
+        self._send_stop_signal(inst, self.spec.kill_signal)
+        if not await self._wait_service_gone(inst, min(self.spec.timeout_stop_sec, 5.0)):
+            self._kill_all(inst)
+            await self._wait_service_gone(inst, 10.0)
+
+    async def _kill_instance(self, inst: Instance, *, for_failure: bool) -> None:
+        """Kill a misbehaving instance (timeout, watchdog, health); its exit is a failure."""
+        if for_failure and self.spec.watchdog_sec and inst.failure_reason == "watchdog":
+            sig = signal.SIGABRT
+        else:
+            sig = self.spec.kill_signal
+        self._send_stop_signal(inst, sig)
+        if not await self._wait_service_gone(inst, self.spec.timeout_stop_sec):
+            self._kill_all(inst)
+
+    async def _on_kill_for_failure(self, inst: Instance, reason: str) -> None:
+        if inst is not self.instance or inst.exited.is_set():
+            return
+        inst.failure_reason = reason
+        await self._kill_instance(inst, for_failure=True)
+
+    # ------------------------------------------------------------------ pause
+    async def _on_pause(self) -> dict[str, Any]:
+        inst = self.instance
+        if inst is None or self.record.state is not S.RUNNING:
+            raise errors.InvalidState(
+                f"process '{self.name}' can only be paused while running "
+                f"(state {self.record.state.value})", process=self.name)
+        if self.cgroup is not None:
+            mech = self.cgroup.freeze()
+        else:
+            signal_group(inst.pgid, signal.SIGSTOP)
+            mech = "SIGSTOP to the process group"
+        inst.paused = True
+        self._transition(S.PAUSED, f"paused ({mech})")
+        return self.record.to_dict()
+
+    def _thaw(self, inst: Instance) -> None:
+        if not inst.paused:
+            return
+        if self.cgroup is not None:
+            self.cgroup.thaw()
+        else:
+            signal_group(inst.pgid, signal.SIGCONT)
+        inst.paused = False
+
+    async def _on_resume(self) -> dict[str, Any]:
+        inst = self.instance
+        if inst is None or self.record.state is not S.PAUSED:
+            raise errors.InvalidState(
+                f"process '{self.name}' is not paused (state {self.record.state.value})",
+                process=self.name)
+        self._thaw(inst)
+        self._transition(S.RUNNING, "resumed")
+        return self.record.to_dict()
+
+    # ------------------------------------------------------------------ update / delete
+    async def _on_replace_spec(self, spec: ProcessSpec) -> None:
+        self.spec = spec
+        self.limiter.configure(spec.start_limit_burst, spec.start_limit_interval)
+        self.ring.max_lines, self.ring.max_bytes = spec.log.ring_lines, spec.log.ring_bytes
+        if self.cgroup is not None and self.instance is not None:
+            self.enforcement = self.cgroup.apply(spec.resources)
+        self.manager.on_spec_replaced(self)
+
+    async def _on_call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``fn`` inside the actor (serialised with every other request)."""
+        return await fn()
+
+    def is_active(self) -> bool:
+        return self.record.state in ACTIVE_STATES
+
+    def is_up(self, require_healthy: bool = False) -> bool:
+        """Up for dependants: running, or a oneshot that exited successfully.
+
+        With ``require_healthy`` (the dependant's ``wait_healthy``) a process with a
+        health check only counts once it is healthy.
+        """
+        st = self.record.state
+        if self.spec.process_type == "oneshot":
+            return st is S.EXITED
+        if st is not S.RUNNING:
+            return False
+        if self.spec.health_check is not None and require_healthy:
+            return self.record.health == "healthy"
+        return True
+
+
+def inst_nursery_start(inst: Instance, fn: Callable[[], Awaitable[None]]) -> None:
+    """Start ``fn`` inside the instance's own nursery (or as soon as it exists)."""
+    if inst.nursery is not None:
+        inst.nursery.start_soon(fn)
+    else:
+        inst.pending.append(fn)

@@ -1,0 +1,132 @@
+"""Capture of a child's output: pumps that always drain, and a bounded ring of lines.
+
+A pump reads a pipe until EOF no matter what, so a child never blocks on a full pipe.
+Bytes are split into lines; a line longer than ``MAX_LINE`` is cut into pieces (no
+loss, no unbounded buffer); invalid UTF-8 is kept with replacement characters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any, Callable, Iterator
+
+import trio
+
+MAX_LINE = 64 * 1024
+READ_SIZE = 64 * 1024
+
+
+class LogRing:
+    """The last lines of a process, bounded both in count and in bytes.
+
+    The deque is allocated on the first line, so idle processes cost nothing.
+    """
+
+    __slots__ = ("max_lines", "max_bytes", "_lines", "_bytes", "total", "_lot")
+
+    def __init__(self, max_lines: int = 1000, max_bytes: int = 1024 * 1024) -> None:
+        self.max_lines = max_lines
+        self.max_bytes = max_bytes
+        self._lines: deque[tuple[float, str, str]] | None = None
+        self._bytes = 0
+        self.total = 0
+        self._lot: trio.lowlevel.ParkingLot | None = None
+
+    def append(self, stream: str, line: str, now: float) -> None:
+        if self._lines is None:
+            self._lines = deque()
+        self._lines.append((now, stream, line))
+        self._bytes += len(line)
+        self.total += 1
+        while self._lines and (len(self._lines) > self.max_lines or self._bytes > self.max_bytes):
+            _, _, old = self._lines.popleft()
+            self._bytes -= len(old)
+        if self._lot is not None:
+            self._lot.unpark_all()
+
+    def tail(self, n: int | None = None, stream: str | None = None) -> list[dict[str, Any]]:
+        if not self._lines:
+            return []
+        items = [e for e in self._lines if stream is None or e[1] == stream]
+        if n is not None:
+            items = items[-n:] if n > 0 else []
+        return [{"time": t, "stream": s, "line": line} for t, s, line in items]
+
+    def since(self, total_seen: int) -> Iterator[tuple[float, str, str]]:
+        """Lines appended after the ring had ``total_seen`` lines in all (for followers)."""
+        if not self._lines:
+            return iter(())
+        new = self.total - total_seen
+        if new <= 0:
+            return iter(())
+        items = list(self._lines)
+        return iter(items[-min(new, len(items)):])
+
+    async def wait_new(self) -> None:
+        if self._lot is None:
+            self._lot = trio.lowlevel.ParkingLot()
+        await self._lot.park()
+
+
+class LineSplitter:
+    """Bytes in, complete lines out; keeps the partial tail for the next chunk."""
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.max_line = max_line
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._buf += data
+        lines: list[bytes] = []
+        while True:
+            idx = self._buf.find(b"\n")
+            if idx < 0:
+                break
+            lines.append(bytes(self._buf[:idx]))
+            del self._buf[:idx + 1]
+        while len(self._buf) >= self.max_line:
+            lines.append(bytes(self._buf[:self.max_line]))
+            del self._buf[:self.max_line]
+        return [piece for line in lines for piece in _pieces(line, self.max_line)]
+
+    def flush(self) -> list[bytes]:
+        if not self._buf:
+            return []
+        rest = bytes(self._buf)
+        self._buf.clear()
+        return list(_pieces(rest, self.max_line))
+
+
+def _pieces(line: bytes, n: int) -> Iterator[bytes]:
+    if len(line) <= n:
+        yield line
+        return
+    for i in range(0, len(line), n):
+        yield line[i:i + n]
+
+
+LineSink = Callable[[str, str, float], None]
+
+
+async def pump(fd: int, stream: str, sink: LineSink) -> None:
+    """Drain ``fd`` until EOF, handing each decoded line to ``sink(stream, line, now)``.
+
+    Owns ``fd`` and closes it. Cancellation stops the pump (the fd is closed, so a child
+    still writing gets EPIPE/SIGPIPE rather than blocking forever).
+    """
+    splitter = LineSplitter()
+    stream_obj = trio.lowlevel.FdStream(fd)
+    try:
+        async with stream_obj:
+            while True:
+                data = await stream_obj.receive_some(READ_SIZE)
+                now = time.time()
+                if not data:
+                    for line in splitter.flush():
+                        sink(stream, line.decode("utf-8", "replace"), now)
+                    return
+                for line in splitter.feed(data):
+                    sink(stream, line.decode("utf-8", "replace"), now)
+    except trio.BrokenResourceError:
+        return
