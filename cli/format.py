@@ -43,10 +43,10 @@ def local_timestamp(epoch: float | None, *, millis: bool = False) -> str:
     """Local time as ``YYYY-MM-DD HH:MM:SS`` (``.mmm`` with ``millis``), ``-`` when unset."""
     if epoch is None:
         return DASH
-    text = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
-    if millis:
-        text += f".{int((epoch % 1) * 1000):03d}"
-    return text
+    if not millis:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+    seconds, ms = divmod(round(epoch * 1000), 1000)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) + f".{ms:03d}"
 
 
 def human_size(count: float | None) -> str:
