@@ -137,7 +137,7 @@ def _read_or(path: str, default: str | None = None) -> str | None:
 
 def _write(path: str, text: str) -> None:
     """One write(2) call, as cgroupfs expects (a buffered writer may split it)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         os.write(fd, text.encode())
     finally:
@@ -295,13 +295,13 @@ class CgroupManager:
             remaining = self.leftovers()
             if not remaining:
                 break
-            if time.monotonic() > deadline:
-                raise TerminateFailed(
-                    "processes of a previous daemon instance survived SIGKILL; refusing to "
-                    "start services next to them", instance=self.instance, leftovers=remaining)
             for home in self._homes.values():
                 for path in _service_dirs(os.path.join(home, self.instance)):
                     _kill_dir(path)
+            if time.monotonic() >= deadline:
+                raise TerminateFailed(
+                    "processes of a previous daemon instance survived SIGKILL; refusing to "
+                    "start services next to them", instance=self.instance, leftovers=remaining)
             time.sleep(0.01)
         for home in self._homes.values():
             _remove_tree(os.path.join(home, self.instance), keep=SUPERVISOR_SCOPE)
