@@ -1,0 +1,109 @@
+"""Length-prefixed msgpack frames (RPC.md §1), sans-IO.
+
+A frame is a 4-byte big-endian length N (1 <= N <= max_frame) followed by N bytes holding
+exactly one msgpack value. :class:`FrameDecoder` is fed bytes and hands out values; it
+rejects an oversized announced length as soon as the 4-byte header is in, before any of
+the body is buffered, so a peer cannot make us allocate more than ``max_frame``.
+
+Imports only ``struct`` and ``msgpack``: the blocking client shares this module.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+
+HEADER = struct.Struct(">I")
+DEFAULT_MAX_FRAME = 8 * 1024 * 1024
+
+
+class FramingError(Exception):
+    """The peer sent bytes that are not a valid frame (its fault: answer PROTOCOL_ERROR)."""
+
+    code = "PROTOCOL_ERROR"
+
+
+class FrameTooLarge(FramingError):
+    """A frame longer than the receiver's (or, when sending, the peer's) maximum."""
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+#: Returned by :meth:`FrameDecoder.next_frame` when no complete frame is buffered.
+NEED_DATA: Any = _NeedData()
+
+
+def _reject_ext(code: int, data: bytes) -> Any:
+    raise FramingError(f"msgpack extension type {code} is not part of the protocol")
+
+
+def pack(value: Any) -> bytes:
+    """msgpack bytes of ``value`` (str as str, bytes as bin)."""
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def unpack(body: bytes) -> Any:
+    """Exactly one msgpack value from ``body``; raises FramingError otherwise."""
+    try:
+        return msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True,
+                               ext_hook=_reject_ext, timestamp=0)
+    except FramingError:
+        raise
+    except msgpack.ExtraData as exc:
+        raise FramingError("frame holds more than one msgpack value") from exc
+    except Exception as exc:  # msgpack raises ValueError, TypeError, UnicodeDecodeError...
+        raise FramingError(f"frame body is not valid msgpack: {exc}") from exc
+
+
+def encode_frame(value: Any, max_frame: int | None = None) -> bytes:
+    """The frame carrying ``value``; raises FrameTooLarge if it exceeds ``max_frame``."""
+    body = pack(value)
+    if max_frame is not None and len(body) > max_frame:
+        raise FrameTooLarge(f"frame of {len(body)} bytes exceeds the peer's maximum of {max_frame}")
+    return HEADER.pack(len(body)) + body
+
+
+class FrameDecoder:
+    """Bytes in, msgpack values out. Holds at most one partial frame plus what was fed."""
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos and self._pos == len(self._buf):
+            self._buf.clear()
+            self._pos = 0
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet consumed as a whole frame (non-zero at EOF = truncated)."""
+        return len(self._buf) - self._pos
+
+    def next_frame(self) -> Any:
+        """The next complete value, or NEED_DATA; raises FramingError for a bad frame."""
+        available = len(self._buf) - self._pos
+        if available < HEADER.size:
+            return NEED_DATA
+        (length,) = HEADER.unpack_from(self._buf, self._pos)
+        if length == 0:
+            raise FramingError("zero-length frame")
+        if length > self.max_frame:
+            raise FrameTooLarge(f"announced frame of {length} bytes exceeds the maximum of "
+                                f"{self.max_frame}")
+        if available < HEADER.size + length:
+            return NEED_DATA
+        start = self._pos + HEADER.size
+        body = bytes(self._buf[start:start + length])
+        self._pos = start + length
+        if self._pos > 65536 and self._pos * 2 > len(self._buf):
+            del self._buf[:self._pos]
+            self._pos = 0
+        return unpack(body)

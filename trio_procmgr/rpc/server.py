@@ -1,0 +1,650 @@
+"""The RPC server: a Trio shell around :mod:`trio_procmgr.rpc.protocol`.
+
+What it guarantees:
+
+* One task tree per connection: the reader, plus one task per in-flight call, each in its
+  own cancel scope, so FINISH cancels exactly that call and a closed connection cancels
+  all of them. Nothing a client sends can raise out of its connection's tree: malformed
+  input gets ABORT(PROTOCOL_ERROR) and that connection closes; other clients never notice.
+* Every CALL is validated against the schema (marshmallow) before the engine sees it;
+  the answer to a bad one is INVALID_ARGUMENT naming the field.
+* Peer credentials (SO_PEERCRED) are read for every Unix connection: root and members of
+  ``admin_group`` may call mutating methods, everyone else gets PERMISSION_DENIED for them.
+  TCP clients must present the bearer token in BOOTSTRAP and then act as admins.
+* Streams (watch, logs follow) read from bounded subscriptions: a slow client loses
+  items (told by a ``lost`` item), it never stalls the engine.
+"""
+
+from __future__ import annotations
+
+import grp
+import hmac
+import ipaddress
+import logging
+import os
+import pwd
+import socket as stdsocket
+import stat
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+import trio_procmgr
+from dd_procmgr_rpc_schema.codec import default_codec
+from dd_procmgr_rpc_schema.loader import SCHEMA_PATH, Schemas, validation_summary
+from trio_procmgr import errors
+from trio_procmgr.rpc import protocol as P
+from trio_procmgr.rpc.framing import DEFAULT_MAX_FRAME, FrameTooLarge
+
+log = logging.getLogger("trio_procmgr.rpc")
+
+MAX_STREAM_QUEUE = 100_000
+
+
+@dataclass(slots=True)
+class Peer:
+    """Who is on the other end of one connection, and what they may do."""
+
+    transport: str
+    uid: int | None = None
+    gid: int | None = None
+    pid: int | None = None
+    can_mutate: bool = False
+    address: Any = None
+
+
+@dataclass(slots=True)
+class RpcServerInfo:
+    """What ``serve_rpc`` reports through ``task_status.started``."""
+
+    socket_path: str | None
+    tcp_address: tuple[str, int] | None = None
+
+
+def peer_credentials(sock: Any) -> tuple[int, int, int]:
+    """(pid, uid, gid) of a Unix socket peer (Linux SO_PEERCRED)."""
+    raw = sock.getsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", raw)
+
+
+def is_admin(uid: int, gid: int, admin_group: str | None) -> bool:
+    """Root always; otherwise membership (primary or supplementary) of ``admin_group``."""
+    if uid == 0:
+        return True
+    if not admin_group:
+        return False
+    try:
+        group = grp.getgrnam(admin_group)
+    except KeyError:
+        return False
+    if gid == group.gr_gid:
+        return True
+    try:
+        user = pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return user.pw_name in group.gr_mem or group.gr_gid in os.getgrouplist(user.pw_name, user.pw_gid)
+
+
+@dataclass(eq=False)
+class Promise:
+    """The pending or settled result of one inbound question (for pipelining)."""
+
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Any = None
+    error: errors.ProcMgrError | None = None
+    root: bool = False
+    exported: list[int] = field(default_factory=list)
+
+    def settle(self, result: Any = None, error: errors.ProcMgrError | None = None) -> None:
+        if not self.done.is_set():
+            self.result, self.error = result, error
+            self.done.set()
+
+
+@dataclass(slots=True)
+class CapEntry:
+    interface: str
+    ref: str
+    refs: int = 1
+
+
+class RpcService:
+    """What every connection shares: the engine, the schema and the access policy."""
+
+    def __init__(self, manager: Any, *, admin_group: str | None = None, token: str | None = None,
+                 max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64) -> None:
+        self.manager = manager
+        self.admin_group = admin_group
+        self.token = token
+        self.max_frame = max_frame
+        self.max_inflight = max_inflight
+        self.codec = default_codec()
+        self.schemas = Schemas(self.codec.compiled)
+
+    def validate_call(self, call: P.Call) -> tuple[Any, dict]:
+        """The protocol's validation hook: method known, params well-typed (by name)."""
+        info = self.codec.method_by_ordinal(call.interface, call.method)
+        if info is None:
+            raise errors.Unimplemented(
+                f"this server has no method {call.method} on interface {call.interface}; "
+                "check the schema hash from BOOTSTRAP", interface=call.interface, method=call.method)
+        from marshmallow import ValidationError
+        try:
+            params = self.schemas.struct(info.params).load(call.params)
+        except ValidationError as exc:
+            name, message = validation_summary(exc.messages)
+            raise errors.InvalidArgument(f"{info.name}: field '{name}': {message}",
+                                         field=name, method=info.name) from None
+        return info, params
+
+    def bootstrap_results(self) -> dict[int, Any]:
+        return self.codec.to_wire("BootstrapResults", {
+            "protocol_version": self.codec.protocol_version,
+            "server_version": trio_procmgr.__version__,
+            "max_frame": self.max_frame, "schema_hash": self.codec.schema_hash})
+
+    def token_ok(self, presented: Any) -> bool:
+        return (self.token is not None and isinstance(presented, str)
+                and hmac.compare_digest(presented.encode(), self.token.encode()))
+
+
+async def _maybe_await(value: Any) -> Any:
+    if hasattr(value, "__await__"):
+        return await value
+    return value
+
+
+class RpcConnection:
+    """The shell around one protocol Connection; owns that connection's task tree."""
+
+    def __init__(self, service: RpcService, stream: trio.abc.Stream, peer: Peer) -> None:
+        self.service = service
+        self.manager = service.manager
+        self.codec = service.codec
+        self.stream = stream
+        self.peer = peer
+        self.conn = P.Connection("server", max_frame=service.max_frame,
+                                 max_inflight=service.max_inflight, validate=service.validate_call)
+        self.scopes: dict[P.Question, trio.CancelScope] = {}
+        self.promises: dict[int, Promise] = {}
+        self.caps: dict[int, CapEntry] = {}
+        self._next_cap = 1
+        self.nursery: trio.Nursery | None = None
+
+    async def run(self) -> None:
+        """Serve until the peer leaves or breaks the protocol; cancels every call then.
+
+        A single writer task owns ``send_all`` so a call cancelled by FINISH can never
+        leave half a frame on the wire; what is queued (an ABORT) is flushed for at most
+        a second before the connection closes.
+        """
+        out_send, out_recv = trio.open_memory_channel(64)
+        self.out = out_send
+        try:
+            async with trio.open_nursery() as outer:
+                outer.start_soon(self._writer, out_recv, outer.cancel_scope)
+                async with trio.open_nursery() as calls:
+                    self.nursery = calls
+                    await self._read_loop()
+                    calls.cancel_scope.cancel()
+                out_send.close()
+                outer.cancel_scope.deadline = trio.current_time() + 1
+        finally:
+            self.caps.clear()
+            self.promises.clear()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.stream)
+
+    async def _writer(self, out_recv: trio.MemoryReceiveChannel, scope: trio.CancelScope) -> None:
+        async with out_recv:
+            async for data in out_recv:
+                try:
+                    await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    scope.cancel()
+                    return
+
+    async def _send(self, data: bytes) -> None:
+        if not data:
+            return
+        try:
+            await self.out.send(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def _abort(self, code: str, message: str) -> None:
+        log.info("rpc: aborting connection from %s: %s: %s", self.peer.transport, code, message)
+        await self._send(self.conn.abort(code, message))
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                event = self.conn.next_event()
+            except P.RemoteProtocolError as exc:
+                await self._abort(exc.code, exc.message)
+                return
+            if event is P.NEED_DATA:
+                try:
+                    data = await self.stream.receive_some(65536)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+                self.conn.receive_data(data)
+                continue
+            if isinstance(event, (P.Closed, P.Abort)):
+                return
+            if not await self._on_event(event):
+                return
+
+    async def _on_event(self, event: Any) -> bool:
+        """Handle one event; False means the connection must close."""
+        if isinstance(event, P.Bootstrap):
+            return await self._on_bootstrap(event)
+        if isinstance(event, P.CallRejected):
+            question = event.call.question
+            self.promises[question.qid] = promise = Promise()
+            err = _as_error(event.error)
+            promise.settle(error=err)
+            await self._send(self.conn.send_exception(question, err.code, err.message, err.details))
+        elif isinstance(event, P.Call):
+            self._start_call(event)
+        elif isinstance(event, P.Finish):
+            self._on_finish(event)
+        elif isinstance(event, P.Release):
+            self._release(event.cap_id, event.count)
+        return True
+
+    async def _on_bootstrap(self, event: P.Bootstrap) -> bool:
+        if self.peer.transport == "tcp":
+            if not self.service.token_ok(event.params.get(3)):
+                await self._abort("UNAUTHENTICATED", "a valid bearer token is required on TCP "
+                                  "(BOOTSTRAP params field 3)")
+                return False
+            self.peer.can_mutate = True
+        self.promises[event.qid] = Promise(root=True)
+        self.promises[event.qid].settle(result=None)
+        await self._send(self.conn.send_return(event.question, self.service.bootstrap_results()))
+        return True
+
+    def _start_call(self, call: P.Call) -> None:
+        promise = Promise()
+        self.promises[call.qid] = promise
+        scope = trio.CancelScope()
+        self.scopes[call.question] = scope
+        self.nursery.start_soon(self._run_call, call, promise, scope)
+
+    def _on_finish(self, event: P.Finish) -> None:
+        for question, scope in list(self.scopes.items()):
+            if question.qid == event.qid and question.state == "finished":
+                scope.cancel()
+        promise = self.promises.pop(event.qid, None)
+        if promise is not None:
+            promise.settle(error=errors.Cancelled(f"question {event.qid} was finished"))
+            if event.release_caps:
+                for cap_id in promise.exported:
+                    self._release(cap_id, 1)
+
+    def _release(self, cap_id: int, count: int) -> None:
+        entry = self.caps.get(cap_id)
+        if entry is not None:
+            entry.refs -= count
+            if entry.refs <= 0:
+                del self.caps[cap_id]
+
+    def export(self, interface: str, ref: str, promise: Promise) -> dict[str, int]:
+        cap_id = self._next_cap
+        self._next_cap += 1
+        self.caps[cap_id] = CapEntry(interface, ref)
+        promise.exported.append(cap_id)
+        return {"$cap": cap_id}
+
+    async def _run_call(self, call: P.Call, promise: Promise, scope: trio.CancelScope) -> None:
+        question = call.question
+        try:
+            with scope:
+                try:
+                    info, params = call.info
+                    interface, ref = await self._resolve_target(call.target)
+                    if interface != info.interface:
+                        raise errors.InvalidArgument(
+                            f"the call target is a {interface} but the call names {info.interface}.{info.name}",
+                            target_interface=interface)
+                    if info.mutates and not self.peer.can_mutate:
+                        raise errors.PermissionDenied(
+                            f"{info.name} changes the daemon; only root or members of the admin "
+                            "group may call it", uid=self.peer.uid, method=info.name)
+                    handler = CallHandler(self, info, params, ref, question, promise)
+                    results = await handler.run()
+                    wire = self.codec.to_wire(info.results, results)
+                    promise.settle(result=wire)
+                    await self._answer(question, wire)
+                    if handler.after_answer is not None:
+                        await handler.after_answer()
+                except errors.ProcMgrError as exc:
+                    promise.settle(error=exc)
+                    await self._send(self.conn.send_exception(question, exc.code, exc.message,
+                                                              self.codec.value_to_wire("any", exc.details)))
+                except Exception as exc:
+                    log.exception("rpc: %s failed", getattr(call.info, "name", "call"))
+                    err = errors.Internal(f"the daemon failed to handle this call: {exc}")
+                    promise.settle(error=err)
+                    await self._send(self.conn.send_exception(question, err.code, err.message, {}))
+        finally:
+            promise.settle(error=errors.Cancelled("the call was cancelled"))
+            self.scopes.pop(question, None)
+
+    async def _answer(self, question: P.Question, wire: Any) -> None:
+        try:
+            data = self.conn.send_return(question, wire)
+        except FrameTooLarge as exc:
+            data = self.conn.send_exception(question, "RESOURCE_EXHAUSTED", str(exc), {})
+        await self._send(data)
+
+    async def send_stream(self, question: P.Question, wire_item: Any) -> bool:
+        """Send one STREAM item; False when the caller already finished the question."""
+        try:
+            data = self.conn.send_stream(question, wire_item)
+        except FrameTooLarge:
+            return True
+        await self._send(data)
+        return bool(data)
+
+    async def _resolve_target(self, target: P.Target) -> tuple[str, str | None]:
+        """(interface name, process ref or None for the root)."""
+        if target == P.ROOT:
+            return "ProcessManager", None
+        if isinstance(target, P.CapTarget):
+            entry = self.caps.get(target.cap_id)
+            if entry is None:
+                raise errors.InvalidArgument(f"capability {target.cap_id} does not exist on this "
+                                             "connection (released?)", cap_id=target.cap_id)
+            return entry.interface, entry.ref
+        promise = self.promises.get(target.qid)
+        if promise is None:
+            raise errors.InvalidArgument(f"pipelined call on question {target.qid}, which is not "
+                                         "open on this connection", qid=target.qid)
+        await promise.done.wait()
+        if promise.error is not None:
+            raise promise.error
+        if promise.root and not target.path:
+            return "ProcessManager", None
+        value = promise.result
+        for ordinal in target.path:
+            value = value.get(ordinal) if isinstance(value, dict) else None
+        if not (isinstance(value, dict) and isinstance(value.get("$cap"), int)):
+            raise errors.InvalidArgument(f"no capability at path {list(target.path)} of question "
+                                         f"{target.qid}'s result", qid=target.qid)
+        return await self._resolve_target(P.CapTarget(value["$cap"]))
+
+
+def _as_error(exc: Exception) -> errors.ProcMgrError:
+    if isinstance(exc, errors.ProcMgrError):
+        return exc
+    return errors.Internal(f"the daemon failed to check this call: {exc}")
+
+
+class CallHandler:
+    """Runs one validated call against the engine and returns its results by name."""
+
+    RECORD_METHODS = ("start", "stop", "restart", "pause", "resume", "describe")
+
+    def __init__(self, rpc: RpcConnection, info: Any, params: dict, ref: str | None,
+                 question: P.Question, promise: Promise) -> None:
+        self.rpc, self.info, self.params, self.ref = rpc, info, params, ref
+        self.question, self.promise = question, promise
+        self.manager = rpc.manager
+        self.after_answer = None
+
+    def engine(self, name: str) -> Any:
+        fn = getattr(self.manager, name, None)
+        if fn is None:
+            raise errors.Unimplemented(f"this daemon does not implement {name} yet", method=name)
+        return fn
+
+    def target_ref(self) -> str:
+        return self.ref if self.ref is not None else self.params["name"]
+
+    async def run(self) -> dict[str, Any]:
+        name = self.info.name
+        if name in self.RECORD_METHODS:
+            return {"record": await _maybe_await(self.engine(name)(self.target_ref()))}
+        method = getattr(self, f"do_{name}", None)
+        if method is None:
+            raise errors.Unimplemented(f"this daemon does not implement {name} yet", method=name)
+        return await method()
+
+    async def do_create(self) -> dict:
+        p = self.params
+        record = await self.engine("create")(p["name"], p["config"], start=p["start"],
+                                             transient=p["transient"])
+        return {"record": record}
+
+    async def do_get(self) -> dict:
+        ref = self.params["name"]
+        self.engine("resolve")(ref)
+        record = self.engine("describe")(ref)
+        stable = record.get("id") or record.get("name") or ref
+        return {"process": self.rpc.export("Process", stable, self.promise)}
+
+    async def do_list(self) -> dict:
+        return {"processes": await _maybe_await(self.engine("list")())}
+
+    async def do_delete(self) -> dict:
+        return {"record": await self.engine("delete")(self.target_ref(), force=self.params["force"])}
+
+    async def do_update(self) -> dict:
+        p = self.params
+        return await self.engine("update")(self.target_ref(), p["changes"], dry_run=p["dry_run"],
+                                           restart_process=p["restart_process"])
+
+    async def do_stats(self) -> dict:
+        return {"stats": await _maybe_await(self.engine("stats")(self.target_ref()))}
+
+    async def do_logs(self) -> dict:
+        p, ref = self.params, self.target_ref()
+        if not p["follow"]:
+            lines = self.engine("logs")(ref, lines=p["lines"], stream=p["stream"])
+            return {"lines": await _maybe_await(lines)}
+        sent = dropped = 0
+        if p["lines"]:
+            for item in await _maybe_await(self.engine("logs")(ref, lines=p["lines"], stream=p["stream"])):
+                sent += await self._stream_item("LogLine", item)
+        with self.engine("follow_logs")(ref, stream=p["stream"]) as sub:
+            async for item in sub:
+                if item.get("type") == "lost":
+                    dropped += int(item.get("count") or 0)
+                if not await self._stream_item("LogLine", item):
+                    break
+                sent += 1
+        return {"lines": [], "items_sent": sent, "items_dropped": dropped}
+
+    async def do_watch(self) -> dict:
+        p = self.params
+        hub = self.manager.hub
+        sent = dropped = 0
+        maxsize = max(1, min(p["max_queue"], MAX_STREAM_QUEUE))
+        with hub.subscribe(processes=p["processes"], types=p["types"], maxsize=maxsize) as sub:
+            async for event in sub:
+                if event.get("type") == "lost":
+                    dropped += int(event.get("count") or 0)
+                if not await self._stream_item("Event", event):
+                    break
+                sent += 1
+        return {"items_sent": sent, "items_dropped": dropped}
+
+    async def _stream_item(self, struct_name: str, item: Any) -> int:
+        return int(await self.rpc.send_stream(self.question, self.rpc.codec.to_wire(struct_name, item)))
+
+    async def do_reload_config(self) -> dict:
+        config_dir = self.params["config_dir"]
+        if config_dir is None:
+            return await self.engine("reload_config")()
+        from trio_procmgr.config.loader import load_config_dir
+        config = await trio.to_thread.run_sync(load_config_dir, config_dir)
+        return await self.engine("reload_config")(config)
+
+    async def do_validate_config(self) -> dict:
+        from trio_procmgr.config.loader import validate_dir
+        found = await trio.to_thread.run_sync(validate_dir, self.params["config_dir"])
+        issues = list(getattr(found, "issues", found) or ())
+        issues = [i.to_dict() if hasattr(i, "to_dict") else dict(i) for i in issues]
+        return {"ok": not issues, "issues": issues}
+
+    async def do_version(self) -> dict:
+        codec = self.rpc.codec
+        return {"protocol_version": codec.protocol_version,
+                "server_version": trio_procmgr.__version__, "schema_hash": codec.schema_hash}
+
+    async def do_ping(self) -> dict:
+        return {"time": time.time()}
+
+    async def do_shutdown(self) -> dict:
+        shutdown = self.engine("shutdown")
+        self.after_answer = shutdown
+        return {}
+
+    async def do_daemon_reexec(self) -> dict:
+        fn = self.engine("daemon_reexec")
+        self.after_answer = fn
+        return {}
+
+    async def do_rotate_logs(self) -> dict:
+        await _maybe_await(self.engine("rotate_logs")(self.params["name"]))
+        return {}
+
+    async def do_deps(self) -> dict:
+        return {"graph": await _maybe_await(self.engine("deps")(self.params["name"]))}
+
+    async def do_schema(self) -> dict:
+        with open(SCHEMA_PATH, encoding="utf-8") as fh:
+            text = fh.read()
+        return {"schema_yaml": text, "schema_hash": self.rpc.codec.schema_hash}
+
+
+# -- listeners ----------------------------------------------------------------------------
+
+def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
+    """A listening Unix socket at ``path``, mode 0660, replacing only a dead socket file."""
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, mode=0o755, exist_ok=True)
+    if os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise errors.InvalidState(f"{path} exists and is not a socket; remove it or choose "
+                                      "another --socket", path=path)
+        probe = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+        probe.settimeout(1.0)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # stale: nothing answers
+        else:
+            raise errors.AlreadyRunning(f"another daemon is listening on {path}; stop it or use "
+                                        "another --socket", path=path)
+        finally:
+            probe.close()
+    sock = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
+    old_umask = os.umask(0o117)
+    try:
+        sock.bind(path)
+    finally:
+        os.umask(old_umask)
+    os.chmod(path, 0o660)
+    if admin_group:
+        os.chown(path, -1, grp.getgrnam(admin_group).gr_gid)
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+def parse_tcp(tcp: str) -> tuple[str, int]:
+    host, sep, port = tcp.rpartition(":")
+    if not sep or not port.isdigit():
+        raise errors.InvalidArgument(f"--tcp must be HOST:PORT, got {tcp!r}", value=tcp)
+    host = host.strip("[]") or "127.0.0.1"
+    return host, int(port)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_token(token_file: str) -> str:
+    with open(token_file, encoding="utf-8") as fh:
+        token = fh.read().strip()
+    if not token:
+        raise errors.InvalidArgument(f"token file {token_file} is empty", file=token_file)
+    return token
+
+
+async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | None = None,
+                    token_file: str | None = None, admin_group: str | None = None,
+                    max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64,
+                    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+    """Serve the RPC until cancelled; reports :class:`RpcServerInfo` once listening.
+
+    ``tcp`` needs ``token_file`` (refused otherwise: a TCP peer has no credentials to
+    check). The socket file is removed on exit.
+    """
+    if socket_path is None and tcp is None:
+        from trio_procmgr.paths import default_socket_path
+        socket_path = default_socket_path()
+    token = None
+    if tcp is not None:
+        host, port = parse_tcp(tcp)
+        if token_file is None:
+            where = "" if is_loopback(host) else f" (and {host} is not a loopback address)"
+            raise errors.InvalidArgument(f"the TCP listener needs --token-file{where}", tcp=tcp)
+        token = read_token(token_file)
+    service = RpcService(manager, admin_group=admin_group, token=token, max_frame=max_frame,
+                         max_inflight=max_inflight)
+    listeners: list[trio.SocketListener] = []
+    info = RpcServerInfo(socket_path=socket_path)
+    inode = None
+    if socket_path is not None:
+        sock = _bind_unix_socket(socket_path, admin_group)
+        inode = os.stat(socket_path).st_ino
+        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+    try:
+        if tcp is not None:
+            tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+            listeners.extend(tcp_listeners)
+            info.tcp_address = tcp_listeners[0].socket.getsockname()[:2]
+
+        async def handle(stream: trio.SocketStream) -> None:
+            await _serve_connection(service, stream)
+
+        async with trio.open_nursery() as nursery:
+            await nursery.start(trio.serve_listeners, handle, listeners)
+            log.info("rpc: listening on %s%s", socket_path,
+                     f" and tcp {info.tcp_address}" if info.tcp_address else "")
+            task_status.started(info)
+    finally:
+        if socket_path is not None and inode is not None:
+            try:
+                if os.stat(socket_path).st_ino == inode:
+                    os.unlink(socket_path)
+            except OSError:
+                pass
+
+
+async def _serve_connection(service: RpcService, stream: trio.SocketStream) -> None:
+    """One client's whole life; never lets an exception escape to the listener."""
+    try:
+        sock = stream.socket
+        if sock.family == stdsocket.AF_UNIX:
+            pid, uid, gid = peer_credentials(sock)
+            peer = Peer("unix", uid, gid, pid, can_mutate=is_admin(uid, gid, service.admin_group))
+        else:
+            peer = Peer("tcp", address=sock.getpeername())
+        await RpcConnection(service, stream, peer).run()
+    except Exception:
+        log.exception("rpc: connection handler failed")
+        await trio.aclose_forcefully(stream)
