@@ -615,8 +615,11 @@ class _Cgroup:
         """SIGKILL everything, including processes forked meanwhile (``cgroup.kill``).
 
         Without ``cgroup.kill`` (kernels < 5.14): freeze, SIGKILL each pid, thaw.
-        Returns at once; wait for :meth:`is_empty` to know it is done.
+        Returns at once; wait for :meth:`is_empty` to know it is done. A removed cgroup
+        has nothing to kill.
         """
+        if not os.path.isdir(self.v2_path):
+            return
         kill_file = os.path.join(self.v2_path, "cgroup.kill")
         if os.path.exists(kill_file):
             _write(kill_file, "1")
