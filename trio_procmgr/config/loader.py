@@ -20,7 +20,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, Field, dataclass, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
@@ -143,11 +143,11 @@ def spec_to_raw(spec: ProcessSpec) -> dict[str, Any]:
             continue
         value = getattr(spec, f.name)
         if f.name == "success_exit_status":
-            if value != f.default or spec.success_exit_signals:
+            if value != _default(f) or spec.success_exit_signals:
                 raw[f.name] = sorted(value) + [units.signal_name(s) for s in sorted(spec.success_exit_signals)]
-        elif f.name == "kill_signal" and value != f.default:
+        elif f.name == "kill_signal" and value != _default(f):
             raw[f.name] = units.signal_name(value)
-        elif value != f.default:
+        elif value != _default(f):
             raw[f.name] = _plain(value)
     return raw
 
@@ -391,6 +391,10 @@ def _describe(issue: ConfigIssue) -> str:
 
 # ---------------------------------------------------------------- spec -> plain values
 
+def _default(f: Field) -> Any:
+    return f.default_factory() if f.default is MISSING else f.default
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, HealthCheckSpec):
         return _plain_dataclass(value, keep=("type",))
@@ -413,6 +417,6 @@ def _plain_dataclass(value: Any, keep: tuple[str, ...] = ()) -> dict[str, Any]:
     out = {}
     for f in fields(value):
         item = getattr(value, f.name)
-        if f.name in keep or item != f.default:
+        if f.name in keep or item != _default(f):
             out[f.name] = _plain(item)
     return out

@@ -224,7 +224,7 @@ class StrList(ConfigField):
     def __init__(self, item: ConfigField, *, unique: bool = False, nonempty: bool = False,
                  **kwargs: Any) -> None:
         self.item, self.unique, self.nonempty = item, unique, nonempty
-        kwargs.setdefault("expected", f"a list of {item.expected.removeprefix('a ')} (or a single one)")
+        kwargs.setdefault("expected", f"{item.expected}, or a list of them")
         super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple:
@@ -490,7 +490,7 @@ class LogField(ConfigField):
 
 
 def _deps() -> StrList:
-    return StrList(Str(pattern=NAME_PATTERN, expected="process name"), unique=True,
+    return StrList(Str(pattern=NAME_PATTERN, expected="a process name"), unique=True,
                    expected="a list of process names (or a single name)")
 
 
@@ -563,7 +563,7 @@ class SocketSchema(StrictSchema):
 
 
 class GroupSchema(StrictSchema):
-    members = StrList(Str(pattern=NAME_PATTERN, expected="process name"), unique=True, nonempty=True,
+    members = StrList(Str(pattern=NAME_PATTERN, expected="a process name"), unique=True, nonempty=True,
                       required=True, expected="a non-empty list of process names")
     strategy = Choice(GROUP_STRATEGIES)
     max_restarts = Int(minimum=0)
