@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any
 
 from dd_procmgr_cli import views
 from dd_procmgr_cli.invocation import EXIT_OK, EXIT_REFUSED, Invocation, UsageProblem
@@ -87,10 +90,13 @@ def do_version(inv: Invocation) -> int:
     if inv.json:
         inv.emit_json({"cli": __version__, "daemon": daemon})
     elif isinstance(daemon, dict):
-        version = daemon.get("version") or daemon.get("server_version") or "?"
-        rest = ", ".join(f"{k} {v}" for k, v in daemon.items()
-                         if k not in ("version", "server_version"))
-        inv.echo(f"dd-procmgrd {version}" + (f" ({rest})" if rest else ""))
+        version = daemon.get("server_version") or daemon.get("version") or "?"
+        bits = []
+        if daemon.get("protocol_version") is not None:
+            bits.append(f"protocol {daemon['protocol_version']}")
+        if daemon.get("schema_hash"):
+            bits.append(f"schema {str(daemon['schema_hash'])[:12]}")
+        inv.echo(f"dd-procmgrd {version}" + (f" ({', '.join(bits)})" if bits else ""))
     else:
         inv.echo(f"dd-procmgrd {daemon}")
     return EXIT_OK
@@ -106,9 +112,14 @@ def do_stats(inv: Invocation, name: str, *, watch: bool = False,
             inv.echo(views.render_stats(stats, name))
         return EXIT_OK
     clear = inv.colour
+    previous = None
     try:
         while True:
             stats = inv.call("stats", name=name)
+            usage = views.cpu_percent(previous, stats)
+            previous = dict(stats)
+            if usage is not None:
+                stats["cpu_percent"] = round(usage, 2)
             if inv.json:
                 inv.emit_json_line(stats)
             else:
@@ -197,7 +208,7 @@ def do_action(inv: Invocation, method: str, names: list[str], *, everything: boo
 
 def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool = False,
               transient: bool = False) -> int:
-    result = inv.call("create", name=name, spec=spec, start=start, transient=transient)
+    result = inv.call("create", name=name, config=spec, start=start, transient=transient)
     if inv.json:
         inv.emit_json(result)
         return EXIT_OK
@@ -313,13 +324,12 @@ def _follow_many(inv: Invocation, names: list[str], show, *, lines, stream) -> i
     """One reader thread (and connection) per process, printing from the main thread."""
     import queue
     import threading
-    from dataclasses import replace
 
     items: queue.Queue = queue.Queue(maxsize=10000)
     done = object()
 
     def read(name: str) -> None:
-        own = replace(inv, _client=None)
+        own = inv.copy()
         try:
             for item in own.stream("logs", name=name, lines=lines, stream=stream,
                                    follow=True):

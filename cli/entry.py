@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Mapping, Sequence
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, Callable, Mapping, Sequence
 
 from dd_procmgr_cli.invocation import (
     EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, EXIT_USAGE, ExitWith, Invocation, UsageProblem,

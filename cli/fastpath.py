@@ -10,7 +10,12 @@ differ between the two paths.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Callable, Mapping
+
+    Plan = tuple[Invocation, Callable[[], int]]
 
 from dd_procmgr_cli.invocation import Invocation
 
@@ -20,7 +25,6 @@ _ENV = {"socket": "DD_PM_SOCKET", "tcp": "DD_PM_TCP", "token_file": "DD_PM_TOKEN
         "timeout": "DD_PM_TIMEOUT"}
 COMPLETE_VAR = "_DD_PROCMGR_COMPLETE"
 
-Plan = tuple[Invocation, Callable[[], int]]
 
 
 class _NotFast(Exception):

@@ -8,8 +8,10 @@ shown generically rather than dropped, so a newer daemon's details stay visible.
 
 from __future__ import annotations
 
-import shlex
-from typing import Any, Iterable
+TYPE_CHECKING = False
+
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 from dd_procmgr_cli.format import (
     DASH, STATE_COLOURS, human_duration, human_size, local_timestamp, paint, percent,
@@ -37,7 +39,10 @@ def text(value: Any) -> str:
 def command_line(record: dict) -> str:
     """Command and args as a shell would need them quoted."""
     argv = [record.get("command") or ""] + [str(a) for a in record.get("args") or ()]
-    return shlex.join(argv) if argv[0] else DASH
+    if not argv[0]:
+        return DASH
+    from shlex import quote
+    return " ".join(quote(arg) for arg in argv)
 
 
 def signal_name(sig: Any) -> str:
@@ -195,8 +200,12 @@ def _scalar(value: Any) -> str:
 
 # -- stats -----------------------------------------------------------------------------
 
-def _first(stats: dict, *keys: str) -> Any:
-    for key in keys:
+def _measure(stats: dict, cgroup_key: str, *fallbacks: str) -> Any:
+    """A figure from the cgroup block when accounted there, else from psutil's keys."""
+    cgroup = stats.get("cgroup") if isinstance(stats.get("cgroup"), dict) else {}
+    if cgroup.get(cgroup_key) is not None:
+        return cgroup[cgroup_key]
+    for key in (cgroup_key, *fallbacks):
         if stats.get(key) is not None:
             return stats[key]
     return None
@@ -212,33 +221,60 @@ def _limit_lines(current: Any, limit: Any, fmt) -> list[str]:
     return lines
 
 
-_STATS_SHOWN = {"name", "pid", "memory_current", "memory_bytes", "memory_limit",
-                "cpu_user", "cpu_user_seconds", "cpu_system", "cpu_system_seconds",
-                "cpu_percent", "pids_current", "pids", "pids_limit"}
+_STATS_SHOWN = {"name", "id", "pid", "state", "time", "cgroup", "memory_current",
+                "memory_rss", "memory_limit", "cpu_user", "cpu_user_seconds", "cpu_system",
+                "cpu_system_seconds", "cpu_percent", "pids_current", "pids_limit",
+                "processes", "threads", "open_fds", "io_read_bytes", "io_write_bytes",
+                "oom_kills"}
 
 
 def render_stats(stats: dict, name: str) -> str:
-    """The seed's ``stats`` layout: memory, CPU, PIDs, then any further measurements."""
+    """The seed's ``stats`` layout: memory, CPU, PIDs, then the other measurements.
+
+    cgroup figures (``stats["cgroup"]``) win over per-process psutil sums when present.
+    """
     title = f"Resource Usage Statistics for '{stats.get('name') or name}'"
     if stats.get("pid"):
         title += f" (PID: {stats['pid']})"
     out = [title, "─" * max(len(title), 40), "", "Memory:"]
-    out += _limit_lines(_first(stats, "memory_current", "memory_bytes"),
-                        stats.get("memory_limit"), human_size)
-    user = _first(stats, "cpu_user", "cpu_user_seconds")
-    system = _first(stats, "cpu_system", "cpu_system_seconds")
-    out += ["", "CPU:",
-            f"  User time:   {_seconds(user)}",
-            f"  System time: {_seconds(system)}",
-            f"  Total:       {_seconds((user or 0) + (system or 0)) if user is not None or system is not None else DASH}"]
+    out += _limit_lines(_measure(stats, "memory_current", "memory_rss"),
+                        _measure(stats, "memory_limit"), human_size)
+    user = _measure(stats, "cpu_user_seconds", "cpu_user")
+    system = _measure(stats, "cpu_system_seconds", "cpu_system")
+    total = None if user is None and system is None else (user or 0) + (system or 0)
+    out += ["", "CPU:", f"  User time:   {_seconds(user)}",
+            f"  System time: {_seconds(system)}", f"  Total:       {_seconds(total)}"]
     if stats.get("cpu_percent") is not None:
         out.append(f"  Usage:       {stats['cpu_percent']:.1f}%")
     out += ["", "PIDs:"]
-    out += _limit_lines(_first(stats, "pids_current", "pids"), stats.get("pids_limit"), str)
+    out += _limit_lines(_measure(stats, "pids_current", "threads"),
+                        _measure(stats, "pids_limit"), str)
+    other = [("Processes", text(stats.get("processes"))),
+             ("Threads", text(stats.get("threads"))),
+             ("Open fds", text(stats.get("open_fds"))),
+             ("I/O read", human_size(stats.get("io_read_bytes"))),
+             ("I/O written", human_size(stats.get("io_write_bytes"))),
+             ("OOM kills", text(_measure(stats, "oom_kills")))]
+    out += ["", render_pairs([(k, v) for k, v in other if v != DASH])]
     extra = {k: v for k, v in stats.items() if k not in _STATS_SHOWN}
     if extra:
         out += ["", "Other:", render_mapping(extra, indent=2)]
-    return "\n".join(out)
+    return "\n".join(line for line in out).rstrip()
+
+
+def cpu_percent(previous: dict | None, current: dict) -> float | None:
+    """CPU use between two samples, in percent of one core (``stats --watch``)."""
+    if not previous or previous.get("time") is None or current.get("time") is None:
+        return None
+    def cpu(sample: dict) -> float | None:
+        user = _measure(sample, "cpu_user_seconds", "cpu_user")
+        system = _measure(sample, "cpu_system_seconds", "cpu_system")
+        return None if user is None and system is None else (user or 0) + (system or 0)
+    before, after = cpu(previous), cpu(current)
+    elapsed = current["time"] - previous["time"]
+    if before is None or after is None or elapsed <= 0:
+        return None
+    return max(after - before, 0.0) * 100.0 / elapsed
 
 
 def _seconds(value: Any) -> str:

@@ -1,6 +1,7 @@
 """Command lines become the right RPC calls, outputs and exit statuses.
 
-The daemon is replaced by a recording stand-in at the client boundary (the real
+The daemon is replaced by a recording stand-in for BlockingClient (same result shapes:
+single-field results structs such as {"record": ...}) (the real
 daemon is exercised in tests/integration/test_cli_*.py); what is checked here is
 the CLI's own work: parsing, field mapping, JSON shape, exit codes, fast path.
 """
@@ -37,18 +38,18 @@ class FakeDaemon:
         if method in self.fail:
             raise self.fail[method]
         if method == "list":
-            return list(self.records.values())
+            return {"processes": list(self.records.values())}
         if method in ("describe", "start", "stop", "restart", "delete", "pause", "resume"):
             if params["name"] not in self.records:
                 raise errors.ProcessNotFound(f"no process named {params['name']!r}")
-            return self.records[params["name"]]
+            return {"record": self.records[params["name"]]}
         if method == "create":
-            return rec(params["name"], state="created", pid=None)
+            return {"record": rec(params["name"], state="created", pid=None)}
         if method == "update":
             return {"updated_fields": sorted(params["changes"]), "restart_required": [],
                     "restarted": False, "dry_run": params["dry_run"]}
         if method == "ping":
-            return {"ok": True}
+            return {"time": NOW}
         if method == "reload_config":
             return {"added": ["a"], "removed": [], "changed": [], "unchanged": [], "errors": []}
         raise AssertionError(method)
@@ -130,14 +131,14 @@ def test_create_keeps_the_commands_own_options_as_args(daemon, capsys):
     code, out, _ = run(["create", "worker", "./my-worker", "--threads", "4"], capsys)
     assert code == 0 and out.startswith("created worker id-worker")
     assert daemon.calls == [("create", {"name": "worker", "start": False, "transient": False,
-                                        "spec": {"command": "./my-worker",
+                                        "config": {"command": "./my-worker",
                                                  "args": ["--threads", "4"]}})]
 
 
 def test_create_with_auto_start_sets_the_field_and_starts_now(daemon, capsys):
     run(["create", "api", "./server", "--auto-start"], capsys)
     (_, params), = daemon.calls
-    assert params["start"] is True and params["spec"] == {"command": "./server",
+    assert params["start"] is True and params["config"] == {"command": "./server",
                                                            "auto_start": True}
 
 
@@ -149,7 +150,7 @@ def test_create_maps_every_kind_of_flag(daemon, capsys):
         capsys)
     (_, params), = daemon.calls
     assert params["transient"] is True and params["start"] is True
-    assert params["spec"] == {
+    assert params["config"] == {
         "command": "python3", "args": ["-m", "http.server", "--user", "x"],
         "restart": "on-failure", "restart_sec": "500ms", "env": {"A": "1", "B": "2"},
         "requires": ["db"], "after": ["db"],

@@ -172,14 +172,30 @@ def test_describe_shows_state_reason_backoff_and_configuration():
 
 
 def test_stats_follow_the_seed_layout():
-    text = views.render_stats({"pid": 1234, "memory_current": int(128.5 * 2**20),
-                               "memory_limit": 512 * 2**20, "cpu_user": 5.23,
-                               "cpu_system": 1.45, "pids_current": 12, "pids_limit": 100,
-                               "open_fds": 7}, "datadog-agent")
+    text = views.render_stats({"pid": 1234, "cgroup": {
+        "memory_current": int(128.5 * 2**20), "memory_limit": 512 * 2**20,
+        "cpu_user_seconds": 5.23, "cpu_system_seconds": 1.45, "pids_current": 12,
+        "pids_limit": 100, "oom_kills": 0}, "open_fds": 7, "sockets": ["tcp 0.0.0.0:80"]},
+        "datadog-agent")
     assert text.startswith("Resource Usage Statistics for 'datadog-agent' (PID: 1234)")
     assert "  Current: 128.5 MB" in text and "  Limit:   512 MB (25.1% used)" in text
     assert "  Total:       6.68s" in text and "  Limit:   100 (12.0% used)" in text
-    assert "open_fds: 7" in text
+    assert "Open fds:  7" in text and "sockets: [tcp 0.0.0.0:80]" in text
+
+
+def test_stats_fall_back_to_process_figures_without_cgroup_accounting():
+    text = views.render_stats({"pid": 5, "cgroup": {"memory_current": None},
+                               "memory_rss": 2 * 2**20, "cpu_user": 1.0, "cpu_system": 0.5,
+                               "threads": 3}, "x")
+    assert "  Current: 2 MB" in text and "  Total:       1.50s" in text
+    assert "PIDs:\n  Current: 3\n  Limit:   none" in text
+
+
+def test_cpu_percent_between_two_samples():
+    first = {"time": 100.0, "cpu_user": 1.0, "cpu_system": 0.0}
+    second = {"time": 102.0, "cpu_user": 2.0, "cpu_system": 0.5}
+    assert views.cpu_percent(first, second) == 75.0
+    assert views.cpu_percent(None, second) is None
 
 
 def test_update_output_matches_the_seed():
