@@ -232,3 +232,19 @@ def test_remove_refuses_while_processes_remain(manager):
     wait_for(cg.is_empty, what="the cgroup to empty")
     cg.remove()
     assert not any(os.path.exists(d) for d in cg._dirs.values())
+
+
+async def test_placement_also_holds_when_trio_spawns_from_a_worker_thread(manager):
+    import trio
+
+    cg = manager.service("threaded")
+    with cg.spawn_context():
+        proc = await trio.lowlevel.open_process(["cat", "/proc/self/cgroup"],
+                                                stdout=subprocess.PIPE)
+    chunks = []
+    while chunk := await proc.stdout.receive_some(65536):
+        chunks.append(chunk)
+    await proc.wait()
+    await proc.stdout.aclose()
+    placed = cgroup_paths(b"".join(chunks).decode())["unified"]
+    assert placed.endswith(f"/{manager.instance}/threaded.service")

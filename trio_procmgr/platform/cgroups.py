@@ -1,4 +1,4 @@
-"""Linux cgroup adapter: where each service's processes live and what bounds them (SPEC §5, §8, §13).
+"""Linux cgroup adapter: where a service's processes live and what bounds them (SPEC §5, §8, §13).
 
 The daemon owns only the subtree ``<own cgroup>/<instance>`` in each hierarchy it uses
 (delegation, as systemd grants with ``Delegate=yes``) and never writes above it, except
@@ -694,6 +694,10 @@ class ServiceCgroup(_Cgroup):
         call is synchronous) writes its own pid into ``cgroup.procs`` of this cgroup in
         every hierarchy, spawns, and the ``finally`` puts it back into its own cgroups on
         every path, exceptions included.
+
+        The whole process moves (``cgroup.procs``), so a Popen run from a worker thread
+        (``trio.lowlevel.open_process``) is placed too; keep such a block to that one
+        await, since other tasks running meanwhile are inside this cgroup as well.
 
         Guarantees: on exit the daemon is in its home cgroup of every hierarchy, or
         Internal is raised. Caveats: the spawn must happen in this block, synchronously;
