@@ -218,11 +218,11 @@ class Supervisor:
         runtime_files.write_pidfile(spec, child.pid)
         assert self.nursery is not None
         self.nursery.start_soon(self._run_instance, inst)
-        if spec.process_type == "simple":
+        if spec.process_type == "simple" and not spec.ready_log_line:
             inst.ready = True
             self._transition(S.RUNNING, "started")
-        elif spec.process_type == "oneshot":
-            self._arm_start_timeout(inst)
+        elif spec.process_type in ("oneshot", "simple"):
+            self._arm_start_timeout(inst)  # simple + ready_log_line: the health feature marks it ready
         # notify / forking readiness is driven by their instance hooks.
         self.manager.save_runtime()
 
