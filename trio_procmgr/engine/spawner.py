@@ -96,7 +96,7 @@ def _setpriv_argv(spec: ProcessSpec, creds: Credentials | None) -> list[str]:
     setpriv = shutil.which("setpriv", path=DEFAULT_PATH)
     if setpriv is None:
         raise SpawnError("ambient_capabilities need util-linux 'setpriv', which is not installed")
-    caps = ",".join("+cap_" + c.lower().removeprefix("cap_") for c in spec.ambient_capabilities)
+    caps = ",".join("+" + c.lower().removeprefix("cap_") for c in spec.ambient_capabilities)
     argv = [setpriv, f"--inh-caps={caps}", f"--ambient-caps={caps}"]
     if creds is not None:
         argv += [f"--reuid={creds.uid}", f"--regid={creds.gid}"]

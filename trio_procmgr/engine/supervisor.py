@@ -55,6 +55,7 @@ class Instance:
     paused: bool = False
     nursery: trio.Nursery | None = None
     pending: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    output_done: trio.Event = field(default_factory=trio.Event)
 
     def __post_init__(self) -> None:
         self.main_pid = self.child.pid
@@ -275,10 +276,7 @@ class Supervisor:
         with inst.scope:
             async with trio.open_nursery() as nursery:
                 inst.nursery = nursery
-                for fd, stream in ((inst.child.stdout_fd, "stdout"), (inst.child.stderr_fd, "stderr")):
-                    if fd is not None:
-                        nursery.start_soon(pump, fd, stream, self._log_line)
-                inst.child.stdout_fd = inst.child.stderr_fd = None
+                nursery.start_soon(self._pump_output, inst)
                 for hook in self.instance_hooks + self.manager.instance_hooks:
                     hook(self, inst, nursery)
                 for fn in inst.pending:
@@ -288,6 +286,22 @@ class Supervisor:
                 self.post("exited", inst=inst)
                 # Pumps run on until the pipes close (every writer gone); a stop
                 # cancels this scope once the whole service is down.
+
+    async def _pump_output(self, inst: Instance) -> None:
+        fds = ((inst.child.stdout_fd, "stdout"), (inst.child.stderr_fd, "stderr"))
+        inst.child.stdout_fd = inst.child.stderr_fd = None
+        try:
+            async with trio.open_nursery() as nursery:
+                for fd, stream in fds:
+                    if fd is not None:
+                        nursery.start_soon(pump, fd, stream, self._log_line)
+        finally:
+            inst.output_done.set()
+
+    async def _drain_output(self, inst: Instance, timeout: float = 1.0) -> None:
+        """Give the pumps a moment to read what the dead service still had in its pipes."""
+        with trio.move_on_after(timeout):
+            await inst.output_done.wait()
 
     async def _wait_exit(self, inst: Instance) -> None:
         child = inst.child
@@ -312,6 +326,7 @@ class Supervisor:
         status = inst.status
         assert status is not None
         await self._terminate_rest(inst)
+        await self._drain_output(inst)
         self._clear_instance(inst)
         self.record.exit_code, self.record.exit_signal = status.code, status.signal
         succeeded = inst.failure_reason is None and is_success(self.spec, status.code, status.signal)
@@ -405,6 +420,7 @@ class Supervisor:
         self._transition(S.STOPPING, reason)
         await self._stop_sequence(inst)
         status = inst.status
+        await self._drain_output(inst)
         self._clear_instance(inst)
         if status is not None:
             self.record.exit_code, self.record.exit_signal = status.code, status.signal
