@@ -260,14 +260,37 @@ class ProcessManager:
 
     # ------------------------------------------------------------------ transactions
     async def _boot(self) -> None:
-        plan = planner.boot_plan(self.specs)
-        if plan.order:
+        """Start every ``auto_start`` process as one transaction (SPEC §6.1).
+
+        A configuration whose auto_start processes conflict with each other cannot boot
+        as one transaction; the later name of each such pair is left out with a warning
+        instead of failing the whole boot.
+        """
+        names = sorted(n for n, s in self.specs.items() if s.auto_start)
+        while names:
+            try:
+                plan = planner.start_transaction(self.specs, names)
+            except (errors.ConfigError, errors.InvalidArgument) as exc:
+                pair = exc.details.get("conflict")
+                if not pair:
+                    self.warn(f"boot: {exc.message}; no process was started")
+                    return
+                self.warn(f"boot: {exc.message}; not starting '{pair[1]}'")
+                names = [n for n in names if n != pair[1]]
+                continue
             await self._run_start_plan(plan, manual=False)
+            return
 
     async def _run_start_plan(self, plan: planner.StartPlan, *, manual: bool) -> dict[str, Any]:
-        """Start every step once its ``wait_for`` settled; independent branches concurrently."""
-        if plan.to_stop:
-            await self._stop_conflicts(plan.to_stop)
+        """Run a start transaction; returns name -> record dict or the ProcMgrError.
+
+        Conflicting processes are stopped first (one stop transaction, with their
+        dependants). Each step then waits for its ordering predecessors to settle (and,
+        under ``wait_healthy``, to be healthy), and starts unless a hard dependency failed
+        (DEPENDENCY_FAILED naming the culprit and its reason) or one of its conflicts
+        could not be stopped (CONFLICT_STOP_FAILED). Independent branches run concurrently.
+        """
+        conflict_errors = await self._stop_conflicts(plan.to_stop) if plan.to_stop else {}
         settled = {name: trio.Event() for name in plan.order}
         failed: dict[str, str] = {}
         results: dict[str, Any] = {}
@@ -276,19 +299,22 @@ class ProcessManager:
             try:
                 for dep in step.wait_for:
                     await settled[dep].wait()
-                culprit = next((d for d in step.hard if d in failed), None)
-                if culprit is not None:
-                    failed[step.name] = f"dependency '{culprit}' failed: {failed[culprit]}"
-                    results[step.name] = errors.DependencyFailed(
-                        f"cannot start '{step.name}': dependency '{culprit}' failed: "
-                        f"{failed[culprit]}", process=step.name, dependency=culprit,
-                        reason=failed[culprit])
+                error = self._blocked(step, failed, conflict_errors)
+                if error is None:
+                    error = await self._wait_healthy_deps(step, failed)
+                if error is not None:
+                    failed[step.name] = error.details.get("reason", error.message)
+                    results[step.name] = error
+                    sup = self._sups[step.name]
+                    self.publish("dependency_failed", step.name, sup.record.id,
+                                 code=error.code, message=error.message,
+                                 **{k: v for k, v in error.details.items() if k != "process"})
                     return
                 sup = self._sups[step.name]
                 try:
                     results[step.name] = await self._start_one(sup, step, manual=manual)
                 except errors.ProcMgrError as exc:
-                    failed[step.name] = exc.message
+                    failed[step.name] = _failure_reason(sup, exc)
                     results[step.name] = exc
             finally:
                 settled[step.name].set()
@@ -298,53 +324,121 @@ class ProcessManager:
                 nursery.start_soon(run_step, step)
         return results
 
+    def _blocked(self, step: planner.StartStep, failed: Mapping[str, str],
+                 conflict_errors: Mapping[str, errors.ProcMgrError]) -> errors.ProcMgrError | None:
+        for other in sorted(step.conflicts):
+            if other in conflict_errors:
+                exc = conflict_errors[other]
+                return errors.ConflictStopFailed(
+                    f"cannot start '{step.name}': conflicting process '{other}' could not be "
+                    f"stopped: {exc.message}", process=step.name, conflict=other,
+                    reason=exc.message)
+        culprit = next((d for d in sorted(step.hard) if d in failed), None)
+        if culprit is None:
+            return None
+        directive = "binds_to" if culprit in self._sups[step.name].spec.binds_to else "requires"
+        return errors.DependencyFailed(
+            f"cannot start '{step.name}': dependency '{culprit}' ({directive}) failed: "
+            f"{failed[culprit]}", process=step.name, dependency=culprit,
+            directive=directive, reason=f"dependency '{culprit}' failed: {failed[culprit]}")
+
+    async def _wait_healthy_deps(self, step: planner.StartStep,
+                                 failed: Mapping[str, str]) -> errors.ProcMgrError | None:
+        """Under ``wait_healthy``: wait until each health-checked predecessor is healthy.
+
+        A hard dependency that goes down or unhealthy instead fails the step; a soft one
+        (wants, or ordering only) does not hold the start back once it settled.
+        """
+        for dep in sorted(step.wait_healthy):
+            if dep in failed:
+                continue
+            dsup = self._sups[dep]
+            hc = dsup.spec.health_check
+            budget = max(dsup.spec.timeout_start_sec, hc.start_period + hc.interval * (hc.retries + 1)
+                         + hc.timeout)
+
+            def healthy_or_not(s: Supervisor) -> bool:
+                return (s.record.health in ("healthy", "unhealthy") or not s.is_active()
+                        or s.record.state is S.STOPPING)
+
+            await dsup.wait_until(healthy_or_not, timeout=budget)
+            if dsup.is_up(require_healthy=True) or dep not in step.hard:
+                continue
+            why = (f"not healthy (health {dsup.record.health}, state "
+                   f"{dsup.record.state.value})")
+            return errors.DependencyFailed(
+                f"cannot start '{step.name}': dependency '{dep}' is {why} and "
+                f"'{step.name}' has wait_healthy", process=step.name, dependency=dep,
+                reason=f"dependency '{dep}' is {why}")
+        return None
+
     async def _start_one(self, sup: Supervisor, step: planner.StartStep, *,
                          manual: bool) -> dict[str, Any]:
-        if sup.is_active() and sup.record.state is not S.STOPPING:
-            if not step.is_target or not manual:
-                await self._wait_settled(sup, step)
-                return sup.record.to_dict()
+        """Start one step's process, or just wait for it when it is already on its way up.
+
+        A pulled-in dependency that is already up (running, or a oneshot that exited
+        successfully) is left alone: starting ``api`` does not re-run ``migrate``.
+        """
+        if sup.record.state is S.STOPPING:
+            await sup.wait_until(lambda s: s.record.state is not S.STOPPING,
+                                 timeout=sup.spec.timeout_stop_sec + 15)
+        explicit = step.is_target and manual
+        if not explicit and (sup.is_up() or sup.is_active()):
+            return await self._wait_settled(sup, step)
         await sup.request("start", manual=manual or step.is_target, automatic=False)
         return await self._wait_settled(sup, step)
 
     async def _wait_settled(self, sup: Supervisor, step: planner.StartStep | None) -> dict[str, Any]:
-        """Wait until ``sup`` is up (running / oneshot exited / healthy) or down."""
-        require_healthy = bool(step and step.wait_healthy)
-
+        """Wait until ``sup`` is up (running, ready, oneshot exited) or down."""
         def settled(s: Supervisor) -> bool:
-            return s.is_up(require_healthy) or not s.is_active()
+            return s.is_up() or not s.is_active()
 
         timeout = sup.spec.timeout_start_sec + sup.spec.timeout_stop_sec + 5
         await sup.wait_until(settled, timeout=timeout)
-        if not sup.is_up(require_healthy):
+        if not sup.is_up():
             rec = sup.record
+            if step is not None and step.is_target:
+                raise _start_error(sup)
             raise errors.DependencyFailed(
                 f"process '{sup.name}' did not come up: {rec.state.value} ({rec.reason})",
-                process=sup.name, state=rec.state.value, reason=rec.reason) \
-                if not step or not step.is_target else _start_error(sup)
+                process=sup.name, state=rec.state.value,
+                reason=f"{rec.state.value} ({rec.reason})")
         return sup.record.to_dict()
 
-    async def _stop_conflicts(self, names: Iterable[str]) -> None:
-        for name in names:
-            sup = self._sups.get(name)
-            if sup is None or not sup.is_active():
-                continue
-            try:
-                await self._run_stop_plan(planner.stop_transaction(
-                    self.specs, [name], self._active_names()))
-            except errors.ProcMgrError as exc:
-                raise errors.ConflictStopFailed(
-                    f"cannot stop conflicting process '{name}': {exc.message}",
-                    process=name) from exc
-            if sup.is_active():
-                raise errors.ConflictStopFailed(
+    async def _stop_conflicts(self, names: Iterable[str]) -> dict[str, errors.ProcMgrError]:
+        """Stop the active conflicting ``names`` (one transaction, with their dependants).
+
+        Returns the ones that could not be stopped, each with why. A conflict waiting in
+        backoff is stopped too, so it cannot come back while the other side runs.
+        """
+        active = self._active_names()
+        targets = [n for n in names if n in active]
+        if not targets:
+            return {}
+        results = await self._run_stop_plan(planner.stop_transaction(self.specs, targets, active),
+                                            conflict=True)
+        problems: dict[str, errors.ProcMgrError] = {}
+        for name in targets:
+            outcome = results.get(name)
+            sup = self._sups[name]
+            if isinstance(outcome, errors.ProcMgrError):
+                problems[name] = outcome
+            elif sup.is_active() or sup.record.state is S.BACKOFF:
+                problems[name] = errors.ConflictStopFailed(
                     f"conflicting process '{name}' is still {sup.record.state.value}",
                     process=name)
+        return problems
 
     def _active_names(self) -> set[str]:
         return {n for n, s in self._sups.items() if s.is_active() or s.record.state is S.BACKOFF}
 
-    async def _run_stop_plan(self, plan: planner.StopPlan) -> dict[str, Any]:
+    async def _run_stop_plan(self, plan: planner.StopPlan, *, restarting: bool = False,
+                             conflict: bool = False) -> dict[str, Any]:
+        """Stop in the plan's order (reverse start order), independent branches concurrently.
+
+        Returns name -> record dict or the ProcMgrError of that stop; a failed stop does
+        not hold back the rest.
+        """
         done = {name: trio.Event() for name in plan.order}
         results: dict[str, Any] = {}
 
@@ -355,10 +449,9 @@ class ProcessManager:
                 sup = self._sups.get(step.name)
                 if sup is None:
                     return
-                reason = "stopped on request" if step.cause is None else \
-                    f"stopped because '{step.cause[1]}' stopped ({step.cause[0]})"
                 try:
-                    results[step.name] = await sup.request("stop", reason=reason)
+                    results[step.name] = await sup.request(
+                        "stop", reason=_stop_reason(step, restarting=restarting, conflict=conflict))
                 except errors.NotRunning:
                     results[step.name] = sup.record.to_dict()
                 except errors.ProcMgrError as exc:
@@ -402,8 +495,47 @@ class ProcessManager:
                             "recent_starts": sup.limiter.recent}
         d["consecutive_failures"] = sup.failures
         d["warnings"] = list(self.warnings)
+        d["dependencies"] = self._dependency_states(sup)
         d.update(sup.extras)
         return d
+
+    def _dependency_states(self, sup: Supervisor) -> list[dict[str, Any]]:
+        """Each declared relation of ``sup`` with the other side's current state
+        (conflicts declared by the other side included)."""
+        rows = []
+        for directive in ("requires", "wants", "binds_to", "part_of", "after", "before"):
+            for other in getattr(sup.spec, directive):
+                rows.append({"name": other, "directive": directive, "state": self._state_of(other)})
+        for other in planner.conflicting(self.specs, sup.name):
+            rows.append({"name": other, "directive": "conflicts", "state": self._state_of(other)})
+        return rows
+
+    def _state_of(self, name: str) -> str | None:
+        other = self._sups.get(name)
+        return other.record.state.value if other is not None else None
+
+    def deps(self, ref: str | None = None) -> dict[str, Any]:
+        """Dependency trees of one process (both directions), or of every process.
+
+        ``{"name", "state", "dependencies": DepNode, "dependants": DepNode,
+        "conflicts": [{"name", "state"}]}``; every tree node also carries ``state``.
+        """
+        if ref is None:
+            return {"processes": [self.deps(n) for n in sorted(self._sups)]}
+        name = self.resolve(ref)
+        specs = self.specs
+
+        def with_state(node: dict[str, Any]) -> dict[str, Any]:
+            node["state"] = self._state_of(node["name"])
+            for child in node["children"]:
+                with_state(child)
+            return node
+
+        return {"name": name, "state": self._state_of(name),
+                "dependencies": with_state(planner.dependencies(specs, name).to_dict()),
+                "dependants": with_state(planner.dependants(specs, name).to_dict()),
+                "conflicts": [{"name": o, "state": self._state_of(o)}
+                              for o in planner.conflicting(specs, name)]}
 
     async def create(self, name: str, raw: dict[str, Any], *, start: bool = False,
                      transient: bool = False) -> dict[str, Any]:
@@ -464,17 +596,26 @@ class ProcessManager:
         return sup.record.to_dict()
 
     async def restart(self, ref: str) -> dict[str, Any]:
+        """Stop ``ref`` and what stops with it (its requires/binds_to/part_of dependants,
+        dependants first), then start them all again in order (systemd: a restart on
+        request propagates like a stop on request)."""
         name = self.resolve(ref)
         sup = self._sups[name]
-        if sup.is_active() or sup.record.state is S.BACKOFF:
-            await sup.request("stop", reason="restarting on request")
-        result = await self.start(name)
-        for other in planner.restart_propagation(self.specs, name):
-            osup = self._sups.get(other)
-            if osup is not None and osup.is_active():
-                await osup.request("stop", reason=f"restarting with '{name}' (part_of)")
-                await self.start(other)
-        return result
+        active = self._active_names()
+        if name not in active:
+            return await self.start(name)
+        plan = planner.stop_transaction(self.specs, [name], active)
+        results = await self._run_stop_plan(plan, restarting=True)
+        outcome = results.get(name)
+        if isinstance(outcome, errors.ProcMgrError):
+            raise outcome
+        again = [name] + [n for n in plan.order if n != name]
+        results = await self._run_start_plan(planner.start_transaction(self.specs, again),
+                                             manual=True)
+        outcome = results.get(name)
+        if isinstance(outcome, errors.ProcMgrError):
+            raise outcome
+        return sup.record.to_dict()
 
     async def delete(self, ref: str, *, force: bool = False) -> dict[str, Any]:
         name = self.resolve(ref)
@@ -549,6 +690,8 @@ class ProcessManager:
             config = load_config_dir(self.config_dir)
         old_names = {n for n, s in self._sups.items() if not self._is_runtime_created(s)}
         new = dict(config.processes)
+        kept = {n: s.spec for n, s in self._sups.items() if self._is_runtime_created(s)}
+        self._check_graph({**kept, **new})
         added = sorted(set(new) - set(self._sups))
         removed = sorted(old_names - set(new))
         changed, unchanged = [], []
@@ -598,6 +741,26 @@ class ProcessManager:
 
     def logs(self, ref: str, *, lines: int | None = None, stream: str | None = None) -> list[dict[str, Any]]:
         return self.supervisor(ref).ring.tail(lines, stream)
+
+
+def _failure_reason(sup: Supervisor, exc: errors.ProcMgrError) -> str:
+    """Why ``sup`` failed to come up, in words, for its dependants' DEPENDENCY_FAILED."""
+    reason = exc.details.get("reason")
+    if isinstance(reason, str) and reason:
+        state = exc.details.get("state")
+        return f"{state} ({reason})" if state and not reason.startswith(state) else reason
+    return exc.message
+
+
+def _stop_reason(step: planner.StopStep, *, restarting: bool, conflict: bool) -> str:
+    verb = "restarting" if restarting else "stopped"
+    if step.cause is None:
+        if conflict:
+            return "stopped: a conflicting process is starting"
+        return f"{verb} on request"
+    other, directive = step.cause
+    return f"{verb} because '{other}' {'restarts' if restarting else 'stopped'} " \
+           f"('{step.name}' {directive} '{other}')"
 
 
 def _start_error(sup: Supervisor) -> errors.ProcMgrError:
