@@ -37,7 +37,7 @@ from .schema import (
     NAME_EXPECTED, NAME_PATTERN, RUNTIME_ONLY_FIELDS, GroupSchema, LogField, LogMapSchema,
     ProcessSchema, SocketSchema, expected_at, field_at,
 )
-from .yamldoc import LineMap, YamlError, merge_over, read_yaml
+from .yamldoc import LineMap, YamlDoc, YamlError, merge_over, read_yaml
 
 DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
 CONFIG_DIR_ENV = "DD_PM_CONFIG_DIR"
@@ -94,10 +94,8 @@ def load_config_dir(path: str | os.PathLike[str]) -> ConfigSet:
     _apply_dropins(root, names, entries["process"], issues, files)
     built = {kind: _build_all(entries[kind], issues) for kind in ("process", "socket", "group")}
     failed = set(entries["process"]) - set(built["process"])
-    located = {kind: {name: entry for name, entry in entries[kind].items()} for kind in entries}
-
     def locate(kind: str, name: str, fld: str | None) -> tuple[str, int | None]:
-        return located[kind][name].locate((fld,) if fld else ())
+        return entries[kind][name].locate((fld,) if fld else ())
 
     checked = crosscheck(built["process"], built["socket"], built["group"], failed, locate)
     return ConfigSet(
@@ -176,7 +174,7 @@ def _read_base_files(root: str, names: list[str], issues: list[ConfigIssue],
     return entries
 
 
-def _read_doc(path: str, issues: list[ConfigIssue]):
+def _read_doc(path: str, issues: list[ConfigIssue]) -> YamlDoc | None:
     try:
         with open(path, encoding="utf-8") as handle:
             text = handle.read()

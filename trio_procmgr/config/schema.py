@@ -435,7 +435,7 @@ class QuantitiesSchema(StrictSchema):
 class RequestsSchema(QuantitiesSchema):
     """Requests have no pids (a pid count is only a limit)."""
 
-    class Meta:
+    class Meta(StrictSchema.Meta):
         exclude = ("pids",)
 
 
