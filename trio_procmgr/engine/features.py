@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-FEATURES: tuple[str, ...] = ()
+FEATURES: tuple[str, ...] = (
+    "trio_procmgr.engine.logcapture",
+    "trio_procmgr.engine.health",
+)
 
 
 def install(manager: Any) -> None:

@@ -742,6 +742,19 @@ class ProcessManager:
     def logs(self, ref: str, *, lines: int | None = None, stream: str | None = None) -> list[dict[str, Any]]:
         return self.supervisor(ref).ring.tail(lines, stream)
 
+    def follow_logs(self, ref: str | None = None, stream: str | None = None, *,
+                    maxsize: int = 10_000) -> Any:
+        """Live output of ``ref`` (None: every process; items carry ``process``).
+
+        A bounded subscription (``with ... as sub: async for item in sub``): a slow
+        reader gets a ``{"type": "lost", "count": N}`` item instead of stalling the pumps.
+        """
+        return self.log_capture.follow(ref, stream=stream, maxsize=maxsize)
+
+    def rotate_logs(self, ref: str | None = None) -> list[str]:
+        """Rotate the log files of ``ref`` (None: every process) now; the rotated paths."""
+        return self.log_capture.rotate(ref)
+
 
 def _failure_reason(sup: Supervisor, exc: errors.ProcMgrError) -> str:
     """Why ``sup`` failed to come up, in words, for its dependants' DEPENDENCY_FAILED."""

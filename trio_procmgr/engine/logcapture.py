@@ -1,0 +1,174 @@
+"""Log files, rotation and live following of managed processes' output (SPEC §9).
+
+Hooked into the manager's seams: every captured line (already in the process's ring)
+is appended to the process's log file — ``log.file`` or ``<manager.log_dir>/<name>.log``
+— and offered to live followers. File writes are buffered; a per-instance flusher task
+flushes about :data:`FLUSH_DELAY` after the first unflushed line, and only then, so an
+idle process costs no wake-ups. Followers are bounded queues: a slow follower loses lines
+(and is told), the pumps never wait for it.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from trio_procmgr import errors
+from trio_procmgr.logfiles import RotatingLogFile, format_line
+from trio_procmgr.logs import LogSubscription
+
+if TYPE_CHECKING:
+    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.supervisor import Instance, Supervisor
+
+FLUSH_DELAY = 0.2
+STREAMS = ("stdout", "stderr")
+
+
+class _ProcessLog:
+    """One process's file writer and the wake-up of its flusher."""
+
+    __slots__ = ("writer", "wake", "__weakref__")
+
+    def __init__(self, writer: RotatingLogFile | None) -> None:
+        self.writer = writer
+        self.wake: trio.Event | None = None
+
+
+def log_file_path(sup: "Supervisor", log_dir: str | None) -> str | None:
+    spec = sup.spec.log
+    if spec.mode != "capture":
+        return None
+    if spec.file:
+        return spec.file
+    if log_dir:
+        return os.path.join(log_dir, f"{sup.name}.log")
+    return None
+
+
+class LogCapture:
+    def __init__(self, manager: "ProcessManager") -> None:
+        self.manager = manager
+        self.followers: set[LogSubscription] = set()
+        self._logs: weakref.WeakKeyDictionary[Any, _ProcessLog] = weakref.WeakKeyDictionary()
+
+    # -------------------------------------------------------------- files
+    def _log_of(self, sup: "Supervisor") -> _ProcessLog:
+        plog = self._logs.get(sup)
+        if plog is None:
+            path = log_file_path(sup, self.manager.log_dir)
+            spec = sup.spec.log
+            writer = RotatingLogFile(path, spec.max_bytes, spec.backups) if path else None
+            plog = self._logs[sup] = _ProcessLog(writer)
+            if path:
+                sup.extras["log_file"] = path
+        return plog
+
+    def on_line(self, sup: "Supervisor", stream: str, line: str, now: float) -> None:
+        plog = self._log_of(sup)
+        writer = plog.writer
+        if writer is not None:
+            was_dirty = writer.dirty
+            writer.write(format_line(now, stream, line))
+            if writer.error is not None:
+                sup.extras["log_file_error"] = writer.error
+            if not was_dirty and plog.wake is not None:
+                plog.wake.set()
+        if self.followers:
+            item = None
+            for sub in tuple(self.followers):
+                if sub.wants(sup.name, stream):
+                    if item is None:
+                        item = {"time": now, "stream": stream, "line": line, "process": sup.name}
+                    sub.offer(item)
+
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._flusher, sup)
+
+    async def _flusher(self, sup: "Supervisor") -> None:
+        try:
+            while True:
+                plog = self._log_of(sup)
+                if plog.writer is None or not plog.writer.dirty:
+                    plog.wake = trio.Event()
+                    await plog.wake.wait()
+                    continue
+                await trio.sleep(FLUSH_DELAY)
+                self.flush(sup)
+        finally:
+            self.flush(sup)
+
+    def flush(self, sup: "Supervisor") -> None:
+        plog = self._logs.get(sup)
+        if plog is not None and plog.writer is not None and plog.writer.dirty:
+            plog.writer.flush()
+
+    def on_down(self, sup: "Supervisor", requested: bool) -> None:
+        self.flush(sup)
+
+    def on_spec(self, sup: "Supervisor") -> None:
+        """Log settings are hot: a new path or limits take effect with the next line."""
+        plog = self._logs.get(sup)
+        if plog is None:
+            return
+        new_path = log_file_path(sup, self.manager.log_dir)
+        old = plog.writer
+        spec = sup.spec.log
+        if old is not None and old.path == new_path:
+            old.max_bytes, old.backups = spec.max_bytes, spec.backups
+            return
+        if old is not None:
+            old.close()
+        plog.writer = RotatingLogFile(new_path, spec.max_bytes, spec.backups) if new_path else None
+        sup.extras.pop("log_file_error", None)
+        if new_path:
+            sup.extras["log_file"] = new_path
+        else:
+            sup.extras.pop("log_file", None)
+        if plog.wake is not None:
+            plog.wake.set()
+
+    def rotate(self, ref: str | None = None) -> list[str]:
+        """Rotate the log files of one process (or all) now; returns the rotated paths."""
+        sups = [self.manager.supervisor(ref)] if ref is not None else self.manager.supervisors()
+        rotated = []
+        for sup in sups:
+            writer = self._log_of(sup).writer
+            if writer is not None and writer.rotate():
+                rotated.append(writer.path)
+            if writer is not None:
+                if writer.error is None:
+                    sup.extras.pop("log_file_error", None)
+                else:
+                    sup.extras["log_file_error"] = writer.error
+        return rotated
+
+    # -------------------------------------------------------------- following
+    def follow(self, ref: str | None = None, *, stream: str | None = None,
+               maxsize: int = 10_000) -> LogSubscription:
+        if stream not in (None, *STREAMS):
+            raise errors.InvalidArgument(f"stream must be stdout or stderr, not {stream!r}",
+                                         field="stream")
+        name = self.manager.resolve(ref) if ref is not None else None
+        return LogSubscription(self.followers, name, stream, maxsize)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Followers of a deleted process end; all end when the daemon stops."""
+        kind = event["type"]
+        if kind == "process_deleted" or kind == "daemon_stopping":
+            for sub in tuple(self.followers):
+                if kind == "daemon_stopping" or sub.process == event.get("process"):
+                    sub.close()
+
+
+def install(manager: "ProcessManager") -> None:
+    capture = LogCapture(manager)
+    manager.log_capture = capture
+    manager.log_listeners.append(capture.on_line)
+    manager.instance_hooks.append(capture.on_instance)
+    manager.down_listeners.append(capture.on_down)
+    manager.spec_listeners.append(capture.on_spec)
+    manager.hub.listeners.append(capture.on_event)
