@@ -14,6 +14,8 @@ from typing import Any
 FEATURES: tuple[str, ...] = (
     "trio_procmgr.engine.logcapture",
     "trio_procmgr.engine.health",
+    "trio_procmgr.engine.dependencies",
+    "trio_procmgr.engine.groups",
 )
 
 

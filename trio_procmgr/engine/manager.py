@@ -433,7 +433,8 @@ class ProcessManager:
         return {n for n, s in self._sups.items() if s.is_active() or s.record.state is S.BACKOFF}
 
     async def _run_stop_plan(self, plan: planner.StopPlan, *, restarting: bool = False,
-                             conflict: bool = False) -> dict[str, Any]:
+                             conflict: bool = False,
+                             target_reason: str | None = None) -> dict[str, Any]:
         """Stop in the plan's order (reverse start order), independent branches concurrently.
 
         Returns name -> record dict or the ProcMgrError of that stop; a failed stop does
@@ -450,8 +451,9 @@ class ProcessManager:
                 if sup is None:
                     return
                 try:
-                    results[step.name] = await sup.request(
-                        "stop", reason=_stop_reason(step, restarting=restarting, conflict=conflict))
+                    reason = target_reason if target_reason and step.cause is None else \
+                        _stop_reason(step, restarting=restarting, conflict=conflict)
+                    results[step.name] = await sup.request("stop", reason=reason)
                 except errors.NotRunning:
                     results[step.name] = sup.record.to_dict()
                 except errors.ProcMgrError as exc:

@@ -1,0 +1,76 @@
+"""binds_to end to end: a bound process goes down whenever its target does (SPEC §6.1).
+
+Stops *on request* already carry every propagation (requires, binds_to, part_of): the
+manager plans them with ``planner.stop_transaction``. What is left is an exit nobody
+asked for (crash, failed start, a oneshot finishing, a health or watchdog kill): only
+``binds_to`` propagates those, which this module does from ``manager.down_listeners``.
+
+The stop runs as a task in the manager's nursery, never inside the listener: the
+listener is called by the target's own actor, which must not wait on anything.
+
+Re-binding: when the target went down into ``backoff`` (its restart policy brings it
+back), the processes this module stopped (the bound ones and their own requires/part_of
+dependants) are started again once the target is up -- but only those still ``stopped``
+with the reason given here (a user who stopped or started one of them in the meantime
+has taken over).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trio_procmgr import errors, planner
+from trio_procmgr.states import State
+
+if TYPE_CHECKING:
+    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.supervisor import Supervisor
+
+S = State
+_SETTLED = frozenset({S.STOPPED, S.CRASHED, S.CONDITION_FAILED, S.FAILED, S.EXITED})
+
+
+def install(manager: "ProcessManager") -> None:
+    def on_down(sup: "Supervisor", requested: bool) -> None:
+        if requested or manager._nursery is None:
+            return
+        specs = manager.specs
+        if sup.name not in specs:
+            return
+        bound = planner.on_unexpected_stop(specs, sup.name, manager._active_names())
+        if bound:
+            comes_back = sup.record.state is S.BACKOFF
+            manager._nursery.start_soon(_stop_bound, manager, sup, bound, comes_back)
+
+    manager.down_listeners.append(on_down)
+
+
+def bound_stop_reason(target: str, state: str) -> str:
+    return f"stopped because '{target}' went down ({state}) and it binds_to '{target}'"
+
+
+async def _stop_bound(manager: "ProcessManager", target: "Supervisor", bound: list[str],
+                      comes_back: bool) -> None:
+    reason = bound_stop_reason(target.name, target.record.state.value)
+    active = manager._active_names()
+    try:
+        plan = planner.stop_transaction(manager.specs, bound, active)
+    except errors.ProcMgrError as exc:  # a process was deleted meanwhile
+        manager.warn(f"binds_to: cannot stop {', '.join(bound)}: {exc.message}")
+        return
+    manager.publish("binds_to_stop", target.name, target.record.id, stopping=list(plan.order))
+    await manager._run_stop_plan(plan, target_reason=reason)
+    if not comes_back:
+        return
+    stopped_here = {n: manager.supervisor(n).record.reason for n in plan.order
+                    if manager.supervisor(n).record.state is S.STOPPED}
+    await target.wait_until(lambda s: s.is_up() or s.record.state in _SETTLED)
+    if not target.is_up():
+        return
+    again = [n for n, why in stopped_here.items() if n in manager.specs
+             and manager.supervisor(n).record.state is S.STOPPED
+             and manager.supervisor(n).record.reason == why]
+    if again:
+        manager.publish("binds_to_restart", target.name, target.record.id, starting=again)
+        await manager._run_start_plan(planner.start_transaction(manager.specs, again),
+                                      manual=False)

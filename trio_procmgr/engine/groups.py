@@ -1,0 +1,242 @@
+"""Supervision groups (SPEC §6.3): one place that turns a member's failure into a group action.
+
+How a member's own ``restart`` policy and its group interact (the contract):
+
+* The member's policy decides **whether** and **when**: an exit that its policy would
+  not restart (``never``, ``on-failure`` after a success, start limit hit -> ``crashed``)
+  is not a group event; nothing else in the group moves.
+* The group decides **what** restarts: when the member would restart (it went to
+  ``backoff``), the group counts one restart against ``max_restarts``/``max_seconds``
+  and applies its strategy:
+
+  - one_for_one: nothing more; the member's own backoff elapses and it restarts alone.
+  - one_for_all / rest_for_one: the other affected members (all of them / the ones
+    after the failed one) are stopped at once, in reverse member order; when the
+    failed member's own backoff delay has elapsed, every affected member is started in
+    member order, each once the previous one is up (or down).
+
+* Past the budget (more than ``max_restarts`` restarts within ``max_seconds``) the group
+  escalates: every member is stopped in reverse member order (the failed one's pending
+  restart is cancelled), the group is ``crashed`` and event ``group_escalated`` is
+  published. Members show ``stopped`` with the escalation as reason. Any start of a
+  member (a manual start, or a transaction pulling it in) re-arms the group.
+
+Stops on request (``dd-procmgr stop``) are never group events. Stops and starts done by
+the group go to the members directly: they do not propagate to processes outside the
+group (a ``requires`` dependant of a member keeps running through a group restart).
+
+Runtime state per group is in every member's ``describe`` under ``group``.
+
+Group ``resources`` (a parent cgroup bounding all members, like a systemd slice) are not
+applied here: the resources feature finds a member's group with
+:meth:`SupervisionGroups.group_of` and places the member's cgroup under the group's slice.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from trio_procmgr import errors, planner
+from trio_procmgr.spec import GroupSpec
+from trio_procmgr.states import State
+
+if TYPE_CHECKING:
+    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.supervisor import Instance, Supervisor
+
+S = State
+
+
+@dataclass(eq=False)
+class _Round:
+    """One group restart in progress: who failed, who restarts, whose backoff elapsed."""
+
+    failed: list[str]
+    affected: list[str]
+    elapsed: set[str] = field(default_factory=set)
+    stopped_by_us: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _GroupRuntime:
+    spec: GroupSpec
+    intensity: planner.RestartIntensity
+    state: str = "running"  # running | restarting | crashed
+    round: _Round | None = None
+    restarts: int = 0
+
+
+class SupervisionGroups:
+    """Installed on every ProcessManager as ``manager.supervision_groups``."""
+
+    def __init__(self, manager: "ProcessManager") -> None:
+        self.manager = manager
+        self._runtime: dict[str, _GroupRuntime] = {}
+        self._own_restart = manager.restart_automatically
+        manager.restart_automatically = self.restart_automatically  # type: ignore[method-assign]
+        manager.down_listeners.append(self.on_down)
+        manager.instance_hooks.append(self.on_instance)
+
+    # ------------------------------------------------------------------ lookup
+    def group_of(self, name: str) -> GroupSpec | None:
+        """The group ``name`` is a member of (config groups; at most one), or None."""
+        for group in self.manager.config.groups.values():
+            if name in group.members:
+                return group
+        return None
+
+    def _rt(self, group: GroupSpec) -> _GroupRuntime:
+        rt = self._runtime.get(group.name)
+        if rt is None or rt.spec != group:  # new, or changed by a reload
+            rt = _GroupRuntime(group, planner.RestartIntensity.for_group(group))
+            self._runtime[group.name] = rt
+        return rt
+
+    def status(self, name: str) -> dict[str, Any] | None:
+        """Runtime view of group ``name`` (what describe shows under ``group``)."""
+        group = self.manager.config.groups.get(name)
+        if group is None:
+            return None
+        rt = self._rt(group)
+        return {"name": group.name, "strategy": group.strategy, "state": rt.state,
+                "members": list(group.members), "max_restarts": group.max_restarts,
+                "max_seconds": group.max_seconds, "restarts": rt.restarts,
+                "restarts_in_window": rt.intensity.restarts_in_window(trio.current_time())}
+
+    def _show(self, rt: _GroupRuntime) -> None:
+        view = self.status(rt.spec.name)
+        for member in rt.spec.members:
+            sup = self.manager._sups.get(member)
+            if sup is not None:
+                sup.extras["group"] = view
+
+    # ------------------------------------------------------------------ seams
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+        group = self.group_of(sup.name)
+        if group is None:
+            return
+        rt = self._rt(group)
+        if rt.state == "crashed":
+            rt.state = "running"
+            rt.intensity.reset()
+            self.manager.publish("group_rearmed", sup.name, sup.record.id, group=group.name)
+        self._show(rt)
+
+    def on_down(self, sup: "Supervisor", requested: bool) -> None:
+        """Called by the member's own actor: decide here, act in a manager task."""
+        group = self.group_of(sup.name)
+        if requested or group is None or sup.record.state is not S.BACKOFF:
+            return
+        rt = self._rt(group)
+        if rt.state == "crashed":
+            return
+        rt.restarts += 1
+        manager = self.manager
+        if rt.intensity.record(trio.current_time()):
+            rt.state = "crashed"
+            rt.round = None
+            manager.publish("group_escalated", sup.name, sup.record.id, group=group.name,
+                            max_restarts=group.max_restarts, max_seconds=group.max_seconds)
+            self._show(rt)
+            manager._nursery.start_soon(self._escalate, rt, sup.name)
+            return
+        _, affected = planner.group_restart_set(group, sup.name)
+        manager.publish("group_restart", sup.name, sup.record.id, group=group.name,
+                        strategy=group.strategy, affected=affected)
+        if group.strategy == "one_for_one":
+            self._show(rt)
+            return
+        if rt.round is not None:  # another member failed while a restart is under way
+            rt.round.failed.append(sup.name)
+            rt.round.affected = [m for m in group.members
+                                 if m in rt.round.affected or m in affected]
+            return
+        rt.round = _Round(failed=[sup.name], affected=affected)
+        rt.state = "restarting"
+        self._show(rt)
+        manager._nursery.start_soon(self._run_round, rt, rt.round)
+
+    async def restart_automatically(self, sup: "Supervisor") -> None:
+        """Runs in ``sup``'s actor when its own backoff elapsed."""
+        group = self.group_of(sup.name)
+        if group is None:
+            return await self._own_restart(sup)
+        rt = self._rt(group)
+        if rt.state == "crashed":
+            return
+        if rt.round is not None and sup.name in rt.round.failed:
+            rt.round.elapsed.add(sup.name)
+            sup.notify_changed()
+            return
+        await self._own_restart(sup)
+
+    # ------------------------------------------------------------------ actions
+    def _reason(self, rt: _GroupRuntime, round: _Round) -> str:
+        return (f"group '{rt.spec.name}' ({rt.spec.strategy}) restarts it because "
+                f"'{round.failed[0]}' failed")
+
+    async def _run_round(self, rt: _GroupRuntime, round: _Round) -> None:
+        manager = self.manager
+        reason = self._reason(rt, round)
+        while True:  # the set can grow while we stop (another member failed)
+            todo = [m for m in reversed(round.affected) if m not in round.stopped_by_us
+                    and m in manager._sups and manager._sups[m].is_active()]
+            if not todo:
+                break
+            for member in todo:
+                await self._stop(member, reason)
+                round.stopped_by_us[member] = reason
+        for member in list(round.failed):
+            msup = manager._sups.get(member)
+            if msup is not None:
+                await msup.wait_until(lambda s, m=member: m in round.elapsed
+                                      or s.record.state is not S.BACKOFF)
+        if rt.round is round:
+            rt.round = None
+        if rt.state == "crashed":
+            return
+        rt.state = "running"
+        for member in list(round.affected):
+            msup = manager._sups.get(member)
+            if msup is None or rt.state == "crashed":
+                continue
+            try:
+                if msup.record.state is S.BACKOFF:
+                    await msup.request("launch_automatic")
+                elif (msup.record.state is S.STOPPED
+                      and msup.record.reason == round.stopped_by_us.get(member)):
+                    await msup.request("start", manual=False, automatic=True)
+                else:
+                    continue
+            except errors.ProcMgrError as exc:
+                manager.warn(f"group '{rt.spec.name}': cannot restart '{member}': {exc.message}")
+                continue
+            await msup.wait_until(lambda s: s.is_up() or not s.is_active(),
+                                  timeout=msup.spec.timeout_start_sec or math.inf)
+        self._show(rt)
+
+    async def _escalate(self, rt: _GroupRuntime, failed: str) -> None:
+        group = rt.spec
+        reason = (f"group '{group.name}' escalated: more than {group.max_restarts} restarts "
+                  f"within {group.max_seconds:g}s ('{failed}' failed)")
+        for member in reversed(group.members):
+            msup = self.manager._sups.get(member)
+            if msup is not None and (msup.is_active() or msup.record.state is S.BACKOFF):
+                await self._stop(member, reason)
+        self._show(rt)
+
+    async def _stop(self, member: str, reason: str) -> None:
+        try:
+            await self.manager._sups[member].request("stop", reason=reason)
+        except errors.NotRunning:
+            pass
+        except errors.ProcMgrError as exc:
+            self.manager.warn(f"cannot stop group member '{member}': {exc.message}")
+
+
+def install(manager: "ProcessManager") -> None:
+    manager.supervision_groups = SupervisionGroups(manager)  # type: ignore[attr-defined]
