@@ -146,7 +146,7 @@ class Supervisor:
         event = apply_transition(self.record, new, reason, time.time())
         self.manager.publish(**event)
         log.info("process %s: %s -> %s (%s)", self.name, event["from"], event["to"], reason,
-                 extra={"process": self.name, "state": new.value})
+                 extra={"service": self.name, "state": new.value})
         self._changed.unpark_all()
 
     async def wait_until(self, predicate: Callable[["Supervisor"], bool],
