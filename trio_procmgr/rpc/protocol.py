@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from trio_procmgr.rpc.framing import (DEFAULT_MAX_FRAME, NEED_DATA, FrameDecoder,
                                       FramingError, encode_frame)
@@ -66,13 +65,11 @@ class LocalProtocolError(Exception):
 ROOT = 0
 
 
-@dataclass(frozen=True, slots=True)
-class CapTarget:
+class CapTarget(NamedTuple):
     cap_id: int
 
 
-@dataclass(frozen=True, slots=True)
-class PromiseTarget:
+class PromiseTarget(NamedTuple):
     """The capability at ``path`` (field ordinals) in the promised result of ``qid``."""
 
     qid: int
@@ -83,84 +80,81 @@ Target = int | CapTarget | PromiseTarget
 
 
 # -- messages and events ------------------------------------------------------------------
-@dataclass(eq=False, slots=True)
+# NamedTuples rather than dataclasses: the blocking client (CLI) imports this module and
+# dataclass creation costs ~15 ms of start-up.
 class Question:
     """One inbound question, as handed to the shell that answers it."""
 
-    qid: int
-    state: str = "open"  # open | answered | finished
+    __slots__ = ("qid", "state")
+
+    def __init__(self, qid: int, state: str = "open") -> None:
+        self.qid = qid
+        self.state = state  # open | answered | finished
+
+    def __repr__(self) -> str:
+        return f"Question({self.qid}, {self.state!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class Bootstrap:
+class Bootstrap(NamedTuple):
     qid: int
     params: Any
-    question: Question | None = field(default=None, compare=False)
+    question: Question | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     qid: int
     target: Target
     interface: int
     method: int
     params: Any
-    question: Question | None = field(default=None, compare=False)
+    question: Question | None = None
     #: Whatever the validation hook attached (the server: method info, by-name params).
-    info: Any = field(default=None, compare=False)
+    info: Any = None
 
 
-@dataclass(frozen=True, slots=True)
-class Return:
+class Return(NamedTuple):
     qid: int
     results: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Failure:
+class Failure(NamedTuple):
     """An EXCEPTION message: the question failed with ``code``."""
 
     qid: int
     code: str
     message: str = ""
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class StreamItem:
+class StreamItem(NamedTuple):
     qid: int
     item: Any
 
 
-@dataclass(frozen=True, slots=True)
-class Finish:
+class Finish(NamedTuple):
     qid: int
     #: Extension: ``[5, qid, true]`` also releases the capabilities its result exported.
     release_caps: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Release:
+class Release(NamedTuple):
     cap_id: int
     count: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class Abort:
+class Abort(NamedTuple):
     code: str
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class CallRejected:
+class CallRejected(NamedTuple):
     """An inbound CALL the validation hook refused; answer it with ``error``."""
 
     call: Call
     error: Exception
 
 
-@dataclass(frozen=True, slots=True)
-class Closed:
+class Closed(NamedTuple):
     """The peer closed its side cleanly (at a frame boundary)."""
 
 
