@@ -71,6 +71,12 @@ class ProcessManager:
         self.log_listeners: list[Callable[[Supervisor, str, str, float], None]] = []
         self.down_listeners: list[Callable[[Supervisor, bool], None]] = []
         self.spec_listeners: list[Callable[[Supervisor], None]] = []
+        # exec_plan_hooks may rewrite the final plan (exec shim: LISTEN_PID, fds at 3..);
+        # spawn_listeners run after each spawn attempt; added_listeners when a supervisor
+        # (and its nursery) exists, before anything starts (socket activation listeners).
+        self.exec_plan_hooks: list[Callable[[Supervisor, Any], None]] = []
+        self.spawn_listeners: list[Callable[[Supervisor], None]] = []
+        self.added_listeners: list[Callable[[Supervisor], None]] = []
         from trio_procmgr.engine import features
 
         features.install(self)
@@ -187,6 +193,8 @@ class ProcessManager:
         self._by_id[sup.record.id] = spec.name
         assert self._nursery is not None
         await self._nursery.start(sup.run)
+        for listener in self.added_listeners:
+            listener(sup)
         return sup
 
     def track(self, pid: int) -> None:
@@ -225,10 +233,14 @@ class ProcessManager:
                 sup.enforcement = sup.cgroup.apply(spec.resources)
             except OSError as exc:
                 raise SpawnError(f"cannot set up the cgroup: {exc}") from None
+        for hook in self.exec_plan_hooks:
+            hook(sup, plan)
         return plan, tuple(fds)
 
     def after_spawn(self, sup: Supervisor, fds: tuple[int, ...]) -> None:
         """Hook after each spawn attempt (socket activation closes its per-spawn fds)."""
+        for listener in self.spawn_listeners:
+            listener(sup)
 
     def on_log_line(self, sup: Supervisor, stream: str, line: str, now: float) -> None:
         for listener in self.log_listeners:

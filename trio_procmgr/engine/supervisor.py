@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from trio_procmgr import errors
 from trio_procmgr.engine import runtime_files
 from trio_procmgr.engine.spawner import Child, SpawnError, build_exec_plan, spawn
 from trio_procmgr.logs import LogRing, pump
-from trio_procmgr.platform.linux import (ExitStatus, process_group_alive, reap_pidfd,
+from trio_procmgr.platform.linux import (ExitStatus, pidfd_open, process_group_alive, reap_pidfd,
                                          signal_group, signal_pid, wait_pidfd)
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
 from trio_procmgr.spec import ProcessSpec
@@ -56,9 +57,20 @@ class Instance:
     nursery: trio.Nursery | None = None
     pending: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     output_done: trio.Event = field(default_factory=trio.Event)
+    # The main process can change (notify MAINPID=, forking): its pidfd when it is not
+    # the spawned child, the waiter's scope (cancelled to re-target the waiter), and the
+    # forking hand-over called when the spawned parent exits before readiness.
+    main_pidfd: int | None = None
+    watch_scope: trio.CancelScope | None = None
+    handover: Callable[[ExitStatus], Awaitable[int | None]] | None = None
 
     def __post_init__(self) -> None:
         self.main_pid = self.child.pid
+
+    def close_main_pidfd(self) -> None:
+        if self.main_pidfd is not None:
+            os.close(self.main_pidfd)
+            self.main_pidfd = None
 
 
 @dataclass
@@ -304,16 +316,77 @@ class Supervisor:
             await inst.output_done.wait()
 
     async def _wait_exit(self, inst: Instance) -> None:
-        child = inst.child
+        """Wait for the main process; follow it when it is replaced (MAINPID=, forking)."""
         try:
-            if child.pidfd is not None:
-                await wait_pidfd(child.pidfd)
-            rc = child.popen.wait() if child.pidfd is not None else await trio.to_thread.run_sync(child.popen.wait)
+            while True:
+                pid = inst.main_pid
+                status = await self._wait_main(inst, pid)
+                if status is None or inst.main_pid != pid:
+                    continue  # re-targeted while waiting
+                if inst.handover is not None and not inst.ready and not inst.stop_requested:
+                    new_pid = await inst.handover(status)
+                    if new_pid is not None and inst.main_pid == new_pid != pid:
+                        continue
+                break
         finally:
-            self.manager.untrack(child.pid)
-            child.close_pidfd()
-        inst.status = ExitStatus.from_returncode(rc)
+            self.manager.untrack(inst.main_pid)
+            inst.child.close_pidfd()
+            inst.close_main_pidfd()
+        inst.status = status
         inst.exited.set()
+
+    async def _wait_main(self, inst: Instance, pid: int) -> ExitStatus | None:
+        """The exit of ``pid``; None when the main process was replaced meanwhile."""
+        child = inst.child
+        with trio.CancelScope() as inst.watch_scope:
+            if pid == child.pid:
+                if child.pidfd is not None:
+                    await wait_pidfd(child.pidfd)
+                    rc = child.popen.wait()
+                else:
+                    rc = await trio.to_thread.run_sync(child.popen.wait)
+                return ExitStatus.from_returncode(rc)
+            if inst.main_pidfd is not None:
+                await wait_pidfd(inst.main_pidfd)
+                status = reap_pidfd(inst.main_pidfd)
+                if status is not None:
+                    return status
+            if inst.failure_reason is None:
+                inst.failure_reason = (f"main process {pid} exited; its status is unknown "
+                                       "(not a child of the daemon)")
+            return ExitStatus(None, None)
+        return None
+
+    def set_main_pid(self, inst: Instance, pid: int) -> bool:
+        """Make ``pid`` the watched main process of ``inst`` (MAINPID=, forking hand-over).
+
+        The caller checked that ``pid`` belongs to the service. The previous main
+        process is no longer waited for (the orphan reaper collects it if it is our
+        child). Returns False when ``pid`` is already gone.
+        """
+        if inst is not self.instance or inst.exited.is_set() or pid == inst.main_pid:
+            return pid == inst.main_pid
+        pidfd = pidfd_open(pid)
+        if pidfd is None:
+            return False
+        old = inst.main_pid
+        inst.close_main_pidfd()
+        if old == inst.child.pid:
+            inst.child.close_pidfd()
+        self.manager.untrack(old)
+        self.manager.track(pid)
+        inst.main_pidfd = pidfd
+        inst.main_pid = pid
+        try:
+            inst.pgid = os.getpgid(pid)
+        except ProcessLookupError:
+            pass
+        self.record.pid = pid
+        self.manager.publish("main_pid_changed", self.name, self.record.id, pid=pid, previous=old)
+        if inst.watch_scope is not None:
+            inst.watch_scope.cancel()
+        self.notify_changed()
+        return True
 
     def _log_line(self, stream: str, line: str, now: float) -> None:
         self.ring.append(stream, line, now)
