@@ -98,9 +98,11 @@ class ProcessManager:
             for spec in self.config.processes.values():
                 await self._add(spec)
             if self.store is not None:
-                for spec in self.store.load_processes(self._parse_raw):
+                for spec, saved in self.store.load_processes(self._parse_raw):
                     if spec.name not in self._sups:
-                        await self._add(spec)
+                        record = Record(name=spec.name, created_at=saved.get("created_at"))
+                        record.id = saved.get("id") or record.id
+                        await self._add(spec, record)
             self.publish("daemon_started", None, None, processes=len(self._sups))
             await self._boot()
         except BaseException as exc:
@@ -744,7 +746,8 @@ class ProcessManager:
         from trio_procmgr.config.loader import spec_to_raw
 
         self.store.save_processes({
-            s.name: {"spec": spec_to_raw(s.spec), "id": s.record.id}
+            s.name: {"spec": spec_to_raw(s.spec), "id": s.record.id,
+                     "created_at": s.record.created_at}
             for s in self._sups.values()
             if self._is_runtime_created(s) and not s.spec.transient})
 

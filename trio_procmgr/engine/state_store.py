@@ -75,11 +75,12 @@ class StateStore:
         except OSError as exc:
             log.error("could not persist runtime-created processes: %s", exc)
 
-    def load_processes(self, parse: Callable[..., ProcessSpec]) -> Iterator[ProcessSpec]:
+    def load_processes(self, parse: Callable[..., ProcessSpec]) -> Iterator[tuple[ProcessSpec, dict[str, Any]]]:
+        """Each saved process as (spec, saved entry: its ``id`` and ``created_at``)."""
         data = read_json(self.processes_path) or {}
         for name, entry in (data.get("processes") or {}).items():
             try:
-                yield parse(name, entry["spec"])
+                yield parse(name, entry["spec"]), entry
             except Exception as exc:  # a bad entry must not stop the others
                 log.error("state: cannot restore process '%s': %s", name, exc)
 
