@@ -93,34 +93,67 @@ async def probe_tcp(address: str) -> tuple[bool, int | None, str]:
     return True, None, f"connected to {address}"
 
 
-async def probe_exec(argv: tuple[str, ...], timeout: float, env: dict[str, str]) -> tuple[bool, int | None, str]:
-    """Run ``argv`` in its own session; exit 0 = healthy. At ``timeout`` (or on
-    cancellation) the whole process group is SIGKILLed and reaped before returning."""
-    proc = await trio.lowlevel.open_process(
-        list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, start_new_session=True, env=env)
+async def probe_exec(argv: tuple[str, ...], timeout: float, env: dict[str, str],
+                     manager: Any = None) -> tuple[bool, int | None, str]:
+    """Run ``argv`` in its own session; exit 0 = healthy.
+
+    At ``timeout`` (or on cancellation) the whole process group is SIGKILLed and the
+    probe reaped before this returns. The pid is registered with the manager's reaper
+    from spawn to reap, so the reaper of orphans never steals its exit status.
+    """
+    read_fd, write_fd = os.pipe()
+    try:
+        proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=write_fd,
+                                stderr=write_fd, start_new_session=True, env=env, close_fds=True)
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    if manager is not None:
+        manager.track(proc.pid)
     output = bytearray()
     try:
         with trio.move_on_after(timeout) as scope:
             async with trio.open_nursery() as nursery:
-                async def drain() -> None:
-                    assert proc.stdout is not None
-                    while chunk := await proc.stdout.receive_some(16384):
-                        if len(output) < MAX_EXEC_OUTPUT:
-                            output.extend(chunk[:MAX_EXEC_OUTPUT - len(output)])
-                nursery.start_soon(drain)
-                await proc.wait()
+                nursery.start_soon(_drain, read_fd, output)
+                await _wait_exit(proc)
     finally:
         _kill_group(proc.pid)
         with trio.CancelScope(shield=True):
-            await proc.wait()
-            if proc.stdout is not None:
-                await proc.stdout.aclose()
+            await _wait_exit(proc)
+        if manager is not None:
+            manager.untrack(proc.pid)
     text = excerpt(output.decode("utf-8", "replace"))
     if scope.cancelled_caught:
         return False, None, f"timed out after {timeout:g}s" + (f": {text}" if text else "")
     rc = proc.returncode
     return rc == 0, rc, (f"exit {rc}" if rc >= 0 else f"killed by signal {-rc}") + (f": {text}" if text else "")
+
+
+async def _drain(fd: int, output: bytearray) -> None:
+    """Keep at most :data:`MAX_EXEC_OUTPUT` bytes, read the rest away; owns ``fd``."""
+    async with trio.lowlevel.FdStream(fd) as stream:
+        try:
+            while chunk := await stream.receive_some(16384):
+                if len(output) < MAX_EXEC_OUTPUT:
+                    output.extend(chunk[:MAX_EXEC_OUTPUT - len(output)])
+        except trio.BrokenResourceError:
+            pass
+
+
+async def _wait_exit(proc: subprocess.Popen) -> int:
+    if proc.returncode is not None:
+        return proc.returncode
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:
+        return await trio.to_thread.run_sync(proc.wait)
+    try:
+        await trio.lowlevel.wait_readable(pidfd)
+    finally:
+        os.close(pidfd)
+    return proc.wait()
 
 
 def _kill_group(pgid: int) -> None:
@@ -130,14 +163,14 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-async def run_probe(check: HealthCheckSpec, env: dict[str, str]) -> ProbeResult:
+async def run_probe(check: HealthCheckSpec, env: dict[str, str], manager: Any = None) -> ProbeResult:
     """One probe, bounded by ``check.timeout``; never raises (a failure is a result)."""
     started = trio.current_time()
     wall = time.time()
     ok, status, detail = False, None, ""
     try:
         if check.type == "exec":
-            ok, status, detail = await probe_exec(check.exec_command, check.timeout, env)
+            ok, status, detail = await probe_exec(check.exec_command, check.timeout, env, manager)
         else:
             with trio.fail_after(check.timeout):
                 if check.type == "http":
@@ -149,9 +182,20 @@ async def run_probe(check: HealthCheckSpec, env: dict[str, str]) -> ProbeResult:
         detail = f"timed out after {check.timeout:g}s"
     except (OSError, ValueError, h11.ProtocolError, trio.BrokenResourceError, ssl.SSLError,
             AssertionError) as exc:
-        detail = excerpt(f"{type(exc).__name__}: {exc}")
+        detail = excerpt(_describe_error(exc))
     return ProbeResult(time=wall, ok=ok, latency=trio.current_time() - started,
                        detail=detail, status=status)
+
+
+def _describe_error(exc: BaseException) -> str:
+    """The root OS error, not trio's "all attempts to connect ... failed" wrapper."""
+    cause = exc.__cause__
+    while isinstance(cause, BaseExceptionGroup) and cause.exceptions:
+        cause = cause.exceptions[0]
+    if isinstance(cause, OSError):
+        exc = cause
+    return f"{type(exc).__name__}: {exc.strerror or exc}" if isinstance(exc, OSError) \
+        else f"{type(exc).__name__}: {exc}"
 
 
 # ---------------------------------------------------------------- the feature
@@ -195,7 +239,7 @@ class HealthFeature:
             env = {**self.manager.base_env, **dict(sup.spec.env)}
             while True:
                 next_at = trio.current_time() + check.interval
-                result = await run_probe(check, env)
+                result = await run_probe(check, env, self.manager)
                 if inst is not sup.instance or inst.exited.is_set():
                     return
                 sup.extras["health_checks"] = push_result(sup.extras.get("health_checks", []), result)
