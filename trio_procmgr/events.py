@@ -49,6 +49,7 @@ class Subscription:
         if len(self._queue) >= self.maxsize:
             self._lost += 1
             self.lost_total += 1
+            self._hub.dropped += 1
         else:
             self._queue.append(event)
         self._lot.unpark_all()
@@ -101,6 +102,7 @@ class EventHub:
         self._subs: set[Subscription] = set()
         self._clock = clock
         self.published = 0
+        self.dropped = 0  # events lost by slow subscribers, ever (monotonic, for metrics)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     @property
