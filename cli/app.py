@@ -216,7 +216,7 @@ def stats(inv: Invocation, name, watch, interval) -> int:
 @app.command()
 @names_argument(required=False)
 @click.option("--all", "everything", is_flag=True, help="Every process, prefixed by name.")
-@click.option("-n", "--lines", type=int, help="Last N lines (default: the whole ring).")
+@click.option("-n", "--lines", type=int, help="Last N lines (default: the whole ring; 10 with -f).")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--stream", type=click.Choice(["stdout", "stderr"]), help="Only this stream.")
 @click.option("-t", "--timestamps", is_flag=True, help="Prefix time and stream.")

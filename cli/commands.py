@@ -22,6 +22,7 @@ from dd_procmgr_cli.invocation import EXIT_OK, EXIT_REFUSED, Invocation, UsagePr
 
 LIVE = frozenset({"starting", "running", "stopping", "paused", "backoff"})
 DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
+FOLLOW_BACKLOG = 10  # `logs -f` starts with the last lines, as `tail -f` does
 
 
 def error_dict(exc: Any) -> dict[str, Any]:
@@ -282,13 +283,16 @@ def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
         names = [r["name"] for r in inv.call("list")]
     prefixed = len(names) > 1 or everything
     if follow:
+        if lines is None:
+            lines = FOLLOW_BACKLOG
         return _follow_logs(inv, names, lines=lines, stream=stream, timestamps=timestamps,
                             prefixed=prefixed)
     merged: list[tuple[float, int, str, dict]] = []
     for order, name in enumerate(names):
         for item in inv.call("logs", name=name, lines=lines, stream=stream, follow=False):
             merged.append((item.get("time") or 0.0, order, name, item))
-    merged.sort(key=lambda entry: (entry[0], entry[1]))
+    if prefixed:
+        merged.sort(key=lambda entry: (entry[0], entry[1]))
     if inv.json:
         inv.emit_json([dict(item, process=name) if prefixed else item
                        for _, _, name, item in merged])

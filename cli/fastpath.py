@@ -24,6 +24,7 @@ _GLOBAL_VALUED = {"--socket": "socket", "--timeout": "timeout", "--tcp": "tcp",
 _ENV = {"socket": "DD_PM_SOCKET", "tcp": "DD_PM_TCP", "token_file": "DD_PM_TOKEN_FILE",
         "timeout": "DD_PM_TIMEOUT"}
 COMPLETE_VAR = "_DD_PROCMGR_COMPLETE"
+DISABLE_VAR = "DD_PM_CLI_NO_FASTPATH"
 
 
 
@@ -89,7 +90,7 @@ def _command_args(rest: list[str], inv: Invocation, *, output: bool) -> tuple[li
 
 def plan(args: list[str], environ: Mapping[str, str]) -> Plan | None:
     """The invocation and the command to run, or None when asyncclick must parse."""
-    if COMPLETE_VAR in environ:
+    if COMPLETE_VAR in environ or environ.get(DISABLE_VAR):
         return None
     try:
         values, i = _globals(args, environ)

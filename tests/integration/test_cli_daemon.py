@@ -1,0 +1,186 @@
+"""dd-procmgr against a real dd-procmgrd: the SPEC §11 contract end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+from cli_daemon import CLI, cli_daemon  # noqa: F401  (fixture)
+
+PY = sys.executable
+
+
+def test_ping_answers_and_version_names_both_sides(cli_daemon):
+    assert cli_daemon.cli("ping").code == 0
+    result = cli_daemon.cli("version")
+    assert result.code == 0
+    assert result.out.startswith("dd-procmgr ") and "dd-procmgrd " in result.out
+
+
+def test_unreachable_socket_exits_3_and_names_it(cli_daemon, tmp_path):
+    missing = str(tmp_path / "nobody.sock")
+    result = cli_daemon.cli("--socket", missing, "list", socket=False)
+    assert result.code == 3 and result.out == ""
+    assert missing in result.err and result.err.count("\n") == 1
+    as_json = cli_daemon.cli("--json", "--socket", missing, "ping", socket=False)
+    assert as_json.code == 3 and as_json.json["error"]["message"]
+
+
+def test_socket_is_taken_from_the_environment(cli_daemon):
+    result = cli_daemon.cli("list", socket=False, env=cli_daemon.env(DD_PM_SOCKET=cli_daemon.socket))
+    assert result.code == 0
+
+
+def test_create_start_list_and_stop(cli_daemon):
+    created = cli_daemon.cli("create", "sleeper", "sleep", "300")
+    assert created.code == 0, created
+    assert created.out.startswith("created sleeper ")
+    started = cli_daemon.cli("--json", "start", "sleeper")
+    assert started.code == 0, started
+    record = started.json
+    assert record["name"] == "sleeper" and record["state"] in ("starting", "running")
+    cli_daemon.wait_state("sleeper", "running")
+
+    table = cli_daemon.cli("list")
+    header, row = table.out.splitlines()[:2]
+    assert header.split() == ["NAME", "ID", "PID", "STATE", "HEALTH", "RUNS", "UPTIME",
+                              "COMMAND"]
+    assert row.split()[0] == "sleeper" and row.split()[3] == "running"
+    assert row.endswith("sleep 300")
+
+    listed = cli_daemon.cli("--json", "list").json
+    assert isinstance(listed, list) and listed[0]["pid"] > 0
+    assert {"name", "id", "state", "pid", "runs", "restarts", "exit_code", "exit_signal",
+            "created_at", "started_at", "ended_at", "health", "next_restart_at",
+            "reason"} <= set(listed[0])
+
+    stopped = cli_daemon.cli("stop", "sleeper")
+    assert stopped.code == 0 and stopped.out.startswith("stopped sleeper")
+    assert cli_daemon.record("sleeper")["state"] == "stopped"
+
+
+def test_create_flags_reach_the_process_config(cli_daemon):
+    result = cli_daemon.cli(
+        "create", "web", "--restart", "on-failure", "--restart-sec", "500ms",
+        "--env", "GREETING=hi", "--timeout-stop-sec", "5", "--description", "a web",
+        "--", PY, "-c", "import time; time.sleep(300)")
+    assert result.code == 0, result
+    spec = cli_daemon.record("web")["spec"]
+    assert spec["restart"] == "on-failure" and spec["env"] == {"GREETING": "hi"}
+    assert spec["args"] == ["-c", "import time; time.sleep(300)"]
+    assert cli_daemon.record("web")["description"] == "a web"
+
+
+def test_create_with_start_runs_it_at_once(cli_daemon):
+    result = cli_daemon.cli("create", "now", "--start", "sleep", "300")
+    assert result.code == 0, result
+    cli_daemon.wait_state("now", "running")
+
+
+def test_refusals_exit_1_with_the_error_code(cli_daemon):
+    result = cli_daemon.cli("describe", "nope")
+    assert result.code == 1 and result.out == ""
+    assert result.err.startswith("error: PROCESS_NOT_FOUND: ") and result.err.count("\n") == 1
+    as_json = cli_daemon.cli("--json", "start", "nope")
+    assert as_json.code == 1 and as_json.json["error"]["code"] == "PROCESS_NOT_FOUND"
+    cli_daemon.cli("create", "dup", "sleep", "1")
+    again = cli_daemon.cli("create", "dup", "sleep", "1")
+    assert again.code == 1 and "ALREADY_EXISTS" in again.err
+
+
+def test_usage_errors_exit_2_without_calling_the_daemon(cli_daemon):
+    assert cli_daemon.cli("no-such-command").code == 2
+    assert cli_daemon.cli("create", "x").code == 2
+    assert cli_daemon.cli("start").code == 2
+    assert cli_daemon.cli("--json", "list").json == []
+
+
+def test_update_reports_fields_and_restart_needs(cli_daemon):
+    cli_daemon.cli("create", "svc", "--start", "sleep", "300")
+    cli_daemon.wait_state("svc", "running")
+    dry = cli_daemon.cli("update", "svc", "--restart", "always", "--dry-run")
+    assert dry.code == 0, dry
+    assert dry.out.splitlines()[0] == "[OK] Dry run - validation successful (no changes applied)"
+    assert "  - restart" in dry.out
+    assert cli_daemon.record("svc")["spec"].get("restart", "never") == "never"
+
+    env = cli_daemon.cli("--json", "update", "svc", "--env", "A=1")
+    assert env.code == 0, env
+    assert "env" in env.json["updated_fields"] and "env" in env.json["restart_required"]
+    assert env.json["restarted"] is False
+
+
+def test_delete_needs_force_for_a_running_process(cli_daemon):
+    cli_daemon.cli("create", "gone", "--start", "sleep", "300")
+    cli_daemon.wait_state("gone", "running")
+    refused = cli_daemon.cli("delete", "gone")
+    assert refused.code == 1
+    removed = cli_daemon.cli("remove", "--force", "gone")
+    assert removed.code == 0, removed
+    assert cli_daemon.cli("--json", "list").json == []
+
+
+def test_logs_show_the_output_and_follow_streams_json_lines(cli_daemon):
+    script = "import sys,time; print('hello out', flush=True); " \
+             "print('hello err', file=sys.stderr, flush=True); time.sleep(300)"
+    cli_daemon.cli("create", "talker", "--start", "--", PY, "-c", script)
+    cli_daemon.wait_for("two log lines",
+                        lambda: len(cli_daemon.cli("--json", "logs", "talker").json) >= 2)
+    plain = cli_daemon.cli("logs", "talker")
+    assert sorted(plain.out.splitlines()) == ["hello err", "hello out"]
+    only_err = cli_daemon.cli("logs", "talker", "--stream", "stderr", "-t")
+    assert only_err.out.rstrip().endswith("stderr hello err")
+
+    follower = cli_daemon.popen("--json", "logs", "-f", "talker")
+    try:
+        first = json.loads(follower.stdout.readline())
+        assert first["line"] in ("hello out", "hello err")
+    finally:
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=10) == 0
+
+
+def test_events_json_is_one_event_per_line(cli_daemon):
+    cli_daemon.cli("create", "ev", "sleep", "300")
+    watcher = cli_daemon.popen("events", "--json", "--process", "ev")
+    try:
+        cli_daemon.wait_for("the watcher to connect",
+                            lambda: cli_daemon.cli("start", "ev").code == 0)
+        event = json.loads(watcher.stdout.readline())
+        assert event["process"] == "ev" and {"seq", "time", "type"} <= set(event)
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=10) == 0
+
+
+def test_reload_config_reports_added_processes(cli_daemon):
+    cli_daemon.write_config("fromfile", "command: sleep\nargs: ['300']\n")
+    result = cli_daemon.cli("reload-config")
+    assert result.code == 0, result
+    assert "Added:     fromfile" in result.out
+    assert cli_daemon.cli("--json", "reload-config").json["unchanged"] == ["fromfile"]
+
+
+def test_stats_of_a_running_process(cli_daemon):
+    cli_daemon.cli("create", "busy", "--start", "sleep", "300")
+    running = cli_daemon.wait_state("busy", "running")
+    result = cli_daemon.cli("stats", "busy")
+    assert result.code == 0, result
+    assert result.out.startswith(f"Resource Usage Statistics for 'busy' (PID: {running['pid']})")
+    assert "Memory:" in result.out and "CPU:" in result.out and "PIDs:" in result.out
+
+
+def test_deps_shows_the_dependency_tree(cli_daemon):
+    cli_daemon.cli("create", "db", "sleep", "300")
+    cli_daemon.cli("create", "app", "--requires", "db", "--after", "db", "sleep", "300")
+    result = cli_daemon.cli("deps", "app")
+    assert result.code == 0, result
+    assert result.out.splitlines()[:2] == ["app (created)", "└─ requires db (created)"]
+
+
+def test_shutdown_stops_the_daemon(cli_daemon):
+    assert cli_daemon.cli("shutdown").code == 0
+    assert cli_daemon.proc.wait(timeout=30) == 0
+    assert cli_daemon.cli("ping").code == 3
