@@ -1,0 +1,179 @@
+"""The event websocket and /metrics against a real manager and real sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import urllib.error
+import urllib.request
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+import trio_websocket
+from prometheus_client.parser import text_string_to_metric_families
+
+from support import specs
+from trio_procmgr.daemon import web
+from trio_procmgr.daemon.main import DaemonStartError
+
+
+@asynccontextmanager
+async def web_server(pm, **kw):
+    kw.setdefault("ws", "127.0.0.1:0")
+    kw.setdefault("metrics", None)
+    kw.setdefault("token_file", None)
+    async with trio.open_nursery() as nursery:
+        info = await nursery.start(lambda task_status: web.serve_web(pm, task_status=task_status, **kw))
+        yield info
+        nursery.cancel_scope.cancel()
+
+
+def url(info, path, scheme="ws"):
+    host, port = info.ws_address
+    return f"{scheme}://{host}:{port}{path}"
+
+
+async def http_get(address, headers=None):
+    def fetch():
+        req = urllib.request.Request(address, headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    return await trio.to_thread.run_sync(fetch)
+
+
+async def test_websocket_client_sees_kill_failed_backoff_running_in_order(make_manager):
+    cfg = specs(svc={"command": "sleep", "args": ["60"], "restart": "always", "restart_sec": 0.1})
+    async with make_manager(cfg) as pm, web_server(pm) as info:
+        await pm.start("svc")
+        pid = pm.supervisor("svc").record.pid
+        async with trio_websocket.open_websocket_url(
+                url(info, "/events?process=svc&type=state_changed&type=process_exited")) as ws:
+            await trio.sleep(0.05)  # the server subscribes right after the handshake
+            os.kill(pid, signal.SIGKILL)
+            seen = []
+            with trio.fail_after(10):
+                while not seen or seen[-1] != "running":
+                    ev = json.loads(await ws.get_message())
+                    seen.append(ev["to"] if ev["type"] == "state_changed" else
+                                f"exited:{ev['exit_signal']}")
+        assert seen == [f"exited:{int(signal.SIGKILL)}", "failed", "backoff", "starting", "running"]
+
+
+async def test_slow_client_is_told_it_lost_events_while_a_fast_one_keeps_up(make_manager):
+    async with make_manager(specs()) as pm, web_server(pm) as info:
+        host, port = info.ws_address
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect((host, port))
+        slow.sendall(b"GET /events?type=padding&max_queue=10 HTTP/1.1\r\nHost: x\r\n"
+                     b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        try:
+            async with trio_websocket.open_websocket_url(url(info, "/events?type=padding"),
+                                                         message_queue_size=1000) as fast:
+                await trio.sleep(0.1)
+                assert pm.web_stats["clients"] == 2
+                count, pad = 300, "p" * 50_000
+                received = []
+                async with trio.open_nursery() as nursery:
+                    async def read_fast():
+                        while len(received) < count:
+                            received.append(json.loads(await fast.get_message()))
+                    nursery.start_soon(read_fast)
+                    for i in range(count):
+                        pm.publish("padding", None, None, n=i, pad=pad)
+                        await trio.sleep(0)  # the daemon carries on; only the slow client lags
+                assert [e["n"] for e in received] == list(range(count))
+                assert pm.hub.dropped > 0
+            # now let the slow client read: somewhere in its stream is a "lost" notice
+            slow.setblocking(False)
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(slow))
+            data = bytearray()
+            with trio.move_on_after(5):
+                while b'"type": "lost"' not in data:
+                    chunk = await stream.receive_some(1 << 16)
+                    if not chunk:
+                        break
+                    data += chunk
+            assert b'"type": "lost"' in data
+        finally:
+            slow.close()
+
+
+async def test_metrics_are_prometheus_text_with_process_and_daemon_families(make_manager):
+    cfg = specs(svc={"command": "sleep", "args": ["60"]}, idle={"command": "true"})
+    async with make_manager(cfg) as pm, web_server(pm, metrics="127.0.0.1:0") as info:
+        await pm.start("svc")
+        pm.rpc_stats.update(calls={"start": 3, "list": 2}, errors={"NOT_RUNNING": 1})
+        for address in (url(info, "/metrics", "http"),
+                        "http://%s:%d/metrics" % info.metrics_address):
+            status, text = await http_get(address)
+            assert status == 200
+            families = {f.name: f for f in text_string_to_metric_families(text)}
+            state = {(s.labels["process"], s.labels["state"]): s.value
+                     for s in families["dd_procmgr_process_state"].samples}
+            assert state[("svc", "running")] == 1 and state[("idle", "created")] == 1
+            assert state[("svc", "created")] == 0
+            runs = {s.labels["process"]: s.value for s in families["dd_procmgr_process_runs"].samples}
+            assert runs == {"svc": 1, "idle": 0}
+            mem = {s.labels["process"]: s.value
+                   for s in families["dd_procmgr_process_memory_bytes"].samples}
+            assert mem["svc"] > 0 and "idle" not in mem
+            assert families["dd_procmgr_daemon_uptime_seconds"].samples[0].value >= 0
+            calls = {s.labels["method"]: s.value for s in families["dd_procmgr_rpc_calls"].samples}
+            assert calls == {"start": 3, "list": 2}
+            assert families["dd_procmgr_events_published"].samples[0].value >= 3
+            assert "dd_procmgr_events_dropped" in families
+            assert "dd_procmgr_process_health" in families
+        status, _ = await http_get("http://%s:%d/events" % info.metrics_address)
+        assert status == 404
+
+
+async def test_token_is_required_when_configured(make_manager, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret\n")
+    async with make_manager(specs()) as pm, web_server(pm, token_file=str(token_file)) as info:
+        status, _ = await http_get(url(info, "/metrics", "http"))
+        assert status == 401
+        status, _ = await http_get(url(info, "/metrics", "http"), {"Authorization": "Bearer wrong"})
+        assert status == 401
+        status, _ = await http_get(url(info, "/metrics", "http"), {"Authorization": "Bearer s3cret"})
+        assert status == 200
+        with pytest.raises(trio_websocket.HandshakeError):
+            async with trio_websocket.open_websocket_url(url(info, "/events")):
+                pass
+        async with trio_websocket.open_websocket_url(url(info, "/events?token=s3cret")) as ws:
+            await trio.sleep(0.05)
+            pm.publish("hello", None, None)
+            assert json.loads(await ws.get_message())["type"] == "hello"
+
+
+async def test_non_loopback_listener_without_a_token_is_refused(make_manager):
+    async with make_manager(specs()) as pm:
+        async with trio.open_nursery() as nursery:
+            with pytest.raises(DaemonStartError, match="token"):  # as the daemon sees it
+                await nursery.start(lambda task_status: web.serve_web(
+                    pm, ws="0.0.0.0:0", metrics=None, token_file=None, task_status=task_status))
+
+
+async def test_garbage_requests_do_not_disturb_the_server(make_manager):
+    async with make_manager(specs()) as pm, web_server(pm) as info:
+        host, port = info.ws_address
+        for junk in (b"\x00\xff garbage\r\n\r\n", b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 5000 + b"\r\n"):
+            stream = await trio.open_tcp_stream(host, port)
+            try:
+                await stream.send_all(junk)
+            except trio.BrokenResourceError:
+                pass
+            await stream.aclose()
+        status, _ = await http_get(url(info, "/metrics", "http"))
+        assert status == 200
+        status, body = await http_get(url(info, "/events", "http"))
+        assert status == 426

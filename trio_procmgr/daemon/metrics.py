@@ -1,0 +1,145 @@
+"""Prometheus metrics of the daemon and its processes, read from the manager at scrape time.
+
+A custom collector (no metric objects updated on the hot path): each scrape walks the
+supervisors once and yields metric families; ``prometheus_client`` formats them. Per
+process CPU and memory come from the process's cgroup files when it has a cgroup (a few
+file reads), otherwise from psutil for the main process only (no /proc walk).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+
+from trio_procmgr.health_state import HEALTH_STATES
+from trio_procmgr.states import State
+
+if TYPE_CHECKING:
+    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.supervisor import Supervisor
+
+PREFIX = "dd_procmgr"
+
+
+def _usage(sup: "Supervisor") -> tuple[float | None, float | None, int | None]:
+    """(cpu user s, cpu system s, memory bytes) of a running process; None = unknown."""
+    user = system = None
+    memory = None
+    if sup.cgroup is not None:
+        try:
+            st = sup.cgroup.stats()
+            user, system, memory = (st.get("cpu_user_seconds"), st.get("cpu_system_seconds"),
+                                    st.get("memory_current"))
+        except OSError:
+            pass
+    if (user is None or memory is None) and sup.record.pid:
+        import psutil
+
+        try:
+            proc = psutil.Process(sup.record.pid)
+            with proc.oneshot():
+                t = proc.cpu_times()
+                user = t.user if user is None else user
+                system = t.system if system is None else system
+                memory = proc.memory_info().rss if memory is None else memory
+        except psutil.Error:
+            pass
+    return user, system, memory
+
+
+def _counts(value: Any, label_default: str) -> dict[str, float]:
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items()}
+    if isinstance(value, (int, float)):
+        return {label_default: float(value)}
+    return {}
+
+
+class ManagerCollector:
+    def __init__(self, manager: "ProcessManager") -> None:
+        self.manager = manager
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._processes(time.time())
+        yield from self._daemon(time.time())
+
+    def _processes(self, now: float) -> Iterator[Metric]:
+        labels = ["process"]
+        state = GaugeMetricFamily(f"{PREFIX}_process_state", "1 for the state the process is in",
+                                  labels=["process", "state"])
+        health = GaugeMetricFamily(f"{PREFIX}_process_health", "1 for the process's health state",
+                                   labels=["process", "health"])
+        runs = CounterMetricFamily(f"{PREFIX}_process_runs", "Times the process was started",
+                                   labels=labels)
+        restarts = CounterMetricFamily(f"{PREFIX}_process_restarts",
+                                       "Automatic restarts of the process", labels=labels)
+        uptime = GaugeMetricFamily(f"{PREFIX}_process_uptime_seconds",
+                                   "Seconds since the current run started (0 when not running)",
+                                   labels=labels)
+        cpu = CounterMetricFamily(f"{PREFIX}_process_cpu_seconds",
+                                  "CPU time of the current run (cgroup, else main process)",
+                                  labels=["process", "mode"])
+        memory = GaugeMetricFamily(f"{PREFIX}_process_memory_bytes",
+                                   "Memory in use (cgroup memory.current, else main process RSS)",
+                                   labels=labels)
+        log_lines = CounterMetricFamily(f"{PREFIX}_process_log_lines",
+                                        "Output lines captured from the process", labels=labels)
+        for sup in self.manager.supervisors():
+            rec, name = sup.record, sup.name
+            for st in State:
+                state.add_metric([name, st.value], 1.0 if rec.state is st else 0.0)
+            for h in HEALTH_STATES:
+                health.add_metric([name, h], 1.0 if rec.health == h else 0.0)
+            runs.add_metric([name], rec.runs)
+            restarts.add_metric([name], rec.restarts)
+            log_lines.add_metric([name], sup.ring.total)
+            running = rec.pid is not None and rec.started_at is not None
+            uptime.add_metric([name], max(0.0, now - rec.started_at) if running else 0.0)
+            if running:
+                user, system, mem = _usage(sup)
+                if user is not None:
+                    cpu.add_metric([name, "user"], user)
+                    cpu.add_metric([name, "system"], system or 0.0)
+                if mem is not None:
+                    memory.add_metric([name], mem)
+        yield from (state, health, runs, restarts, uptime, cpu, memory, log_lines)
+
+    def _daemon(self, now: float) -> Iterator[Metric]:
+        m = self.manager
+        yield GaugeMetricFamily(f"{PREFIX}_daemon_uptime_seconds", "Seconds since the daemon started",
+                                value=now - m.started_at)
+        yield GaugeMetricFamily(f"{PREFIX}_daemon_processes", "Processes defined",
+                                value=len(m.supervisors()))
+        hub = m.hub
+        yield CounterMetricFamily(f"{PREFIX}_events_published", "Events published on the hub",
+                                  value=hub.published)
+        yield CounterMetricFamily(f"{PREFIX}_events_dropped",
+                                  "Events a slow subscriber lost (its queue was full)",
+                                  value=hub.dropped)
+        stats = getattr(m, "rpc_stats", None) or {}
+        calls = CounterMetricFamily(f"{PREFIX}_rpc_calls", "RPC calls by method", labels=["method"])
+        for method, n in sorted(_counts(stats.get("calls"), "all").items()):
+            calls.add_metric([method], n)
+        errs = CounterMetricFamily(f"{PREFIX}_rpc_errors", "RPC calls that failed, by error code",
+                                   labels=["code"])
+        for code, n in sorted(_counts(stats.get("errors"), "all").items()):
+            errs.add_metric([code], n)
+        yield calls
+        yield errs
+        web = getattr(m, "web_stats", None) or {}
+        yield GaugeMetricFamily(f"{PREFIX}_websocket_clients", "Connected event-stream clients",
+                                value=web.get("clients", 0))
+
+
+def render(manager: "ProcessManager") -> tuple[bytes, str]:
+    """The exposition text of one scrape and its content type."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ManagerCollector(manager))
+    return generate_latest(registry), CONTENT_TYPE_LATEST
