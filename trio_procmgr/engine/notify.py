@@ -1,0 +1,163 @@
+"""The notify protocol's Trio shell (SPEC §4): one NOTIFY_SOCKET per service instance.
+
+Every ``notify`` service, and every service with ``watchdog_sec``, gets its own abstract
+datagram socket, bound before the spawn (``NOTIFY_SOCKET=@dd-procmgr/...``) and read by
+a task in the instance's nursery, so it lives and dies with that run of the child.
+A datagram counts only when the kernel-filled sender PID (SCM_CREDENTIALS) belongs to
+the service: its main process, or a process of its cgroup / process group (that is how
+``systemd-notify``, a child of the service, is accepted; its ``--pid=`` arrives as
+``MAINPID=``). Anything else — no credentials, a foreign sender, truncated or garbage
+bytes — is dropped and counted (describe ``notify.dropped``), never fatal.
+
+Messages: READY=1 → running (``mark_ready``); STATUS= → ``record.status_text``;
+MAINPID= → the watched main process changes (it must belong to the service);
+STOPPING=1 / RELOADING=1 / ERRNO= → shown in describe (``notify``); WATCHDOG=1,
+WATCHDOG=trigger, WATCHDOG_USEC= → ``engine.watchdog``; EXTEND_TIMEOUT_USEC= → the start
+deadline moves to now + value (while starting). A notify service not ready within
+``timeout_start_sec`` fails with reason "start timeout: ...".
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from trio_procmgr.engine import watchdog
+from trio_procmgr.engine.service_pids import belongs
+from trio_procmgr.notify_protocol import MAX_DATAGRAM, NotifyGarbage, NotifyMessage, parse_notify
+from trio_procmgr.platform.notify_socket import NotifySocket
+
+if TYPE_CHECKING:
+    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.supervisor import Instance, Supervisor
+
+log = logging.getLogger("trio_procmgr.notify")
+
+_pending: "weakref.WeakKeyDictionary[Any, dict[str, NotifySocket]]" = weakref.WeakKeyDictionary()
+_start_deadlines: "weakref.WeakKeyDictionary[Any, trio.CancelScope]" = weakref.WeakKeyDictionary()
+
+
+def wants_notify_socket(sup: "Supervisor") -> bool:
+    return sup.spec.process_type == "notify" or sup.spec.watchdog_sec > 0
+
+
+def _stats(sup: "Supervisor") -> dict[str, Any]:
+    return sup.extras.setdefault("notify", {
+        "socket": None, "received": 0, "accepted": 0, "dropped": 0, "dropped_by_reason": {},
+        "last_dropped": None, "stopping": False, "reloading": False, "errno": None,
+        "main_pid_from_notify": None})
+
+
+def install(manager: "ProcessManager") -> None:
+    pending = _pending.setdefault(manager, {})
+
+    def plan_hook(sup: "Supervisor", plan: Any) -> None:
+        old = pending.pop(sup.name, None)
+        if old is not None:
+            old.close()  # left by a spawn that failed
+        if not wants_notify_socket(sup):
+            plan.env.pop("NOTIFY_SOCKET", None)
+            return
+        ns = NotifySocket(f"{manager.instance}/{sup.name}", MAX_DATAGRAM)
+        pending[sup.name] = ns
+        plan.env["NOTIFY_SOCKET"] = ns.address
+
+    def instance_hook(sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+        ns = pending.pop(sup.name, None)
+        if ns is not None:
+            stats = _stats(sup)
+            stats.update(socket=ns.address, stopping=False, reloading=False)
+            nursery.start_soon(_receive, sup, inst, ns)
+        if sup.spec.process_type == "notify":
+            nursery.start_soon(_start_timer, sup, inst)
+
+    manager.exec_plan_hooks.append(plan_hook)
+    manager.instance_hooks.append(instance_hook)
+
+
+async def _start_timer(sup: "Supervisor", inst: "Instance") -> None:
+    timeout = sup.spec.timeout_start_sec
+    if timeout <= 0:
+        return
+    scope = trio.CancelScope(deadline=inst.started_mono + timeout)
+    _start_deadlines[inst] = scope
+    with scope:
+        await sup.wait_until(lambda s: inst.ready or inst.exited.is_set())
+        return
+    sup.post("start_timeout", inst=inst)
+
+
+def _drop(sup: "Supervisor", reason: str, detail: str) -> None:
+    stats = _stats(sup)
+    stats["dropped"] += 1
+    by = stats["dropped_by_reason"]
+    by[reason] = by.get(reason, 0) + 1
+    stats["last_dropped"] = {"at": time.time(), "reason": reason, "detail": detail}
+    log.debug("process %s: notification dropped (%s: %s)", sup.name, reason, detail)
+
+
+async def _receive(sup: "Supervisor", inst: "Instance", ns: NotifySocket) -> None:
+    try:
+        while True:
+            dgram = await ns.receive()
+            stats = _stats(sup)
+            stats["received"] += 1
+            if dgram.pid is None:
+                _drop(sup, "no_credentials", "datagram without SCM_CREDENTIALS")
+                continue
+            if dgram.truncated:
+                _drop(sup, "garbage", f"longer than {MAX_DATAGRAM} bytes (pid {dgram.pid})")
+                continue
+            if not belongs(sup, inst, dgram.pid):
+                _drop(sup, "foreign_sender", f"pid {dgram.pid} is not a process of the service")
+                continue
+            try:
+                msg = parse_notify(dgram.data)
+            except NotifyGarbage as exc:
+                _drop(sup, "garbage", f"{exc} (pid {dgram.pid})")
+                continue
+            stats["accepted"] += 1
+            if msg.invalid:
+                stats["last_invalid"] = list(msg.invalid)
+            apply_message(sup, inst, msg)
+    finally:
+        ns.close()
+
+
+def apply_message(sup: "Supervisor", inst: "Instance", msg: NotifyMessage) -> None:
+    """What one accepted notification does to the service."""
+    if inst is not sup.instance or inst.exited.is_set():
+        return
+    stats = _stats(sup)
+    if msg.status is not None and msg.status != sup.record.status_text:
+        sup.record.status_text = msg.status
+        sup.manager.publish("status_changed", sup.name, sup.record.id, status_text=msg.status)
+        sup.notify_changed()
+    if msg.errno is not None:
+        stats["errno"] = msg.errno
+    if msg.mainpid is not None:
+        if belongs(sup, inst, msg.mainpid) and sup.set_main_pid(inst, msg.mainpid):
+            stats["main_pid_from_notify"] = msg.mainpid
+        else:
+            _drop(sup, "bad_mainpid", f"MAINPID={msg.mainpid} is not a live process of the service")
+    if msg.extend_timeout_usec is not None and not inst.ready:
+        scope = _start_deadlines.get(inst)
+        if scope is not None:
+            scope.deadline = max(scope.deadline, trio.current_time() + msg.extend_timeout_usec / 1e6)
+    if msg.watchdog_usec is not None:
+        watchdog.set_period(inst, msg.watchdog_usec)
+    if msg.watchdog_ping:
+        watchdog.ping(sup, inst)
+    if msg.reloading:
+        stats["reloading"] = True
+    if msg.stopping:
+        stats["stopping"] = True
+    if msg.ready:
+        stats["reloading"] = False
+        sup.mark_ready(inst, "ready (READY=1)")
+    if msg.watchdog_trigger:
+        watchdog.trigger(sup, inst)

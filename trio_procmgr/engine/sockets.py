@@ -1,0 +1,260 @@
+"""Socket activation (SPEC §2.4): listening sockets held by the daemon, passed as fds.
+
+Each socket of ``config.sockets`` is bound when its service's supervisor is added —
+before the boot transaction starts anything — and lives in that supervisor's nursery
+(so it goes away with the process definition) together with its listener task. The
+daemon never accepts: the listener waits until a socket is readable (a connection in
+the backlog, a datagram queued) while the service is down, starts it through
+``manager.start`` (dependencies included) and then waits until the service is down
+again before re-arming. Sockets stay open across crashes, restarts and stops, so
+connections queue in the backlog and none is refused; a crashed service is started
+again by the next connection. A service that hit its start limit (``crashed``), or
+whose activations would exceed it, is not re-triggered until something else starts it.
+
+Each spawn of the service gets its sockets as fds 3, 4, ... (in socket-name order) with
+``LISTEN_FDS``, ``LISTEN_FDNAMES`` (``fd_name``, default the socket's name),
+``LISTEN_PID`` (the service's own PID) and the optional ``fd_env`` variable, exactly
+as systemd sets them; the exec shim (``engine.exec_shim``) does the fd moves and the
+PID. ``accept: true`` is refused (config error). Sockets are created from the config the
+manager was built with; a reload does not add or rebind sockets (restart the daemon).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import stat
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import socket
+import trio
+
+from trio_procmgr import errors
+from trio_procmgr.engine import exec_shim
+from trio_procmgr.engine.spawner import SpawnError
+from trio_procmgr.listen_env import ListenAddress, listen_environment, parse_listen
+from trio_procmgr.platform.linux import resolve_credentials
+from trio_procmgr.spec import SocketSpec
+from trio_procmgr.states import State
+
+if TYPE_CHECKING:
+    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.supervisor import Supervisor
+
+log = logging.getLogger("trio_procmgr.sockets")
+S = State
+_STARTABLE = frozenset({S.CREATED, S.STOPPED, S.EXITED, S.FAILED, S.CONDITION_FAILED})
+
+
+@dataclass
+class BoundSocket:
+    spec: SocketSpec
+    address: ListenAddress | None = None
+    sock: socket.socket | None = None
+    error: str | None = None
+    activations: int = 0
+    last_activation_at: float | None = None
+    created_path: str | None = None
+
+    @property
+    def fd_name(self) -> str:
+        return self.spec.fd_name or self.spec.name
+
+    def describe(self) -> dict[str, Any]:
+        spec = self.spec
+        return {"name": spec.name,
+                "listen": spec.listen_stream or spec.listen_datagram,
+                "type": "stream" if spec.listen_stream else "datagram",
+                "fd_name": self.fd_name, "fd_env": spec.fd_env,
+                "state": "listening" if self.sock is not None else "error",
+                "error": self.error, "activations": self.activations,
+                "last_activation_at": self.last_activation_at}
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.created_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.created_path)
+            self.created_path = None
+
+
+def open_listener(spec: SocketSpec) -> BoundSocket:
+    """Bind (and listen on) one socket; errors are kept on the result, not raised."""
+    bound = BoundSocket(spec)
+    kind = socket.SOCK_STREAM if spec.listen_stream else socket.SOCK_DGRAM
+    value = spec.listen_stream or spec.listen_datagram or ""
+    try:
+        address = bound.address = parse_listen(value)
+        if address.family == socket.AF_UNIX:
+            bound.sock = _bind_unix(bound, address.path or "", kind)
+        else:
+            bound.sock = _bind_inet(address, kind)
+        if kind == socket.SOCK_STREAM:
+            bound.sock.listen(spec.backlog)
+    except (OSError, ValueError, LookupError) as exc:
+        if bound.sock is not None:
+            bound.sock.close()
+            bound.sock = None
+        bound.error = f"cannot listen on {value}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
+    return bound
+
+
+def _bind_inet(address: ListenAddress, kind: int) -> socket.socket:
+    infos = socket.getaddrinfo(address.host, address.port, address.family, kind, 0,
+                               socket.AI_PASSIVE)
+    family, _, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind | socket.SOCK_CLOEXEC, proto)
+    try:
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_unix(bound: BoundSocket, path: str, kind: int) -> socket.socket:
+    spec = bound.spec
+    os.makedirs(os.path.dirname(path) or "/", exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)  # stale socket of an earlier run
+    sock = socket.socket(socket.AF_UNIX, kind | socket.SOCK_CLOEXEC)
+    try:
+        sock.bind(path)
+        bound.created_path = path
+        os.chmod(path, spec.socket_mode)
+        if spec.socket_user is not None or spec.socket_group is not None:
+            creds = resolve_credentials(spec.socket_user, spec.socket_group)
+            os.chown(path, creds.uid if spec.socket_user is not None else -1,
+                     creds.gid if spec.socket_group is not None or spec.socket_user else -1)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class SocketActivation:
+    def __init__(self, manager: "ProcessManager") -> None:
+        self.manager = manager
+        self.bound: dict[str, list[BoundSocket]] = {}
+        self.per_spawn: dict[str, list[int]] = {}
+        for spec in manager.config.sockets.values():
+            if spec.accept:
+                raise errors.ConfigError(
+                    f"socket '{spec.name}': accept: true (one instance per connection) is "
+                    "not supported; use accept: false", socket=spec.name, field="accept")
+
+    def on_added(self, sup: "Supervisor") -> None:
+        specs = sorted((s for s in self.manager.config.sockets.values() if s.service == sup.name),
+                       key=lambda s: s.name)
+        if not specs:
+            return
+        bound = [open_listener(spec) for spec in specs]
+        for b in bound:
+            if b.error:
+                self.manager.warn(f"socket '{b.spec.name}' of process '{sup.name}': {b.error}")
+        self.bound[sup.name] = bound
+        sup.extras["sockets"] = [b.describe() for b in bound]
+        assert sup.nursery is not None
+        sup.nursery.start_soon(self._serve, sup, bound)
+
+    def plan_hook(self, sup: "Supervisor", plan: Any) -> None:
+        self._close_spawn_fds(sup)
+        bound = self.bound.get(sup.name)
+        if not bound:
+            return
+        broken = [b for b in bound if b.sock is None]
+        if broken:
+            raise SpawnError(f"socket '{broken[0].spec.name}' is not listening: {broken[0].error}")
+        n = len(bound)
+        dups: list[int] = []
+        self.per_spawn[sup.name] = dups
+        for b in bound:
+            assert b.sock is not None
+            dups.append(fcntl.fcntl(b.sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 3 + n))
+        plan.env.update(listen_environment([(b.fd_name, b.spec.fd_env) for b in bound]))
+        exec_shim.request(self.manager, sup, fds=dups, pid_vars=["LISTEN_PID"])
+
+    def _close_spawn_fds(self, sup: "Supervisor") -> None:
+        for fd in self.per_spawn.pop(sup.name, []):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    async def _serve(self, sup: "Supervisor", bound: list[BoundSocket]) -> None:
+        """Activate ``sup`` on traffic while it is down; owns (and closes) the sockets."""
+        try:
+            live = [b for b in bound if b.sock is not None]
+            if not live:
+                return
+            while True:
+                await sup.wait_until(lambda s: s.record.state in _STARTABLE
+                                     or s.record.state is S.CRASHED)
+                if sup.record.state is S.CRASHED or sup.limiter.would_exceed(time.time()):
+                    why = "start limit hit" if sup.record.state is S.CRASHED else \
+                        "activations would exceed the start limit"
+                    self._set_trigger_state(sup, bound, f"not activating: {why}")
+                    await sup.wait_until(lambda s: s.record.state not in _STARTABLE
+                                         and s.record.state is not S.CRASHED)
+                    self._set_trigger_state(sup, bound, None)
+                    continue
+                which = await _first_readable(live)
+                if sup.record.state not in _STARTABLE:
+                    continue
+                which.activations += 1
+                which.last_activation_at = time.time()
+                sup.extras["sockets"] = [b.describe() for b in bound]
+                self.manager.publish("socket_activated", sup.name, sup.record.id,
+                                     socket=which.spec.name)
+                try:
+                    await self.manager.start(sup.name)
+                except errors.ProcMgrError as exc:
+                    log.warning("socket %s: activating %s failed: %s", which.spec.name,
+                                sup.name, exc.message)
+                    await trio.sleep(max(sup.spec.restart_sec, 0.1))
+        finally:
+            for b in bound:
+                b.close()
+            if self.bound.get(sup.name) is bound:
+                del self.bound[sup.name]
+                self._close_spawn_fds(sup)
+
+    def _set_trigger_state(self, sup: "Supervisor", bound: list[BoundSocket], note: str | None) -> None:
+        described = [b.describe() for b in bound]
+        for d in described:
+            d["trigger"] = note
+        sup.extras["sockets"] = described
+
+
+async def _first_readable(live: list[BoundSocket]) -> BoundSocket:
+    if len(live) == 1:
+        await trio.lowlevel.wait_readable(live[0].sock)
+        return live[0]
+    found: list[BoundSocket] = []
+    async with trio.open_nursery() as nursery:
+        for b in live:
+            async def wait(b: BoundSocket = b) -> None:
+                await trio.lowlevel.wait_readable(b.sock)
+                found.append(b)
+                nursery.cancel_scope.cancel()
+            nursery.start_soon(wait)
+    return found[0]
+
+
+_features: "weakref.WeakKeyDictionary[Any, SocketActivation]" = weakref.WeakKeyDictionary()
+
+
+def install(manager: "ProcessManager") -> None:
+    feature = SocketActivation(manager)
+    _features[manager] = feature
+    manager.added_listeners.append(feature.on_added)
+    manager.exec_plan_hooks.append(feature.plan_hook)
+    manager.spawn_listeners.append(feature._close_spawn_fds)

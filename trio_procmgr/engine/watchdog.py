@@ -1,0 +1,120 @@
+"""The service watchdog (``watchdog_sec``, SPEC §4), any process type.
+
+The child gets ``WATCHDOG_USEC`` and ``WATCHDOG_PID`` (its own PID, set by the exec
+shim) plus a ``NOTIFY_SOCKET`` (``engine.notify``) to send ``WATCHDOG=1`` to. As in
+systemd, the watchdog is armed once start-up completed (simple: at exec, notify: at
+READY=1, forking: when the main PID is known); a period without a ping kills the service
+with SIGABRT (``kill_for_failure`` with reason ``watchdog``) and the restart policy
+applies. ``WATCHDOG=trigger`` fires it at once; ``WATCHDOG_USEC=`` from the service
+changes the period of the running instance. A hot update of ``watchdog_sec`` changes the
+period of instances started with a watchdog; 0 disarms it.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from trio_procmgr.engine import exec_shim
+
+if TYPE_CHECKING:
+    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.supervisor import Instance, Supervisor
+
+
+@dataclass
+class WatchdogTimer:
+    """Pure bookkeeping: when the next ping is due (``now`` is passed in)."""
+
+    timeout: float
+    last_ping: float
+    override: float | None = None
+    pings: int = 0
+
+    def period(self, configured: float) -> float:
+        return self.override if self.override is not None else configured
+
+    def ping(self, now: float) -> None:
+        self.last_ping = now
+        self.pings += 1
+
+    def deadline(self, configured: float) -> float:
+        return self.last_ping + self.period(configured)
+
+    def expired(self, now: float, configured: float) -> bool:
+        return now >= self.deadline(configured)
+
+
+_timers: "weakref.WeakKeyDictionary[Any, WatchdogTimer]" = weakref.WeakKeyDictionary()
+_armed: "weakref.WeakKeyDictionary[Any, dict[str, float]]" = weakref.WeakKeyDictionary()
+
+
+def wants_watchdog(sup: "Supervisor") -> bool:
+    return sup.spec.watchdog_sec > 0
+
+
+def ping(sup: "Supervisor", inst: "Instance") -> bool:
+    """A WATCHDOG=1 from the service; False when it has no watchdog."""
+    timer = _timers.get(inst)
+    if timer is None:
+        return False
+    timer.ping(trio.current_time())
+    sup.extras.setdefault("watchdog", {}).update(last_ping_at=time.time(), pings=timer.pings)
+    return True
+
+
+def set_period(inst: "Instance", usec: int) -> None:
+    timer = _timers.get(inst)
+    if timer is not None:
+        timer.override = usec / 1e6
+
+
+def trigger(sup: "Supervisor", inst: "Instance") -> None:
+    sup.extras.setdefault("watchdog", {}).update(fired_at=time.time(), fired_by="WATCHDOG=trigger")
+    sup.post("kill_for_failure", inst=inst, reason="watchdog")
+
+
+def install(manager: "ProcessManager") -> None:
+    armed = _armed.setdefault(manager, {})
+
+    def plan_hook(sup: "Supervisor", plan: Any) -> None:
+        armed.pop(sup.name, None)
+        if not wants_watchdog(sup):
+            return
+        plan.env["WATCHDOG_USEC"] = str(max(1, round(sup.spec.watchdog_sec * 1e6)))
+        exec_shim.request(manager, sup, pid_vars=["WATCHDOG_PID"])
+        armed[sup.name] = sup.spec.watchdog_sec
+
+    def instance_hook(sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+        period = armed.pop(sup.name, None)
+        if period is not None:
+            timer = WatchdogTimer(period, trio.current_time())
+            _timers[inst] = timer
+            nursery.start_soon(_watch, sup, inst, timer)
+
+    manager.exec_plan_hooks.append(plan_hook)
+    manager.instance_hooks.append(instance_hook)
+
+
+async def _watch(sup: "Supervisor", inst: "Instance", timer: WatchdogTimer) -> None:
+    await sup.wait_until(lambda s: inst.ready or inst.exited.is_set())
+    if inst.exited.is_set():
+        return
+    timer.last_ping = trio.current_time()
+    sup.extras["watchdog"] = {"timeout": timer.period(sup.spec.watchdog_sec), "pings": 0,
+                              "last_ping_at": None, "armed_at": time.time()}
+    while True:
+        configured = sup.spec.watchdog_sec
+        if configured <= 0 and timer.override is None:
+            sup.extras["watchdog"]["timeout"] = 0
+            return
+        sup.extras["watchdog"]["timeout"] = timer.period(configured)
+        if timer.expired(trio.current_time(), configured):
+            break
+        await trio.sleep_until(timer.deadline(configured))
+    sup.extras["watchdog"].update(fired_at=time.time(), fired_by="missed ping")
+    sup.post("kill_for_failure", inst=inst, reason="watchdog")
