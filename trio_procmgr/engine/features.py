@@ -16,6 +16,7 @@ FEATURES: tuple[str, ...] = (
     "trio_procmgr.engine.health",
     "trio_procmgr.engine.dependencies",
     "trio_procmgr.engine.groups",
+    "trio_procmgr.engine.resources",
 )
 
 

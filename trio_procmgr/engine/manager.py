@@ -22,7 +22,7 @@ import trio
 
 from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
-from trio_procmgr.engine import runtime_files
+from trio_procmgr.engine import resources, runtime_files
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
 from trio_procmgr.engine.state_store import StateStore
 from trio_procmgr.engine.supervisor import Instance, Supervisor
@@ -190,7 +190,7 @@ class ProcessManager:
     async def _add(self, spec: ProcessSpec, record: Record | None = None) -> Supervisor:
         sup = Supervisor(self, spec, record)
         if self.cgroups is not None:
-            sup.cgroup = self.cgroups.service(spec.name)
+            sup.cgroup = resources.service_cgroup(self, sup)
         self._sups[spec.name] = sup
         self._by_id[sup.record.id] = spec.name
         assert self._nursery is not None
@@ -230,11 +230,10 @@ class ProcessManager:
             fds.extend(more)
         plan = build_exec_plan(spec, base_env=self.base_env, file_env=file_env,
                                extra_env=extra, pass_fds=tuple(fds))
-        if sup.cgroup is not None:
-            try:
-                sup.enforcement = sup.cgroup.apply(spec.resources)
-            except OSError as exc:
-                raise SpawnError(f"cannot set up the cgroup: {exc}") from None
+        try:
+            resources.prepare_limits(self, sup, plan)
+        except OSError as exc:
+            raise SpawnError(f"cannot set up the cgroup: {exc}") from None
         for hook in self.exec_plan_hooks:
             hook(sup, plan)
         return plan, tuple(fds)

@@ -23,6 +23,7 @@ import trio
 
 from trio_procmgr import errors
 from trio_procmgr.engine import runtime_files
+from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, build_exec_plan, spawn
 from trio_procmgr.logs import LogRing, pump
 from trio_procmgr.platform.linux import (ExitStatus, pidfd_open, process_group_alive, reap_pidfd,
@@ -94,6 +95,7 @@ class Supervisor:
         self.ring = LogRing(spec.log.ring_lines, spec.log.ring_bytes)
         self.cgroup = None
         self.enforcement: dict[str, Any] = {}
+        self.run_baseline: Any = None  # resources.RunBaseline, taken before each spawn
         self.extras: dict[str, Any] = {}
         self._send, self._recv = trio.open_memory_channel[Any](math.inf)
         self._changed = trio.lowlevel.ParkingLot()
@@ -402,6 +404,8 @@ class Supervisor:
         await self._drain_output(inst)
         self._clear_instance(inst)
         self.record.exit_code, self.record.exit_signal = status.code, status.signal
+        if inst.failure_reason is None:
+            inst.failure_reason = oom_failure(self, inst, status)
         succeeded = inst.failure_reason is None and is_success(self.spec, status.code, status.signal)
         reason = inst.failure_reason or describe_exit(status.code, status.signal)
         if self.spec.process_type == "oneshot" and not inst.ready and succeeded:
@@ -627,8 +631,8 @@ class Supervisor:
         self.spec = spec
         self.limiter.configure(spec.start_limit_burst, spec.start_limit_interval)
         self.ring.max_lines, self.ring.max_bytes = spec.log.ring_lines, spec.log.ring_bytes
-        if self.cgroup is not None and self.instance is not None:
-            self.enforcement = self.cgroup.apply(spec.resources)
+        if self.instance is not None:
+            apply_running(self)
         self.manager.on_spec_replaced(self)
 
     async def _on_call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
