@@ -16,6 +16,11 @@ FEATURES: tuple[str, ...] = (
     "trio_procmgr.engine.health",
     "trio_procmgr.engine.dependencies",
     "trio_procmgr.engine.groups",
+    "trio_procmgr.engine.notify",
+    "trio_procmgr.engine.watchdog",
+    "trio_procmgr.engine.forking",
+    "trio_procmgr.engine.sockets",
+    "trio_procmgr.engine.exec_shim",  # after the features that ask for the shim
     "trio_procmgr.engine.resources",
 )
 
