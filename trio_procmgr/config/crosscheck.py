@@ -112,6 +112,12 @@ def _check_groups(result: CheckedSet, groups: Mapping[str, GroupSpec], locate: L
 def _check_sockets(result: CheckedSet, sockets: Mapping[str, SocketSpec], locate: Locate) -> None:
     for name in sorted(sockets):
         sock = sockets[name]
+        if sock.accept:
+            result.issues.append(_issue(
+                locate, "socket", name, "accept",
+                f"socket '{name}': accept: true (one service instance per connection) is "
+                "not supported", "false (the listening socket is passed to the service)"))
+            continue
         if sock.service in result.processes:
             result.sockets[name] = sock
             continue
