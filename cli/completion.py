@@ -18,7 +18,8 @@ def process_names(socket: str | None, timeout: float = COMPLETION_TIMEOUT) -> li
     try:
         from trio_procmgr.client import BlockingClient
         with BlockingClient(socket, timeout=timeout) as client:
-            return [r["name"] for r in client.call("list") if r.get("name")]
+            records = client.call("list")["processes"]
+        return [r["name"] for r in records if r.get("name")]
     except Exception:
         return []
 

@@ -184,3 +184,12 @@ def test_shutdown_stops_the_daemon(cli_daemon):
     assert cli_daemon.cli("shutdown").code == 0
     assert cli_daemon.proc.wait(timeout=30) == 0
     assert cli_daemon.cli("ping").code == 3
+
+
+def test_shell_completion_offers_process_names(cli_daemon):
+    cli_daemon.cli("create", "alpha", "sleep", "1")
+    cli_daemon.cli("create", "beta", "sleep", "1")
+    env = cli_daemon.env(COMP_WORDS=f"dd-procmgr --socket {cli_daemon.socket} start al",
+                         COMP_CWORD="4", _DD_PROCMGR_COMPLETE="bash_complete")
+    result = cli_daemon.cli(socket=False, env=env)
+    assert result.code == 0 and result.out.split() == ["plain,alpha"]
