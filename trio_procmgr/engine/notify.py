@@ -98,6 +98,7 @@ def _drop(sup: "Supervisor", reason: str, detail: str) -> None:
     by[reason] = by.get(reason, 0) + 1
     stats["last_dropped"] = {"at": time.time(), "reason": reason, "detail": detail}
     log.debug("process %s: notification dropped (%s: %s)", sup.name, reason, detail)
+    sup.notify_changed()
 
 
 async def _receive(sup: "Supervisor", inst: "Instance", ns: NotifySocket) -> None:
