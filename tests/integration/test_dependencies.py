@@ -105,9 +105,12 @@ async def test_database_cache_api_frontend_start_in_dependency_order(make_manage
                 frontend=service("frontend", journal, wants=["api"], after=["api"]))
     async with make_manager(cfg) as pm:
         await pm.start("frontend")
-        seen = await wait_journal(journal, ("frontend", "start"))
+        seen = await wait_journal(journal, ("api", "start"), ("frontend", "start"))
         assert seen[("database", "done")] <= seen[("cache", "start")]
-        assert seen[("cache", "done")] <= seen[("api", "start")] <= seen[("frontend", "start")]
+        assert seen[("cache", "done")] <= seen[("api", "start")]
+        # api is simple (up at exec, no readiness signal): order by the daemon's records
+        rec = {n: pm.supervisor(n).record for n in ("api", "frontend")}
+        assert rec["api"].started_at <= rec["frontend"].started_at
 
 
 async def test_wants_pulls_in_but_its_failure_does_not_fail_the_dependant(make_manager, journal):
@@ -153,7 +156,7 @@ async def test_independent_branches_start_concurrently(make_manager, journal):
         elapsed = trio.current_time() - t0
         seen = read_journal(journal)
         assert abs(seen[("left", "start")] - seen[("right", "start")]) < 0.2
-        assert elapsed < 0.55, f"two 0.3 s branches took {elapsed:.2f}s: not concurrent"
+        assert elapsed < 0.6, f"two 0.3 s branches took {elapsed:.2f}s: not concurrent"
 
 
 async def test_after_orders_without_pulling_in_and_before_is_the_mirror(make_manager, journal):
