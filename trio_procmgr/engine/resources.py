@@ -293,7 +293,7 @@ def oom_failure(sup: "Supervisor", inst: "Instance", status: "ExitStatus") -> st
     sup.manager.publish("oom_kill", sup.name, sup.record.id, pid=inst.main_pid, kills=kills,
                         total=total, main_process=main_killed, memory_limit=limit)
     log.warning("process %s: the kernel OOM-killed %d process(es) of the service",
-                sup.name, kills, extra={"process": sup.name})
+                sup.name, kills)
     if main_killed or not is_success(sup.spec, status.code, status.signal):
         return "oom-kill"
     return None
