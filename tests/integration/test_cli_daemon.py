@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import select
 import signal
 import sys
 
@@ -145,10 +145,14 @@ def test_logs_show_the_output_and_follow_streams_json_lines(cli_daemon):
 def test_events_json_is_one_event_per_line(cli_daemon):
     cli_daemon.cli("create", "ev", "sleep", "300")
     watcher = cli_daemon.popen("events", "--json", "--process", "ev")
+
+    def event_arrives():
+        # The watcher may subscribe after a first restart: trigger events until one shows.
+        assert cli_daemon.cli("restart", "ev").code == 0
+        ready, _, _ = select.select([watcher.stdout], [], [], 0.5)
+        return ready and watcher.stdout.readline()
     try:
-        cli_daemon.wait_for("the watcher to connect",
-                            lambda: cli_daemon.cli("start", "ev").code == 0)
-        event = json.loads(watcher.stdout.readline())
+        event = json.loads(cli_daemon.wait_for("an event line", event_arrives))
         assert event["process"] == "ev" and {"seq", "time", "type"} <= set(event)
     finally:
         watcher.send_signal(signal.SIGINT)
