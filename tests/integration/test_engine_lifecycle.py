@@ -339,3 +339,23 @@ async def test_reference_by_id_everywhere(make_manager):
         assert started["name"] == "x" and started["state"] == "running"
         assert pm.describe(rec["id"])["name"] == "x"
         await pm.stop(rec["id"])
+
+
+async def test_update_merges_maps_and_reports_hot_and_restart_fields(make_manager):
+    cfg = specs(u={"command": "sleep", "args": ["60"],
+                   "resources": {"limits": {"memory": "256M", "cpu": 1}},
+                   "env": {"A": "1", "B": "2"}})
+    async with make_manager(cfg) as pm:
+        rec = await pm.start("u")
+        out = await pm.update("u", {"resources": {"limits": {"cpu": 2}}, "restart": "always"})
+        assert set(out["updated_fields"]) == {"resources", "restart"}
+        assert out["restart_required"] == [] and not out["restarted"]
+        spec = pm.supervisor("u").spec
+        assert spec.resources.limits.memory == 256_000_000 and spec.resources.limits.cpu == 2
+        assert pm.describe("u")["pid"] == rec["pid"]  # hot: no restart
+        dry = await pm.update("u", {"env": {"B": None, "C": "3"}}, dry_run=True)
+        assert dry["restart_required"] == ["env"] and dry["dry_run"]
+        assert dict(pm.supervisor("u").spec.env) == {"A": "1", "B": "2"}
+        out = await pm.update("u", {"env": {"B": None, "C": "3"}}, restart_process=True)
+        assert out["restarted"] and dict(pm.supervisor("u").spec.env) == {"A": "1", "C": "3"}
+        assert pm.describe("u")["pid"] != rec["pid"]

@@ -674,8 +674,10 @@ class ProcessManager:
 
         name = self.resolve(ref)
         sup = self._sups[name]
-        raw = spec_to_raw(sup.spec)
-        raw.update(changes)
+        from trio_procmgr.config.yamldoc import LineMap, merge_over
+
+        # Maps merge key by key, as drop-ins do: `--cpu-limit 2` keeps the memory limit.
+        raw, _ = merge_over(spec_to_raw(sup.spec), LineMap(), dict(changes), LineMap())
         new = self._parse_raw(name, raw, transient=sup.spec.transient)
         self._check_graph({**self.specs, name: new})
         changed = changed_fields(sup.spec, new)
