@@ -107,16 +107,22 @@ async def test_missed_watchdog_aborts_and_restarts(make_manager):
         assert pm.describe("w")["watchdog"]["fired_by"] == "missed ping"
 
 
+PINGER = ("import os,socket,sys,time\n"
+          "assert os.environ['WATCHDOG_PID']==str(os.getpid()), 'WATCHDOG_PID is not mine'\n"
+          "assert os.environ['WATCHDOG_USEC']=='500000'\n"
+          "a=os.environ['NOTIFY_SOCKET'];s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM)\n"
+          "s.connect('\\0'+a[1:])\n"
+          "while True: s.send(b'WATCHDOG=1'); time.sleep(0.05)\n")
+
+
 async def test_pinging_service_keeps_running_and_gets_its_own_pid(make_manager):
-    script = ('[ "$WATCHDOG_PID" = "$$" ] && [ "$WATCHDOG_USEC" = 300000 ] || exit 9; '
-              'while :; do send WATCHDOG=1; sleep 0.05; done')
-    cfg = specs(w={**notify_cmd(script), "process_type": "simple", "watchdog_sec": 0.3})
+    cfg = specs(w={"command": sys.executable, "args": ["-c", PINGER], "watchdog_sec": 0.5})
     async with make_manager(cfg) as pm:
         await pm.start("w")
         sup = pm.supervisor("w")
-        await trio.sleep(1.2)  # four watchdog periods must pass without a kill
-        assert sup.record.state.value == "running" and sup.record.runs == 1
-        assert pm.describe("w")["watchdog"]["pings"] >= 4
+        await trio.sleep(1.6)  # three watchdog periods must pass without a kill
+        assert sup.record.state.value == "running" and sup.record.runs == 1, sup.record.reason
+        assert pm.describe("w")["watchdog"]["pings"] >= 10
 
 
 async def test_watchdog_trigger_fails_the_service_at_once(make_manager):

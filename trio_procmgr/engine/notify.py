@@ -105,28 +105,36 @@ async def _receive(sup: "Supervisor", inst: "Instance", ns: NotifySocket) -> Non
     try:
         while True:
             dgram = await ns.receive()
-            stats = _stats(sup)
-            stats["received"] += 1
-            if dgram.pid is None:
-                _drop(sup, "no_credentials", "datagram without SCM_CREDENTIALS")
-                continue
-            if dgram.truncated:
-                _drop(sup, "garbage", f"longer than {MAX_DATAGRAM} bytes (pid {dgram.pid})")
-                continue
-            if not belongs(sup, inst, dgram.pid):
-                _drop(sup, "foreign_sender", f"pid {dgram.pid} is not a process of the service")
-                continue
             try:
-                msg = parse_notify(dgram.data)
-            except NotifyGarbage as exc:
-                _drop(sup, "garbage", f"{exc} (pid {dgram.pid})")
-                continue
-            stats["accepted"] += 1
-            if msg.invalid:
-                stats["last_invalid"] = list(msg.invalid)
-            apply_message(sup, inst, msg)
+                _handle(sup, inst, dgram)
+            finally:
+                dgram.close_fds()
     finally:
         ns.close()
+
+
+def _handle(sup: "Supervisor", inst: "Instance", dgram: Any) -> None:
+    """Check the sender, parse, apply (the sender's fds are still open here)."""
+    stats = _stats(sup)
+    stats["received"] += 1
+    if dgram.pid is None:
+        _drop(sup, "no_credentials", "datagram without SCM_CREDENTIALS")
+        return
+    if dgram.truncated:
+        _drop(sup, "garbage", f"longer than {MAX_DATAGRAM} bytes (pid {dgram.pid})")
+        return
+    if not belongs(sup, inst, dgram.pid):
+        _drop(sup, "foreign_sender", f"pid {dgram.pid} is not a process of the service")
+        return
+    try:
+        msg = parse_notify(dgram.data)
+    except NotifyGarbage as exc:
+        _drop(sup, "garbage", f"{exc} (pid {dgram.pid})")
+        return
+    stats["accepted"] += 1
+    if msg.invalid:
+        stats["last_invalid"] = list(msg.invalid)
+    apply_message(sup, inst, msg)
 
 
 def apply_message(sup: "Supervisor", inst: "Instance", msg: NotifyMessage) -> None:

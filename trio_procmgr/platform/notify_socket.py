@@ -3,8 +3,10 @@
 With SO_PASSCRED every datagram carries the sender's pid/uid/gid (SCM_CREDENTIALS),
 filled in by the kernel, which is what lets the engine accept a notification only from
 the service's own processes. File descriptors sent along (SCM_RIGHTS: sd_notify
-barriers, FDSTORE=1) are closed on receipt: closing a barrier's pipe end is exactly what
-``sd_notify_barrier()`` (used by ``systemd-notify``) waits for.
+barriers, FDSTORE=1) are handed to the caller, who closes them (``Datagram.close_fds``)
+*after* checking the sender: closing a barrier's pipe end is what ``sd_notify_barrier()``
+(used by ``systemd-notify``) waits for before it exits, so until then the sender is
+alive and can be matched to its service.
 """
 
 from __future__ import annotations
@@ -29,7 +31,14 @@ class Datagram:
     uid: int | None
     gid: int | None
     truncated: bool
-    fds_received: int
+    fds: tuple[int, ...]
+
+    def close_fds(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 class NotifySocket:
@@ -49,12 +58,12 @@ class NotifySocket:
         self._sock = trio.socket.from_stdlib_socket(sock)
 
     async def receive(self) -> Datagram:
-        """The next datagram; passed fds are already closed."""
+        """The next datagram; the caller must ``close_fds()`` it."""
         anc = socket.CMSG_SPACE(_UCRED.size) + socket.CMSG_SPACE(_MAX_FDS * 4)
         data, ancdata, flags, _ = await self._sock.recvmsg(
             self._max + 1, anc, socket.MSG_CMSG_CLOEXEC)
         pid = uid = gid = None
-        fds = 0
+        fds: list[int] = []
         for level, kind, payload in ancdata:
             if level != socket.SOL_SOCKET:
                 continue
@@ -63,14 +72,9 @@ class NotifySocket:
             elif kind == socket.SCM_RIGHTS:
                 received = array.array("i")
                 received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
-                for fd in received:
-                    fds += 1
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+                fds.extend(received)
         truncated = bool(flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC)) or len(data) > self._max
-        return Datagram(bytes(data), pid, uid, gid, truncated, fds)
+        return Datagram(bytes(data), pid, uid, gid, truncated, tuple(fds))
 
     def close(self) -> None:
         self._sock.close()
