@@ -3,8 +3,8 @@
 Cost model (what keeps ``stats`` cheap for a thousand services): memory, CPU time, task
 count and OOM kills come from the service's cgroup files (about eight small reads, no
 process walk). Threads, open fds, I/O bytes and sockets only exist per process, so the
-service's pids are listed from ``cgroup.procs`` and each is read in /proc (``status``,
-``io``, the ``fd`` directory). Only without a cgroup is the process tree discovered with
+service's pids are listed from ``cgroup.procs`` and each is read in /proc (``stat``,
+``statm``, ``io``, the ``fd`` directory). Only without a cgroup is the process tree discovered with
 psutil (which scans every process of the host) and memory/CPU summed per process.
 
 CPU seconds are those of the current (or last) run: the cgroup counters are cumulative
@@ -119,8 +119,7 @@ def collect_stats(sup: "Supervisor", *, sockets: bool = True) -> dict[str, Any]:
             counters = {}
     running = sup.instance is not None
     pids = _service_pids(sup) if running else []
-    per_pid_cpu = counters.get("cpu_user_seconds") is None
-    samples = [s for s in (procfs.read_process(pid, cpu=per_pid_cpu, sockets=sockets)
+    samples = [s for s in (procfs.read_process(pid, sockets=sockets)
                            for pid in pids) if s is not None]
     found: dict[int, tuple[int, SocketEntry]] = {}
     if sockets:

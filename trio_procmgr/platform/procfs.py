@@ -2,9 +2,9 @@
 
 cgroup files give a service's memory, CPU time and task count in a few reads; threads,
 open fds, I/O bytes and sockets are only known per process. The engine lists a
-service's pids from ``cgroup.procs`` and reads each one here: ``status``, ``io`` and the
-``fd`` directory (plus ``stat`` only when no cgroup accounts CPU time). That is what
-psutil reads too, without building a psutil object per pid.
+service's pids from ``cgroup.procs`` and reads each one here: ``stat`` (threads, CPU
+times), ``statm`` (RSS), ``io`` and the ``fd`` directory — together about half the cost
+of ``status`` alone. That is what psutil reads too, without a psutil object per pid.
 
 Parsers are pure (text in, numbers out); the readers are thin and treat a process that
 vanished meanwhile as absent (``None``), never as an error.
@@ -18,6 +18,7 @@ import struct
 from dataclasses import dataclass, field
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 TCP_STATES = {
     "01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1",
@@ -49,15 +50,18 @@ class SocketEntry:
     state: str
 
 
-def parse_status(text: str) -> tuple[int, int]:
-    """``(rss bytes, threads)`` from /proc/PID/status (kernel threads have no VmRSS)."""
-    rss = threads = 0
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) * 1024
-        elif line.startswith("Threads:"):
-            threads = int(line.split()[1])
-    return rss, threads
+def parse_stat(text: str, ticks: int = CLOCK_TICKS) -> tuple[int, float, float]:
+    """``(threads, user seconds, system seconds)`` from /proc/PID/stat.
+
+    Fields are counted after the ``(comm)``, which may itself hold spaces and parentheses.
+    """
+    rest = text[text.rindex(")") + 2:].split()
+    return int(rest[17]), int(rest[11]) / ticks, int(rest[12]) / ticks
+
+
+def parse_statm(text: str, page_size: int = PAGE_SIZE) -> int:
+    """Resident set size in bytes from /proc/PID/statm (second field, in pages)."""
+    return int(text.split()[1]) * page_size
 
 
 def parse_io(text: str) -> tuple[int, int]:
@@ -68,12 +72,6 @@ def parse_io(text: str) -> tuple[int, int]:
         if key in ("read_bytes", "write_bytes"):
             values[key] = int(value)
     return values.get("read_bytes", 0), values.get("write_bytes", 0)
-
-
-def parse_stat_times(text: str, ticks: int = CLOCK_TICKS) -> tuple[float, float]:
-    """``(user, system)`` seconds from /proc/PID/stat (fields 14 and 15, after the comm)."""
-    rest = text[text.rindex(")") + 2:].split()
-    return int(rest[11]) / ticks, int(rest[12]) / ticks
 
 
 def socket_inode(link: str) -> int | None:
@@ -111,18 +109,27 @@ def parse_net_table(text: str, proto: str, wanted: set[int]) -> dict[int, Socket
 
 
 def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read()
+    """open/read/close without a buffered text wrapper (a third of ``open()``'s cost)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.read(fd, 1 << 20)
+        if len(data) == 1 << 20:
+            chunks = [data]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+    finally:
+        os.close(fd)
+    return data.decode(errors="replace")
 
 
-def read_process(pid: int, *, cpu: bool, sockets: bool, proc: str = "/proc") -> ProcSample | None:
-    """Read one process; None when it is gone. ``cpu`` adds /proc/PID/stat times."""
+def read_process(pid: int, *, sockets: bool, proc: str = "/proc") -> ProcSample | None:
+    """Read one process; None when it is gone. ``sockets`` adds the socket inodes."""
     base = f"{proc}/{pid}"
     sample = ProcSample(pid)
     try:
-        sample.rss, sample.threads = parse_status(_read(f"{base}/status"))
-        if cpu:
-            sample.cpu_user, sample.cpu_system = parse_stat_times(_read(f"{base}/stat"))
+        sample.threads, sample.cpu_user, sample.cpu_system = parse_stat(_read(f"{base}/stat"))
+        sample.rss = parse_statm(_read(f"{base}/statm"))
         fds = os.listdir(f"{base}/fd")
     except (OSError, ValueError, IndexError):
         return None
