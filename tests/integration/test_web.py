@@ -177,3 +177,31 @@ async def test_garbage_requests_do_not_disturb_the_server(make_manager):
         assert status == 200
         status, body = await http_get(url(info, "/events", "http"))
         assert status == 426
+
+
+async def test_metrics_count_rpc_calls_and_errors_by_code(make_manager, tmp_path):
+    """The RPC server's counters reach /metrics (daemon: RPC calls and errors)."""
+    from trio_procmgr.client import AsyncClient
+    from trio_procmgr.daemon.metrics import render
+    from trio_procmgr.rpc.server import serve_rpc
+
+    sock = str(tmp_path / "m.sock")
+    async with make_manager() as pm, trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve_rpc(pm, socket_path=sock,
+                                                          task_status=task_status))
+        async with AsyncClient(sock) as client:
+            await client.list()
+            with pytest.raises(Exception):
+                await client.describe("missing")
+        families = {f.name: f for f in text_string_to_metric_families(render(pm)[0].decode())}
+        calls = {s.labels["method"]: s.value for s in families[_name(families, "rpc_calls")].samples
+                 if s.name.endswith("_total")}
+        errs = {s.labels["code"]: s.value for s in families[_name(families, "rpc_errors")].samples
+                if s.name.endswith("_total")}
+        assert calls.get("list") == 1 and calls.get("describe") == 1
+        assert errs.get("PROCESS_NOT_FOUND") == 1
+        nursery.cancel_scope.cancel()
+
+
+def _name(families, suffix):
+    return next(n for n in families if n.endswith(suffix))

@@ -237,8 +237,6 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
                                    "(clients then send Authorization: Bearer <token>)")
         wanted.append((flag, events, f"{host}:{port}"))
     server = WebServer(manager, token)
-    if ws or metrics:
-        manager.__dict__.setdefault("rpc_stats", {})
     info = WebInfo()
     async with trio.open_nursery() as nursery:
         for flag, events, text in wanted:

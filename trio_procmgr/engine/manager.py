@@ -64,6 +64,8 @@ class ProcessManager:
         self._nursery_cm: Any = None
         self._shutdown = trio.Event()
         self._runtime_dirty = trio.Event()
+        #: RPC calls by method and errors by code, kept by the RPC server for /metrics.
+        self.rpc_stats: dict[str, dict[str, int]] = {"calls": {}, "errors": {}}
         self.started_at = time.time()
         # Extension seams used by later features (notify, sockets, health, logs, groups).
         self.exec_env_providers: list[ExecEnvProvider] = []

@@ -307,6 +307,7 @@ class RpcConnection:
             with scope:
                 try:
                     info, params = call.info
+                    _count(self.manager, "calls", info.name)
                     interface, ref = await self._resolve_target(call.target)
                     if interface != info.interface:
                         raise errors.InvalidArgument(
@@ -324,12 +325,14 @@ class RpcConnection:
                     if handler.after_answer is not None:
                         await handler.after_answer()
                 except errors.ProcMgrError as exc:
+                    _count(self.manager, "errors", exc.code)
                     promise.settle(error=exc)
                     await self._send(self.conn.send_exception(question, exc.code, exc.message,
                                                               self.codec.value_to_wire("any", exc.details)))
                 except Exception as exc:
                     log.exception("rpc: %s failed", getattr(call.info, "name", "call"))
                     err = errors.Internal(f"the daemon failed to handle this call: {exc}")
+                    _count(self.manager, "errors", err.code)
                     promise.settle(error=err)
                     await self._send(self.conn.send_exception(question, err.code, err.message, {}))
         finally:
@@ -648,3 +651,11 @@ async def _serve_connection(service: RpcService, stream: trio.SocketStream) -> N
     except Exception:
         log.exception("rpc: connection handler failed")
         await trio.aclose_forcefully(stream)
+
+
+def _count(manager: Any, kind: str, key: str) -> None:
+    """Bump the per-method call / per-code error counters the metrics endpoint reads."""
+    stats = getattr(manager, "rpc_stats", None)
+    if stats is not None:
+        bucket = stats.setdefault(kind, {})
+        bucket[key] = bucket.get(key, 0) + 1
