@@ -242,11 +242,11 @@ def events(inv: Invocation, processes, types) -> int:
 
 @app.command()
 @click.argument("name", shell_complete=complete_process_names)
-@click.option("--reverse", is_flag=True, help="Show who depends on NAME instead.")
+@click.option("--reverse", is_flag=True, help="Only what depends on NAME.")
 @json_option
 @pass_inv
 def deps(inv: Invocation, name, reverse) -> int:
-    """Dependency tree of process NAME."""
+    """What process NAME pulls in, what depends on it, and its conflicts (live states)."""
     return commands.do_deps(inv, name, reverse=reverse)
 
 

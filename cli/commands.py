@@ -22,7 +22,7 @@ from dd_procmgr_cli.invocation import EXIT_OK, EXIT_REFUSED, Invocation, UsagePr
 
 LIVE = frozenset({"starting", "running", "stopping", "paused", "backoff"})
 DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
-FOLLOW_BACKLOG = 10  # `logs -f` starts with the last lines, as `tail -f` does
+FOLLOW_BACKLOG = 10  # `logs -f` starts with the last lines, as `tail -f` does (so does the daemon)
 
 
 def error_dict(exc: Any) -> dict[str, Any]:
@@ -275,89 +275,71 @@ def do_rotate_logs(inv: Invocation, names: list[str]) -> int:
 def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
             lines: int | None = None, follow: bool = False, stream: str | None = None,
             timestamps: bool = False) -> int:
+    """Captured output. One name or ``--all`` is one RPC call (or one stream with -f);
+    several names are merged here. ``-n N`` counts lines of the merged output."""
     if everything and names:
         raise UsageProblem("logs: give process names or --all, not both")
     if not everything and not names:
         raise UsageProblem("logs: give a process name (or --all)")
-    if everything:
-        names = [r["name"] for r in inv.call("list")]
-    prefixed = len(names) > 1 or everything
+    prefixed = everything or len(names) > 1
+    one = None if everything else names[0]
+
+    def show(item: dict) -> None:
+        if inv.json:
+            inv.emit_json_line(item)
+        else:
+            inv.echo(views.render_log(item, timestamps=timestamps, colour=inv.colour,
+                                      prefix=item.get("process") if prefixed else None))
+            inv.flush()
+
     if follow:
-        if lines is None:
-            lines = FOLLOW_BACKLOG
-        return _follow_logs(inv, names, lines=lines, stream=stream, timestamps=timestamps,
-                            prefixed=prefixed)
-    merged: list[tuple[float, int, str, dict]] = []
-    for order, name in enumerate(names):
-        for item in inv.call("logs", name=name, lines=lines, stream=stream, follow=False):
-            merged.append((item.get("time") or 0.0, order, name, item))
-    if prefixed:
-        merged.sort(key=lambda entry: (entry[0], entry[1]))
-    if inv.json:
-        inv.emit_json([dict(item, process=name) if prefixed else item
-                       for _, _, name, item in merged])
+        try:
+            if everything or len(names) == 1:
+                for item in inv.stream("logs", name=one, lines=lines, stream=stream, follow=True):
+                    show(item)
+            else:
+                _follow_several(inv, names, show, lines=lines, stream=stream)
+        except KeyboardInterrupt:
+            pass
         return EXIT_OK
-    for _, _, name, item in merged:
-        inv.echo(views.render_log(item, timestamps=timestamps,
-                                  prefix=name if prefixed else None, colour=inv.colour))
+    if everything or len(names) == 1:
+        items = inv.call("logs", name=one, lines=lines, stream=stream)
+    else:
+        items = _merged_tail(inv, names, lines=lines, stream=stream)
+    if inv.json:
+        inv.emit_json(items)
+        return EXIT_OK
+    for item in items:
+        inv.echo(views.render_log(item, timestamps=timestamps, colour=inv.colour,
+                                  prefix=item.get("process") if prefixed else None))
     return EXIT_OK
 
 
-def _follow_logs(inv: Invocation, names: list[str], *, lines, stream, timestamps,
-                 prefixed) -> int:
-    def show(name: str, item: dict) -> None:
-        if inv.json:
-            inv.emit_json_line(dict(item, process=name) if prefixed else item)
-        else:
-            inv.echo(views.render_log(item, timestamps=timestamps,
-                                      prefix=name if prefixed else None, colour=inv.colour))
-            inv.flush()
-
-    try:
-        if len(names) == 1:
-            for item in inv.stream("logs", name=names[0], lines=lines, stream=stream,
-                                   follow=True):
-                show(names[0], item)
-            return EXIT_OK
-        return _follow_many(inv, names, show, lines=lines, stream=stream)
-    except KeyboardInterrupt:
-        return EXIT_OK
-
-
-def _follow_many(inv: Invocation, names: list[str], show, *, lines, stream) -> int:
-    """One reader thread (and connection) per process, printing from the main thread."""
-    import queue
-    import threading
-
-    items: queue.Queue = queue.Queue(maxsize=10000)
-    done = object()
-
-    def read(name: str) -> None:
-        own = inv.copy()
-        try:
-            for item in own.stream("logs", name=name, lines=lines, stream=stream,
-                                   follow=True):
-                items.put((name, item))
-        except Exception as exc:  # reported by the main thread
-            items.put((name, exc))
-        finally:
-            own.close()
-            items.put((name, done))
-
+def _merged_tail(inv: Invocation, names: list[str], *, lines, stream) -> list[dict]:
+    """The last ``lines`` of the named processes' output merged by time, each line
+    naming its process (as the daemon does for every process)."""
+    merged = []
     for name in names:
-        threading.Thread(target=read, args=(name,), daemon=True).start()
-    open_streams, failed = len(names), False
-    while open_streams:
-        name, item = items.get()
-        if item is done:
-            open_streams -= 1
-        elif isinstance(item, Exception):
-            failed = True
-            inv.warn(f"error: {name}: {getattr(item, 'code', type(item).__name__)}: "
-                     f"{getattr(item, 'message', item)}")
-        else:
-            show(name, item)
-    return EXIT_REFUSED if failed else EXIT_OK
+        merged += [dict(item, process=name)
+                   for item in inv.call("logs", name=name, lines=lines, stream=stream)]
+    merged.sort(key=lambda item: item.get("time") or 0.0)
+    return merged[-lines:] if lines else merged
+
+
+def _follow_several(inv: Invocation, names: list[str], show, *, lines, stream) -> None:
+    """Backlog of the named processes, then the daemon's every-process stream filtered
+    to them: one connection, whatever the number of names."""
+    backlog = FOLLOW_BACKLOG if lines is None else lines
+    tail = _merged_tail(inv, names, lines=backlog, stream=stream) if backlog else []
+    wanted = set()
+    for record in inv.call("list"):
+        if record["name"] in names or record.get("id") in names:
+            wanted.add(record["name"])
+    for item in tail:
+        show(item)
+    for item in inv.stream("logs", name=None, lines=0, stream=stream, follow=True):
+        if item.get("process") in wanted or item.get("type") == "lost":
+            show(item)
 
 
 def do_events(inv: Invocation, processes: list[str], types: list[str]) -> int:
@@ -380,78 +362,14 @@ def do_events(inv: Invocation, processes: list[str], types: list[str]) -> int:
 
 # -- dependencies ------------------------------------------------------------------------
 
-PULLING = ("requires", "wants", "binds_to")
-RELATIONS = ("requires", "wants", "binds_to", "part_of", "conflicts", "after", "before")
-
-
-def relations_of(record: dict) -> dict[str, list[str]]:
-    """The dependency lists of a described process (a bare string counts as a list of one)."""
-    spec = record.get("spec") if isinstance(record.get("spec"), dict) else record
-    found = {}
-    for relation in RELATIONS:
-        value = spec.get(relation)
-        if isinstance(value, str):
-            value = [value]
-        if value:
-            found[relation] = list(value)
-    return found
-
-
-def dependency_tree(root: str, describe, states: dict[str, str]) -> dict[str, Any]:
-    """Nested ``{name, state, relation, dependencies}``; recursion follows only the
-    relations that pull a process in (requires, wants, binds_to) and stops at cycles."""
-    def build(name: str, relation: str | None, path: frozenset[str]) -> dict[str, Any]:
-        node: dict[str, Any] = {"name": name, "state": states.get(name), "dependencies": []}
-        if relation:
-            node["relation"] = relation
-        if name in path or name not in states:
-            return node
-        for rel, others in relations_of(describe(name)).items():
-            for other in others:
-                if rel in PULLING:
-                    node["dependencies"].append(build(other, rel, path | {name}))
-                else:
-                    node["dependencies"].append({"name": other, "relation": rel,
-                                                 "state": states.get(other),
-                                                 "dependencies": []})
-        return node
-    return build(root, None, frozenset())
-
-
-def reverse_dependencies(root: str, describe, states: dict[str, str]) -> dict[str, Any]:
-    """Who names ``root`` in one of their dependency lists, one level deep."""
-    dependants = []
-    for name in states:
-        for rel, others in relations_of(describe(name)).items():
-            if root in others:
-                dependants.append({"name": name, "relation": rel, "state": states[name],
-                                   "dependencies": []})
-    return {"name": root, "state": states.get(root), "dependencies": dependants}
-
-
-def flatten_tree(node: dict[str, Any], depth: int = 0) -> list[tuple[int, str, str, str | None]]:
-    rows = [(depth, node.get("relation", ""), node["name"], node.get("state"))]
-    for child in node["dependencies"]:
-        rows += flatten_tree(child, depth + 1)
-    return rows
-
-
 def do_deps(inv: Invocation, name: str, *, reverse: bool = False) -> int:
-    root = inv.call("describe", name=name)
-    states = {r["name"]: r.get("state") for r in inv.call("list")}
-    cache: dict[str, dict] = {root["name"]: root}
-
-    def describe(ref: str) -> dict:
-        if ref not in cache:
-            cache[ref] = inv.call("describe", name=ref)
-        return cache[ref]
-
-    build = reverse_dependencies if reverse else dependency_tree
-    tree = build(root["name"], describe, states)
+    """Both trees from the daemon's ``deps`` (one call; live states included).
+    ``--reverse``: only what depends on NAME. ``--json``: the RPC result as is."""
+    graph = inv.call("deps", name=name)
     if inv.json:
-        inv.emit_json(tree)
+        inv.emit_json(graph)
     else:
-        inv.echo(views.render_deps(flatten_tree(tree), colour=inv.colour))
+        inv.echo(views.render_deps(graph, colour=inv.colour, forward=not reverse))
     return EXIT_OK
 
 

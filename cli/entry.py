@@ -8,6 +8,7 @@ exceptions to those numbers, for both the fast path and the asyncclick app.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 TYPE_CHECKING = False
@@ -106,7 +107,17 @@ def report_failure(inv: Invocation, exc: Exception) -> int:
     raise exc
 
 
+_HINTS = {
+    errno.ENOENT: "is the daemon running? set --socket or DD_PM_SOCKET",
+    errno.ECONNREFUSED: "nothing listens there: the daemon is not running or died",
+    errno.EACCES: "run as root or as a member of the daemon's admin group",
+    errno.EPERM: "run as root or as a member of the daemon's admin group",
+}
+_DEFAULT_HINT = "is the daemon running? set --socket or DD_PM_SOCKET"
+
+
 def unreachable_message(inv: Invocation, exc: Exception) -> str:
+    """``cannot reach dd-procmgrd at SOCKET: REASON (what to do)``."""
     socket = getattr(exc, "socket", None) or inv.tcp or inv.socket or _default_socket()
     reason = getattr(exc, "reason", None)
     if reason is None:
@@ -114,8 +125,8 @@ def unreachable_message(inv: Invocation, exc: Exception) -> str:
             str(exc) or type(exc).__name__)
     if isinstance(exc, TimeoutError) and not getattr(exc, "reason", None):
         reason = f"no answer within {inv.timeout:g}s"
-    return (f"cannot reach dd-procmgrd at {socket}: {reason} "
-            f"(is the daemon running? set --socket or DD_PM_SOCKET)")
+    hint = _HINTS.get(getattr(exc, "errno", None), _DEFAULT_HINT)
+    return f"cannot reach dd-procmgrd at {socket}: {reason} ({hint})"
 
 
 def _default_socket() -> str:

@@ -26,7 +26,7 @@ DEFAULT_TIMEOUT = 10.0
 RESULT_FIELD = {
     "list": "processes", "create": "record", "start": "record", "stop": "record",
     "restart": "record", "describe": "record", "delete": "record", "pause": "record",
-    "resume": "record", "stats": "stats", "logs": "lines",
+    "resume": "record", "stats": "stats", "logs": "lines", "deps": "graph",
 }
 
 
@@ -75,11 +75,6 @@ class Invocation:
         self.err = sys.stderr if err is None else err
         self.environ = os.environ if environ is None else environ
         self._client: Any = None
-
-    def copy(self) -> "Invocation":
-        """Same options, own connection (for a reader thread)."""
-        return Invocation(self.socket, self.json, self.timeout, self.tcp, self.token_file,
-                          self.out, self.err, self.environ)
 
     @property
     def colour(self) -> bool:

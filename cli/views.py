@@ -386,15 +386,59 @@ def render_log(item: dict, *, timestamps: bool = False, prefix: str | None = Non
     return " ".join(parts)
 
 
-def render_deps(tree: list[tuple[int, str, str, str | None]], *, colour: bool = False) -> str:
-    """A dependency tree from ``(depth, relation, name, state)`` rows, depth 0 the root."""
-    lines = []
-    for depth, relation, name, state in tree:
-        shown = paint(state, STATE_COLOURS.get(state), colour) if state else "not loaded"
-        if depth == 0:
-            lines.append(f"{name} ({shown})")
-        else:
-            lines.append(f"{'  ' * (depth - 1)}└─ {relation} {name} ({shown})")
+def _state_text(state: Any, colour: bool) -> str:
+    return paint(str(state), STATE_COLOURS.get(state), colour) if state else "not loaded"
+
+
+def _tree_lines(node: dict, prefix: str, last: bool, colour: bool) -> list[str]:
+    """One DepNode child and its subtree, drawn with box characters."""
+    label = f"{node.get('name', '?')} ({_state_text(node.get('state'), colour)})"
+    directives = node.get("directives") or []
+    if directives:
+        label += f" [{', '.join(directives)}]"
+    if node.get("missing"):
+        label += " (not defined)"
+    elif node.get("repeated"):
+        label += " (see above)"
+    lines = [f"{prefix}{'└─' if last else '├─'} {label}"]
+    children = node.get("children") or []
+    below = prefix + ("   " if last else "│  ")
+    for index, child in enumerate(children):
+        lines += _tree_lines(child, below, index == len(children) - 1, colour)
+    return lines
+
+
+def _subtrees(node: dict | None, colour: bool) -> list[str]:
+    children = (node or {}).get("children") or []
+    if not children:
+        return ["   (none)"]
+    lines: list[str] = []
+    for index, child in enumerate(children):
+        lines += _tree_lines(child, "", index == len(children) - 1, colour)
+    return lines
+
+
+def render_deps(graph: dict, *, colour: bool = False, forward: bool = True,
+                reverse: bool = True) -> str:
+    """The ``deps`` RPC result: NAME (state), then what it pulls in (its requires, wants,
+    binds_to, part_of, after, transitively), what depends on it, and its conflicts.
+
+    Each node shows its live state and, in brackets, how the line above relates to it
+    (``db [requires, after]`` under ``app``: app requires db and starts after it; under
+    "Needed by", ``web [requires]``: web requires the line above).
+    """
+    lines = [f"{graph.get('name', '?')} ({_state_text(graph.get('state'), colour)})"]
+    if forward:
+        lines.append("Depends on:")
+        lines += _subtrees(graph.get("dependencies"), colour)
+    if reverse:
+        lines.append("Needed by:")
+        lines += _subtrees(graph.get("dependants"), colour)
+    conflicts = graph.get("conflicts") or []
+    if conflicts:
+        lines.append("Conflicts with:")
+        lines += [f"   {c.get('name', '?')} ({_state_text(c.get('state'), colour)})"
+                  for c in conflicts]
     return "\n".join(lines)
 
 

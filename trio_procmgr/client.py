@@ -26,10 +26,11 @@ ROOT_INTERFACE = "ProcessManager"
 class DaemonUnreachable(ConnectionError):
     """No daemon answered at ``socket`` (a path or HOST:PORT); ``reason`` says why."""
 
-    def __init__(self, socket: str, reason: str) -> None:
+    def __init__(self, socket: str, reason: str, errno: int | None = None) -> None:
         super().__init__(f"cannot reach the daemon at {socket}: {reason}")
         self.socket = socket
         self.reason = reason
+        self.errno = errno
 
 
 def _parse_hostport(tcp: str) -> tuple[str, int]:
@@ -90,7 +91,8 @@ class BlockingClient:
                     sock.close()
                     raise
         except OSError as exc:
-            raise DaemonUnreachable(self.address, exc.strerror or str(exc)) from None
+            raise DaemonUnreachable(self.address, exc.strerror or str(exc) or type(exc).__name__,
+                                    exc.errno) from None
         return sock
 
     # -- public API ------------------------------------------------------------------------
@@ -407,10 +409,16 @@ class AsyncClient:
     async def stats(self, name: str) -> dict:
         return (await self.call("stats", name=name))["stats"]
 
-    async def logs(self, name: str, *, lines: int | None = None, stream: str | None = None) -> list[dict]:
+    async def logs(self, name: str | None, *, lines: int | None = None,
+                   stream: str | None = None) -> list[dict]:
+        """Buffered lines of ``name``; None: every process merged by time (lines carry
+        ``process``), ``lines`` then counting the merged output."""
         return (await self.call("logs", name=name, lines=lines, stream=stream))["lines"]
 
-    def follow_logs(self, name: str, *, lines: int | None = None, stream: str | None = None):
+    def follow_logs(self, name: str | None, *, lines: int | None = None,
+                    stream: str | None = None):
+        """Async iterator: the last ``lines`` (default 10) then live lines; ``name`` None
+        follows every process on this one stream (lines carry ``process``)."""
         return self.stream_on(P.ROOT, ROOT_INTERFACE, "logs", name=name, lines=lines,
                               stream=stream, follow=True)
 

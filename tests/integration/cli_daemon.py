@@ -1,8 +1,14 @@
 """A real ``dd-procmgrd`` on a temp socket, driven through the real ``dd-procmgr`` binary.
 
-Import the fixture into a test module with ``from cli_daemon import cli_daemon``. The
-daemon runs as a subprocess with its own config dir, state dir and cgroup instance; the
-fixture waits until ``dd-procmgr ping`` answers, and on teardown sends SIGTERM (the
+Import the fixtures into a test module with ``from cli_daemon import ...``:
+
+* ``cli_daemon`` (import ``shared_cli_daemon`` too): one daemon per test module (starting one costs about a second), handed
+  to each test *empty*: before and after every test, every process is deleted (stopped
+  first) and the config dir emptied, so no test sees another's processes or files.
+* ``own_cli_daemon``: a daemon for this test alone, for tests that end it (shutdown).
+
+The daemon runs as a subprocess with its own config dir, state dir and cgroup instance;
+the fixture waits until ``dd-procmgr ping`` answers, and at the end sends SIGTERM (the
 daemon stops every child in reverse order) and waits, killing it only as a last resort.
 """
 
@@ -17,9 +23,10 @@ import sys
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -105,12 +112,9 @@ class CliDaemon:
 
     def start(self) -> None:
         self.log_file = open(self.log, "w")
-        # --log-level warning: INFO records currently trip a logging KeyError in the
-        # engine (a reserved LogRecord key); the CLI tests do not need INFO output.
         self.proc = subprocess.Popen(
             [DAEMON, "--config-dir", str(self.config_dir), "--socket", self.socket,
-             "--state-dir", str(self.state_dir), "--instance", self.instance,
-             "--log-level", "warning"],
+             "--state-dir", str(self.state_dir), "--instance", self.instance],
             stdout=self.log_file, stderr=subprocess.STDOUT, env=self.env(),
             start_new_session=True)
 
@@ -133,8 +137,22 @@ class CliDaemon:
             self.log_file.close()
 
 
-@pytest.fixture
-def cli_daemon():
+    def reset(self) -> None:
+        """Back to an empty daemon: config files removed, every process deleted.
+
+        Talks RPC in-process (one connection) rather than spawning the CLI per process.
+        """
+        for path in self.config_dir.iterdir():
+            path.unlink()
+        from trio_procmgr.client import BlockingClient
+        with BlockingClient(self.socket, timeout=60) as client:
+            for record in client.call("list")["processes"]:
+                client.call("delete", name=record["name"], force=True)
+            assert client.call("list")["processes"] == [], "reset left processes behind"
+
+
+@contextmanager
+def running_daemon() -> Iterator[CliDaemon]:
     # A short path: Unix socket paths are limited to 107 bytes.
     root = Path(tempfile.mkdtemp(prefix="pmcli-"))
     daemon = CliDaemon(root)
@@ -144,3 +162,26 @@ def cli_daemon():
     finally:
         daemon.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared_cli_daemon():
+    with running_daemon() as daemon:
+        yield daemon
+
+
+@pytest.fixture
+def cli_daemon(shared_cli_daemon):
+    """The module's daemon, empty at the start and at the end of the test."""
+    if shared_cli_daemon.proc.poll() is not None:
+        pytest.fail(f"the shared daemon died:\n{shared_cli_daemon.log_text()}")
+    shared_cli_daemon.reset()
+    yield shared_cli_daemon
+    shared_cli_daemon.reset()
+
+
+@pytest.fixture
+def own_cli_daemon():
+    """A daemon for one test only (for tests that shut it down)."""
+    with running_daemon() as daemon:
+        yield daemon

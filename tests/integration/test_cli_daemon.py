@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import sys
+import time
 
-from cli_daemon import CLI, cli_daemon  # noqa: F401  (fixture)
+from cli_daemon import CLI, cli_daemon, own_cli_daemon, shared_cli_daemon  # noqa: F401  (fixtures)
 
 PY = sys.executable
 
@@ -17,15 +19,6 @@ def test_ping_answers_and_version_names_both_sides(cli_daemon):
     result = cli_daemon.cli("version")
     assert result.code == 0
     assert result.out.startswith("dd-procmgr ") and "dd-procmgrd " in result.out
-
-
-def test_unreachable_socket_exits_3_and_names_it(cli_daemon, tmp_path):
-    missing = str(tmp_path / "nobody.sock")
-    result = cli_daemon.cli("--socket", missing, "list", socket=False)
-    assert result.code == 3 and result.out == ""
-    assert missing in result.err and result.err.count("\n") == 1
-    as_json = cli_daemon.cli("--json", "--socket", missing, "ping", socket=False)
-    assert as_json.code == 3 and as_json.json["error"]["message"]
 
 
 def test_socket_is_taken_from_the_environment(cli_daemon):
@@ -142,6 +135,79 @@ def test_logs_show_the_output_and_follow_streams_json_lines(cli_daemon):
         assert follower.wait(timeout=10) == 0
 
 
+def read_lines(proc, count: int, timeout: float = 15) -> list[str]:
+    """``count`` lines of ``proc``'s stdout, failing after ``timeout`` seconds. Reads the
+    pipe itself: select() on a buffered file misses lines already in its buffer."""
+    fd, data = proc.stdout.fileno(), b""
+    deadline = time.monotonic() + timeout
+    while data.count(b"\n") < count:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        assert ready, f"fewer than {count} lines within {timeout}s: {data!r}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"stdout closed after {data!r}"
+        data += chunk
+    return data.decode().splitlines()[:count]
+
+
+def counter(prefix: str, count: int, then: str = "") -> list[str]:
+    """A command printing ``prefix1..prefixN`` at once, then ``then`` lines on stdin's
+    schedule (one per second), then sleeping."""
+    return ["--", PY, "-u", "-c",
+            f"import time\nfor i in range(1, {count + 1}): print('{prefix}%d' % i)\n"
+            f"for i in range(60):\n time.sleep(0.2); print('{then}%d' % i) if '{then}' else None\n"
+            "time.sleep(300)"]
+
+
+def test_logs_follow_starts_with_the_last_10_lines_like_tail(cli_daemon):
+    cli_daemon.cli("create", "counter", "--start", *counter("n", 15))
+    cli_daemon.wait_for("15 lines", lambda: len(cli_daemon.cli("--json", "logs", "counter").json) == 15)
+    follower = cli_daemon.popen("logs", "-f", "counter")
+    try:
+        assert read_lines(follower, 10) == [f"n{i}" for i in range(6, 16)]
+    finally:
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=10) == 0
+    only_new = cli_daemon.popen("logs", "-f", "-n", "2", "counter")
+    try:
+        assert read_lines(only_new, 2) == ["n14", "n15"]
+    finally:
+        only_new.send_signal(signal.SIGINT)
+        only_new.wait(timeout=10)
+
+
+def test_logs_all_follow_is_one_stream_naming_each_process(cli_daemon):
+    cli_daemon.cli("create", "alpha", "--start", *counter("a", 3, then="A"))
+    cli_daemon.cli("create", "beta", "--start", *counter("b", 3, then="B"))
+    cli_daemon.wait_for("backlog of both", lambda: len(
+        cli_daemon.cli("--json", "logs", "--all").json) >= 8)
+    follower = cli_daemon.popen("--json", "logs", "--all", "-f")
+    try:
+        items = [json.loads(line) for line in read_lines(follower, 10 + 6)]
+        backlog, live = items[:10], items[10:]
+        assert [i["time"] for i in backlog] == sorted(i["time"] for i in backlog)
+        assert {i["process"] for i in live} == {"alpha", "beta"}
+        for item in items:
+            assert item["line"][0].lower() == item["process"][0], item
+    finally:
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=10) == 0
+    plain = cli_daemon.popen("logs", "--all", "-f", "-n", "0")
+    try:
+        for line in read_lines(plain, 4):
+            name, bar, text = line.partition(" | ")
+            assert bar and name in ("alpha", "beta") and text[0].lower() == name[0], line
+    finally:
+        plain.send_signal(signal.SIGINT)
+        plain.wait(timeout=10)
+    several = cli_daemon.popen("logs", "-f", "-n", "1", "alpha", "beta")
+    try:
+        first_two = read_lines(several, 2)
+        assert {line.partition(" | ")[0] for line in first_two} == {"alpha", "beta"}
+    finally:
+        several.send_signal(signal.SIGINT)
+        several.wait(timeout=10)
+
+
 def test_events_json_is_one_event_per_line(cli_daemon):
     cli_daemon.cli("create", "ev", "sleep", "300")
     watcher = cli_daemon.popen("events", "--json", "--process", "ev")
@@ -176,18 +242,43 @@ def test_stats_of_a_running_process(cli_daemon):
     assert "Memory:" in result.out and "CPU:" in result.out and "PIDs:" in result.out
 
 
-def test_deps_shows_the_dependency_tree(cli_daemon):
+def test_deps_shows_both_trees_with_live_states(cli_daemon):
     cli_daemon.cli("create", "db", "sleep", "300")
-    cli_daemon.cli("create", "app", "--requires", "db", "--after", "db", "sleep", "300")
+    cli_daemon.cli("create", "cache", "sleep", "300")
+    cli_daemon.cli("create", "app", "--requires", "db", "--after", "db", "--wants", "cache",
+                   "sleep", "300")
+    cli_daemon.cli("create", "web", "--requires", "app", "sleep", "300")
+    cli_daemon.cli("create", "legacy", "--conflicts", "app", "sleep", "300")
+    cli_daemon.cli("start", "db")
+    cli_daemon.wait_state("db", "running")
     result = cli_daemon.cli("deps", "app")
     assert result.code == 0, result
-    assert result.out.splitlines()[:2] == ["app (created)", "└─ requires db (created)"]
+    assert result.out.splitlines() == [
+        "app (created)",
+        "Depends on:",
+        "├─ cache (created) [wants]",
+        "└─ db (running) [requires, after]",
+        "Needed by:",
+        "└─ web (created) [requires]",
+        "Conflicts with:",
+        "   legacy (created)",
+    ]
+    reverse = cli_daemon.cli("deps", "db", "--reverse")
+    assert reverse.out.splitlines() == ["db (running)", "Needed by:",
+                                        "└─ app (created) [requires, after]",
+                                        "   └─ web (created) [requires]"]
+    graph = cli_daemon.cli("--json", "deps", "app").json
+    assert graph["name"] == "app" and graph["state"] == "created"
+    assert [(c["name"], c["state"]) for c in graph["dependencies"]["children"]] == [
+        ("cache", "created"), ("db", "running")]
+    assert graph["dependants"]["children"][0]["name"] == "web"
+    assert graph["conflicts"] == [{"name": "legacy", "state": "created"}]
 
 
-def test_shutdown_stops_the_daemon(cli_daemon):
-    assert cli_daemon.cli("shutdown").code == 0
-    assert cli_daemon.proc.wait(timeout=30) == 0
-    assert cli_daemon.cli("ping").code == 3
+def test_shutdown_stops_the_daemon(own_cli_daemon):
+    assert own_cli_daemon.cli("shutdown").code == 0
+    assert own_cli_daemon.proc.wait(timeout=30) == 0
+    assert own_cli_daemon.cli("ping").code == 3
 
 
 def test_shell_completion_offers_process_names(cli_daemon):

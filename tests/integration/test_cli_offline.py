@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from cli_daemon import CLI, cli_daemon  # noqa: F401  (fixture)
+from cli_daemon import CLI, cli_daemon, shared_cli_daemon  # noqa: F401  (fixtures)
 
 HEAVY = ("trio", "marshmallow", "yaml", "asyncio")
 

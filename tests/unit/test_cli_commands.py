@@ -32,11 +32,17 @@ class FakeDaemon:
         self.records = {r["name"]: r for r in records}
         self.calls = []
         self.fail = fail or {}
+        self.answers = {}
+        self.stream_items = [{"seq": 1, "time": NOW, "type": "started", "process": "web", "id": "x"},
+                             {"seq": 2, "time": NOW, "type": "exited", "process": "web", "id": "x"}]
 
     def call(self, method, **params):
         self.calls.append((method, params))
         if method in self.fail:
             raise self.fail[method]
+        if method in self.answers:
+            answer = self.answers[method]
+            return answer(params) if callable(answer) else answer
         if method == "list":
             return {"processes": list(self.records.values())}
         if method in ("describe", "start", "stop", "restart", "delete", "pause", "resume"):
@@ -56,8 +62,7 @@ class FakeDaemon:
 
     def stream(self, method, **params):
         self.calls.append((method, params))
-        yield {"seq": 1, "time": NOW, "type": "started", "process": "web", "id": "x"}
-        yield {"seq": 2, "time": NOW, "type": "exited", "process": "web", "id": "x"}
+        yield from self.stream_items
 
     def close(self):
         pass
@@ -212,13 +217,35 @@ def test_socket_comes_from_the_environment(monkeypatch, capsys):
     assert seen["socket"] == "/tmp/env2.sock"
 
 
-def test_deps_tree_follows_pulling_relations(daemon, capsys):
-    daemon.records["web"]["spec"] = {"requires": ["db"], "after": ["db"]}
-    daemon.records["db"]["spec"] = {"wants": "cache"}
+def test_deps_is_one_rpc_call_and_json_is_its_result(daemon, capsys):
+    graph = {"name": "web", "state": "running", "conflicts": [],
+             "dependencies": {"name": "web", "children": [
+                 {"name": "db", "state": "stopped", "directives": ["requires"], "children": []}]},
+             "dependants": {"name": "web", "children": []}}
+    daemon.answers["deps"] = {"graph": graph}
     code, out, _ = run(["deps", "web"], capsys)
-    assert code == 0
-    assert out.splitlines() == ["web (running)", "└─ requires db (stopped)",
-                                "  └─ wants cache (not loaded)", "└─ after db (stopped)"]
+    assert code == 0 and daemon.calls == [("deps", {"name": "web"})]
+    assert out.splitlines() == ["web (running)", "Depends on:", "└─ db (stopped) [requires]",
+                                "Needed by:", "   (none)"]
+    code, out, _ = run(["--json", "deps", "web"], capsys)
+    assert json.loads(out) == graph
+
+
+def test_logs_all_follow_is_a_single_stream_of_every_process(daemon, capsys):
+    daemon.stream_items = [{"time": NOW, "stream": "stdout", "line": "hi", "process": "web"},
+                           {"time": NOW, "stream": "stderr", "line": "oops", "process": "db"}]
+    code, out, _ = run(["logs", "--all", "-f"], capsys)
+    assert code == 0 and out.splitlines() == ["web | hi", "db | oops"]
+    assert daemon.calls == [("logs", {"name": None, "lines": None, "stream": None,
+                                      "follow": True})]
+
+
+def test_logs_of_several_names_merge_by_time_and_n_counts_the_merged_lines(daemon, capsys):
+    daemon.answers["logs"] = lambda params: {"lines": [
+        {"time": NOW + (1 if params["name"] == "web" else 2) + i, "stream": "stdout",
+         "line": f"{params['name']}{i}"} for i in range(0, 4, 2)]}
+    code, out, _ = run(["logs", "-n", "3", "web", "db"], capsys)
+    assert code == 0 and out.splitlines() == ["db | db0", "web | web2", "db | db2"]
 
 
 @pytest.mark.parametrize("args", [["list"], ["ls", "--json"], ["--socket=/s", "status"],

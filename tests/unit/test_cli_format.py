@@ -247,8 +247,28 @@ def test_log_lines_optionally_carry_time_stream_and_prefix():
     assert views.render_log({"line": b"\xffbin"}) == "\ufffdbin"
 
 
-def test_deps_tree_indents_by_depth():
-    text = views.render_deps([(0, "", "web", "running"), (1, "requires", "db", "running"),
-                              (2, "wants", "cache", None)])
-    assert text.splitlines() == ["web (running)", "└─ requires db (running)",
-                                 "  └─ wants cache (not loaded)"]
+def test_deps_draws_both_trees_with_relations_and_marks():
+    node = lambda name, state, directives, *children, **flags: dict(  # noqa: E731
+        name=name, state=state, directives=list(directives), children=list(children), **flags)
+    graph = {"name": "web", "state": "running",
+             "dependencies": node("web", "running", (),
+                                  node("db", "running", ("requires", "after"),
+                                       node("disk", None, ("requires",), missing=True)),
+                                  node("cache", "stopped", ("wants",),
+                                       node("db", "running", ("after",), repeated=True))),
+             "dependants": node("web", "running", ()),
+             "conflicts": [{"name": "old-web", "state": "stopped"}]}
+    assert views.render_deps(graph).splitlines() == [
+        "web (running)",
+        "Depends on:",
+        "├─ db (running) [requires, after]",
+        "│  └─ disk (not loaded) [requires] (not defined)",
+        "└─ cache (stopped) [wants]",
+        "   └─ db (running) [after] (see above)",
+        "Needed by:",
+        "   (none)",
+        "Conflicts with:",
+        "   old-web (stopped)",
+    ]
+    assert views.render_deps(graph, forward=False).splitlines()[:2] == ["web (running)",
+                                                                        "Needed by:"]

@@ -62,14 +62,19 @@ def schemas():
     return loader.Schemas(default_codec().compiled)
 
 
-@pytest.mark.parametrize("wire, field", [
-    ({0: 5}, "name"), ({}, "name"), ({0: "web", 2: "stdlog"}, "stream"),
-    ({0: "web", 1: -3}, "lines"), ({0: "web", 3: "yes"}, "follow"), ({"name": "web"}, "name"),
+@pytest.mark.parametrize("struct, wire, field", [
+    ("LogsParams", {0: 5}, "name"), ("NameParams", {}, "name"),
+    ("LogsParams", {0: "web", 2: "stdlog"}, "stream"), ("LogsParams", {0: "web", 1: -3}, "lines"),
+    ("LogsParams", {0: "web", 3: "yes"}, "follow"), ("LogsParams", {"name": "web"}, "name"),
 ])
-def test_invalid_params_name_the_field(schemas, wire, field):
+def test_invalid_params_name_the_field(schemas, struct, wire, field):
     with pytest.raises(ValidationError) as info:
-        schemas.struct("LogsParams").load(wire)
+        schemas.struct(struct).load(wire)
     assert loader.validation_summary(info.value.messages)[0] == field
+
+
+def test_logs_without_a_name_means_every_process(schemas):
+    assert schemas.struct("LogsParams").load({3: True})["name"] is None
 
 
 def test_params_load_by_name_with_defaults_and_ignore_unknown_ordinals(schemas):

@@ -42,6 +42,7 @@ from trio_procmgr.rpc.framing import DEFAULT_MAX_FRAME, FrameTooLarge
 log = logging.getLogger("trio_procmgr.rpc")
 
 MAX_STREAM_QUEUE = 100_000
+FOLLOW_BACKLOG = 10  # `logs` with follow and no `lines` starts like `tail -f`
 
 
 @dataclass(slots=True)
@@ -447,15 +448,24 @@ class CallHandler:
         return {"stats": await _maybe_await(self.engine("stats")(self.target_ref()))}
 
     async def do_logs(self) -> dict:
-        p, ref = self.params, self.target_ref()
+        """Buffered lines, or (follow) the last lines then live ones, like ``tail -f``.
+
+        Without a name: every process, one stream, each line carrying ``process``. The
+        subscription opens before the backlog is read, with no checkpoint in between, so
+        following never drops nor repeats a line at the seam.
+        """
+        p = self.params
+        ref = self.ref if self.ref is not None else p["name"]
         if not p["follow"]:
-            lines = self.engine("logs")(ref, lines=p["lines"], stream=p["stream"])
-            return {"lines": await _maybe_await(lines)}
+            return {"lines": self._log_tail(ref, p["lines"], p["stream"])}
+        lines = FOLLOW_BACKLOG if p["lines"] is None else p["lines"]
         sent = dropped = 0
-        if p["lines"]:
-            for item in await _maybe_await(self.engine("logs")(ref, lines=p["lines"], stream=p["stream"])):
-                sent += await self._stream_item("LogLine", item)
         with self.engine("follow_logs")(ref, stream=p["stream"]) as sub:
+            backlog = self._log_tail(ref, lines, p["stream"]) if lines else []
+            for item in backlog:
+                if not await self._stream_item("LogLine", item):
+                    return {"lines": [], "items_sent": sent, "items_dropped": dropped}
+                sent += 1
             async for item in sub:
                 if item.get("type") == "lost":
                     dropped += int(item.get("count") or 0)
@@ -463,6 +473,18 @@ class CallHandler:
                     break
                 sent += 1
         return {"lines": [], "items_sent": sent, "items_dropped": dropped}
+
+    def _log_tail(self, ref: str | None, lines: int | None, stream: str | None) -> list[dict]:
+        """The last ``lines`` of one process, or of all of them merged by time (each line
+        then names its ``process``)."""
+        tail = self.engine("logs")
+        if ref is not None:
+            return tail(ref, lines=lines, stream=stream)
+        merged = [dict(item, process=record["name"])
+                  for record in self.engine("list")()
+                  for item in tail(record["name"], lines=lines, stream=stream)]
+        merged.sort(key=lambda item: item.get("time") or 0.0)
+        return merged[-lines:] if lines else merged
 
     async def do_watch(self) -> dict:
         p = self.params
