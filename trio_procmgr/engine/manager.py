@@ -123,6 +123,7 @@ class ProcessManager:
             finally:
                 for sup in self._sups.values():
                     sup.close()
+                self.reaper.reap_untracked()
                 self._nursery.cancel_scope.cancel()
         try:
             return await self._nursery_cm.__aexit__(*exc_info)
