@@ -118,17 +118,21 @@ def render_table(header: list[str], rows: list[list[str]], *,
     break the alignment.
     """
     widths = [len(h) for h in header]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+    for i, column in enumerate(zip(*rows)):
+        widths[i] = max(widths[i], max(map(len, column)))
     spacer = " " * gap
-    lines = [spacer.join(_pad(h, widths[i], i == len(header) - 1)
-                         for i, h in enumerate(header)).rstrip()]
+    last = len(header) - 1
+    lines = [spacer.join(_pad(h, widths[i], i == last) for i, h in enumerate(header)).rstrip()]
+    if not (colour and colours):
+        pads = widths[:last]
+        for row in rows:
+            lines.append(spacer.join([*map(str.ljust, row[:last], pads), row[last]]).rstrip())
+        return "\n".join(lines)
     for r, row in enumerate(rows):
         cells = []
         for i, cell in enumerate(row):
-            padded = _pad(cell, widths[i], i == len(row) - 1)
-            tint = colours[r][i] if colours else None
+            padded = _pad(cell, widths[i], i == last)
+            tint = colours[r][i]
             cells.append(paint(cell, tint, colour) + padded[len(cell):] if tint else padded)
         lines.append(spacer.join(cells).rstrip())
     return "\n".join(lines)

@@ -23,11 +23,15 @@ and :class:`LocalProtocolError` (a bug in our own shell).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Mapping
 
 from trio_procmgr.rpc.framing import (DEFAULT_MAX_FRAME, NEED_DATA, FrameDecoder,
                                       FramingError, encode_frame)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = [
     "Kind", "ROOT", "CapTarget", "PromiseTarget", "Bootstrap", "Call", "Return", "Failure",
@@ -61,27 +65,55 @@ class LocalProtocolError(Exception):
     """We tried something the protocol forbids (a bug in the caller of Connection)."""
 
 
+class _Value:
+    """A small value object: equality, hash and repr from its ``__slots__``.
+
+    Plain classes rather than NamedTuples or dataclasses: the blocking client (the CLI)
+    imports this module on every run, and generating a dozen classes with ``typing``
+    cost several milliseconds of start-up. Treat instances as immutable.
+    """
+
+    __slots__ = ()
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other._values() == self._values()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._values()))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={value!r}" for name, value in zip(self.__slots__, self._values()))
+        return f"{type(self).__name__}({fields})"
+
+
 # -- targets ------------------------------------------------------------------------------
 ROOT = 0
 
 
-class CapTarget(NamedTuple):
-    cap_id: int
+class CapTarget(_Value):
+    __slots__ = ("cap_id",)
+
+    def __init__(self, cap_id: int) -> None:
+        self.cap_id = cap_id
 
 
-class PromiseTarget(NamedTuple):
+class PromiseTarget(_Value):
     """The capability at ``path`` (field ordinals) in the promised result of ``qid``."""
 
-    qid: int
-    path: tuple[int, ...] = ()
+    __slots__ = ("qid", "path")
+
+    def __init__(self, qid: int, path: tuple[int, ...] = ()) -> None:
+        self.qid = qid
+        self.path = path
 
 
 Target = int | CapTarget | PromiseTarget
 
 
 # -- messages and events ------------------------------------------------------------------
-# NamedTuples rather than dataclasses: the blocking client (CLI) imports this module and
-# dataclass creation costs ~15 ms of start-up.
 class Question:
     """One inbound question, as handed to the shell that answers it."""
 
@@ -95,67 +127,87 @@ class Question:
         return f"Question({self.qid}, {self.state!r})"
 
 
-class Bootstrap(NamedTuple):
-    qid: int
-    params: Any
-    question: Question | None = None
+class Bootstrap(_Value):
+    __slots__ = ("qid", "params", "question")
+
+    def __init__(self, qid: int, params: Any, question: Question | None = None) -> None:
+        self.qid, self.params, self.question = qid, params, question
 
 
-class Call(NamedTuple):
-    qid: int
-    target: Target
-    interface: int
-    method: int
-    params: Any
-    question: Question | None = None
-    #: Whatever the validation hook attached (the server: method info, by-name params).
-    info: Any = None
+class Call(_Value):
+    """An inbound or outbound CALL; ``info`` is whatever the validation hook attached
+    (the server: method info and by-name params)."""
+
+    __slots__ = ("qid", "target", "interface", "method", "params", "question", "info")
+
+    def __init__(self, qid: int, target: Target, interface: int, method: int, params: Any,
+                 question: Question | None = None, info: Any = None) -> None:
+        self.qid, self.target, self.interface, self.method = qid, target, interface, method
+        self.params, self.question, self.info = params, question, info
 
 
-class Return(NamedTuple):
-    qid: int
-    results: Any
+class Return(_Value):
+    __slots__ = ("qid", "results")
+
+    def __init__(self, qid: int, results: Any) -> None:
+        self.qid, self.results = qid, results
 
 
-class Failure(NamedTuple):
+class Failure(_Value):
     """An EXCEPTION message: the question failed with ``code``."""
 
-    qid: int
-    code: str
-    message: str = ""
-    details: Mapping[str, Any] = {}
+    __slots__ = ("qid", "code", "message", "details")
+
+    def __init__(self, qid: int, code: str, message: str = "",
+                 details: Mapping[str, Any] | None = None) -> None:
+        self.qid, self.code, self.message = qid, code, message
+        self.details = {} if details is None else details
 
 
-class StreamItem(NamedTuple):
-    qid: int
-    item: Any
+class StreamItem(_Value):
+    __slots__ = ("qid", "item")
+
+    def __init__(self, qid: int, item: Any) -> None:
+        self.qid, self.item = qid, item
 
 
-class Finish(NamedTuple):
-    qid: int
-    #: Extension: ``[5, qid, true]`` also releases the capabilities its result exported.
-    release_caps: bool = False
+class Finish(_Value):
+    """FINISH; extension: ``[5, qid, true]`` also releases the capabilities its result
+    exported (``release_caps``)."""
+
+    __slots__ = ("qid", "release_caps")
+
+    def __init__(self, qid: int, release_caps: bool = False) -> None:
+        self.qid, self.release_caps = qid, release_caps
 
 
-class Release(NamedTuple):
-    cap_id: int
-    count: int = 1
+class Release(_Value):
+    __slots__ = ("cap_id", "count")
+
+    def __init__(self, cap_id: int, count: int = 1) -> None:
+        self.cap_id, self.count = cap_id, count
 
 
-class Abort(NamedTuple):
-    code: str
-    message: str = ""
+class Abort(_Value):
+    __slots__ = ("code", "message")
+
+    def __init__(self, code: str, message: str = "") -> None:
+        self.code, self.message = code, message
 
 
-class CallRejected(NamedTuple):
+class CallRejected(_Value):
     """An inbound CALL the validation hook refused; answer it with ``error``."""
 
-    call: Call
-    error: Exception
+    __slots__ = ("call", "error")
+
+    def __init__(self, call: Call, error: Exception) -> None:
+        self.call, self.error = call, error
 
 
-class Closed(NamedTuple):
+class Closed(_Value):
     """The peer closed its side cleanly (at a frame boundary)."""
+
+    __slots__ = ()
 
 
 Message = Bootstrap | Call | Return | Failure | StreamItem | Finish | Release | Abort
@@ -259,8 +311,6 @@ def message_to_wire(msg: Message) -> list:
 
 
 # -- the state machine --------------------------------------------------------------------
-Validator = Callable[[Call], Any]
-
 
 class Connection:
     """One end of one RPC connection.
@@ -273,7 +323,7 @@ class Connection:
     """
 
     def __init__(self, role: str, *, max_frame: int = DEFAULT_MAX_FRAME,
-                 max_inflight: int = 128, validate: Validator | None = None) -> None:
+                 max_inflight: int = 128, validate: Callable[[Call], Any] | None = None) -> None:
         if role not in ("server", "client"):
             raise ValueError("role must be 'server' or 'client'")
         self.role = role
