@@ -11,7 +11,12 @@ and disables vfork. Everything a child needs before exec is expressed through
   else in between;
 * ambient capabilities: the command is exec'd through util-linux ``setpriv``, which
   raises the inheritable and ambient sets and switches user in C before exec'ing the
-  service (the PID stays the same across that exec).
+  service (the PID stays the same across that exec);
+* own PID and fds 3, 4, ... (``LISTEN_PID``, ``WATCHDOG_PID``, socket activation): the
+  plan's argv is wrapped by ``engine.exec_shim`` (an ``exec_plan_hook``) in a shim that
+  sets the variables to ``$$``, dup2s the passed fds to 3.. and execs the command, same
+  PID: ``/bin/sh`` (+4 ms) when every fd is a single digit, else ``python -I -S``
+  (+32 ms); measured and argued in that module and docs/readiness-and-sockets.md.
 """
 
 from __future__ import annotations
