@@ -14,6 +14,7 @@ import socket
 
 from dd_procmgr_rpc_schema.codec import Codec, MethodInfo, default_codec
 from trio_procmgr import errors
+from trio_procmgr.endpoints import parse_hostport
 from trio_procmgr.paths import default_socket_path
 from trio_procmgr.rpc import protocol as P
 from trio_procmgr.rpc.framing import DEFAULT_MAX_FRAME
@@ -34,11 +35,6 @@ class DaemonUnreachable(ConnectionError):
         self.socket = socket
         self.reason = reason
         self.errno = errno
-
-
-def _parse_hostport(tcp: str) -> tuple[str, int]:
-    host, _, port = tcp.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def encode_params(codec: Codec, info: MethodInfo, params: dict[str, Any]) -> dict[int, Any]:
@@ -84,7 +80,7 @@ class BlockingClient:
     def _connect(self, tcp: str | None, token: str | None) -> socket.socket:
         try:
             if tcp is not None:
-                sock = socket.create_connection(_parse_hostport(tcp), timeout=self.timeout)
+                sock = socket.create_connection(parse_hostport(tcp), timeout=self.timeout)
             else:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(self.timeout)
@@ -239,7 +235,7 @@ class AsyncClient:
         import trio
         try:
             if self._tcp is not None:
-                self._stream = await trio.open_tcp_stream(*_parse_hostport(self._tcp))
+                self._stream = await trio.open_tcp_stream(*parse_hostport(self._tcp))
             else:
                 self._stream = await trio.open_unix_socket(self.address)
         except OSError as exc:

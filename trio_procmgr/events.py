@@ -8,10 +8,9 @@ lost. A slow watcher therefore cannot stall the daemon.
 from __future__ import annotations
 
 import time
-from collections import deque
 from typing import Any, Callable, Iterable
 
-import trio
+from trio_procmgr.feeds import BoundedFeed
 
 #: Every event type the daemon publishes.
 EVENT_TYPES = (
@@ -22,21 +21,15 @@ EVENT_TYPES = (
 )
 
 
-class Subscription:
-    """A bounded queue of events matching a filter; iterate it with ``async for``."""
+class Subscription(BoundedFeed):
+    """Events matching a filter, in a bounded feed; iterate it with ``async for``."""
 
     def __init__(self, hub: "EventHub", processes: Iterable[str] | None,
                  types: Iterable[str] | None, maxsize: int) -> None:
+        super().__init__(maxsize, on_close=lambda sub: hub._subs.discard(sub))
         self._hub = hub
         self.processes = frozenset(processes) if processes else None
         self.types = frozenset(types) if types else None
-        self.maxsize = max(1, maxsize)
-        self._queue: deque[dict[str, Any]] = deque()
-        self._lost = 0
-        self.lost_total = 0
-        self.delivered = 0
-        self._lot = trio.lowlevel.ParkingLot()
-        self._closed = False
 
     def matches(self, event: dict[str, Any]) -> bool:
         if self.types is not None and event["type"] not in self.types:
@@ -45,53 +38,15 @@ class Subscription:
             return False
         return True
 
-    def _offer(self, event: dict[str, Any]) -> None:
-        if len(self._queue) >= self.maxsize:
-            self._lost += 1
-            self.lost_total += 1
+    def offer(self, event: dict[str, Any]) -> bool:
+        kept = super().offer(event)
+        if not kept:
             self._hub.dropped += 1
-        else:
-            self._queue.append(event)
-        self._lot.unpark_all()
+        return kept
 
-    def get_nowait(self) -> dict[str, Any] | None:
-        if self._lost:
-            lost, self._lost = self._lost, 0
-            return {"seq": None, "time": time.time(), "type": "lost", "process": None,
-                    "id": None, "count": lost}
-        if self._queue:
-            self.delivered += 1
-            return self._queue.popleft()
-        return None
-
-    async def get(self) -> dict[str, Any]:
-        while True:
-            item = self.get_nowait()
-            if item is not None:
-                return item
-            if self._closed:
-                raise trio.EndOfChannel
-            await self._lot.park()
-
-    def __aiter__(self) -> "Subscription":
-        return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        try:
-            return await self.get()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-
-    def close(self) -> None:
-        self._closed = True
-        self._hub._subs.discard(self)
-        self._lot.unpark_all()
-
-    def __enter__(self) -> "Subscription":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def lost_item(self, count: int) -> dict[str, Any]:
+        return {"seq": None, "time": time.time(), "type": "lost", "process": None,
+                "id": None, "count": count}
 
 
 class EventHub:
@@ -117,7 +72,7 @@ class EventHub:
         self.published += 1
         for sub in tuple(self._subs):
             if sub.matches(event):
-                sub._offer(event)
+                sub.offer(event)
         for listener in self.listeners:
             listener(event)
         return event

@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterator
 
 import trio
 
+from trio_procmgr.feeds import BoundedFeed
+
 MAX_LINE = 64 * 1024
 READ_SIZE = 64 * 1024
 
@@ -132,74 +134,24 @@ async def pump(fd: int, stream: str, sink: LineSink) -> None:
         return
 
 
-class LogSubscription:
-    """Live lines of one process (or all), bounded: a slow reader loses lines and is told.
-
-    Iterate with ``async for``; use as a context manager so it is detached when done.
-    Items are ``{time, stream, line, process}``; after a loss the next item is
-    ``{type: "lost", count, ...}``. Offering never blocks the pumps.
+class LogSubscription(BoundedFeed):
+    """Live lines of one process (or all), in a bounded feed: a slow reader loses lines
+    and is told. Items are ``{time, stream, line, process}``; after a loss the next item
+    is ``{type: "lost", count, ...}``. Offering never blocks the pumps.
     """
 
     def __init__(self, owner: set["LogSubscription"], process: str | None,
                  stream: str | None, maxsize: int = 10_000) -> None:
-        self._owner = owner
+        super().__init__(maxsize, on_close=owner.discard)
         self.process = process
         self.stream = stream
-        self.maxsize = max(1, maxsize)
-        self._queue: deque[dict[str, Any]] = deque()
-        self._lost = 0
-        self.lost_total = 0
-        self._lot = trio.lowlevel.ParkingLot()
-        self.closed = False
         owner.add(self)
 
     def wants(self, process: str, stream: str) -> bool:
         return (self.process is None or self.process == process) and \
             (self.stream is None or self.stream == stream)
 
-    def offer(self, item: dict[str, Any]) -> None:
-        if len(self._queue) >= self.maxsize:
-            self._lost += 1
-            self.lost_total += 1
-        else:
-            self._queue.append(item)
-        self._lot.unpark_all()
-
-    def get_nowait(self) -> dict[str, Any] | None:
-        if self._lost:
-            lost, self._lost = self._lost, 0
-            return {"type": "lost", "count": lost, "time": time.time(), "stream": "stderr",
-                    "line": f"[{lost} lines lost: this reader was too slow]",
-                    "process": self.process}
-        if self._queue:
-            return self._queue.popleft()
-        return None
-
-    async def get(self) -> dict[str, Any]:
-        while True:
-            item = self.get_nowait()
-            if item is not None:
-                return item
-            if self.closed:
-                raise trio.EndOfChannel
-            await self._lot.park()
-
-    def __aiter__(self) -> "LogSubscription":
-        return self
-
-    async def __anext__(self) -> dict[str, Any]:
-        try:
-            return await self.get()
-        except trio.EndOfChannel:
-            raise StopAsyncIteration from None
-
-    def close(self) -> None:
-        self.closed = True
-        self._owner.discard(self)
-        self._lot.unpark_all()
-
-    def __enter__(self) -> "LogSubscription":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def lost_item(self, count: int) -> dict[str, Any]:
+        return {"type": "lost", "count": count, "time": time.time(), "stream": "stderr",
+                "line": f"[{count} lines lost: this reader was too slow]",
+                "process": self.process}

@@ -72,12 +72,47 @@ def main(argv: list[str] | None = None) -> int:
     import trio
 
     try:
+        check_listener_args(args)
         return trio.run(run_daemon, args)
     except KeyboardInterrupt:
         return 0
     except DaemonStartError as exc:
         print(f"dd-procmgrd: {exc}", file=sys.stderr)
         return 1
+    except BaseExceptionGroup as group:
+        failed = group.subgroup(lambda e: isinstance(e, DaemonStartError))
+        if failed is None:
+            raise
+        print(f"dd-procmgrd: {_first_leaf(failed)}", file=sys.stderr)
+        return 1
+
+
+def _first_leaf(group: BaseExceptionGroup) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def check_listener_args(args: argparse.Namespace) -> None:
+    """Refuse bad listener flags before any process starts (DaemonStartError)."""
+    from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
+
+    if args.token_file:
+        try:
+            read_token(args.token_file)
+        except (OSError, ValueError) as exc:
+            raise DaemonStartError(f"--token-file: {exc}") from None
+    for flag, text in (("--tcp", args.tcp), ("--ws", args.ws), ("--metrics", args.metrics)):
+        if not text:
+            continue
+        try:
+            host, _ = parse_hostport(text)
+        except ValueError as exc:
+            raise DaemonStartError(f"{flag}: {exc}") from None
+        if args.token_file is None and (flag == "--tcp" or not is_loopback(host)):
+            why = "a TCP listener" if flag == "--tcp" else f"a non-loopback address ({host})"
+            raise DaemonStartError(f"{flag} {text}: {why} needs --token-file")
 
 
 class DaemonStartError(Exception):
@@ -133,6 +168,7 @@ def _load(config_dir: str | None, load_config_dir: Any) -> Any:
 
 async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
                            socket_path: str) -> None:
+    from trio_procmgr.errors import ProcMgrError
     from trio_procmgr.rpc.server import serve_rpc
 
     try:
@@ -141,6 +177,8 @@ async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
             admin_group=args.admin_group, task_status=task_status))
     except OSError as exc:
         raise DaemonStartError(f"cannot listen on {socket_path}: {exc}") from None
+    except ProcMgrError as exc:
+        raise DaemonStartError(exc.message) from None
     if args.ws or args.metrics:
         from trio_procmgr.daemon import web
 

@@ -18,7 +18,6 @@ websocket upgrade is replayed into trio-websocket. Guarantees:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 from dataclasses import dataclass
@@ -28,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 import h11
 import trio
 import trio_websocket
+
+from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -46,31 +47,6 @@ class WebInfo:
 
     ws_address: tuple[str, int] | None = None
     metrics_address: tuple[str, int] | None = None
-
-
-def parse_address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"{text!r} is not HOST:PORT")
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def read_token(path: str) -> str:
-    with open(path, encoding="utf-8") as fh:
-        token = fh.read().strip()
-    if not token:
-        raise ValueError(f"token file {path} is empty")
-    return token
 
 
 class ReplayStream(trio.abc.Stream):
@@ -229,7 +205,7 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
         if not text:
             continue
         try:
-            host, port = parse_address(text)
+            host, port = parse_hostport(text)
         except ValueError as exc:
             raise DaemonStartError(f"{flag}: {exc}") from None
         if token is None and not is_loopback(host):
@@ -240,7 +216,7 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
     info = WebInfo()
     async with trio.open_nursery() as nursery:
         for flag, events, text in wanted:
-            host, port = parse_address(text)
+            host, port = parse_hostport(text)
             try:
                 listeners = await trio.open_tcp_listeners(port, host=host)
             except OSError as exc:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import grp
 import hmac
-import ipaddress
 import logging
 import os
 import pwd
@@ -36,6 +35,7 @@ import trio_procmgr
 from dd_procmgr_rpc_schema.codec import default_codec
 from dd_procmgr_rpc_schema.loader import SCHEMA_PATH, Schemas, validation_summary
 from trio_procmgr import errors
+from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
 from trio_procmgr.rpc import protocol as P
 from trio_procmgr.rpc.framing import DEFAULT_MAX_FRAME, FrameTooLarge
 
@@ -584,31 +584,6 @@ def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
     return sock
 
 
-def parse_tcp(tcp: str) -> tuple[str, int]:
-    host, sep, port = tcp.rpartition(":")
-    if not sep or not port.isdigit():
-        raise errors.InvalidArgument(f"--tcp must be HOST:PORT, got {tcp!r}", value=tcp)
-    host = host.strip("[]") or "127.0.0.1"
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def read_token(token_file: str) -> str:
-    with open(token_file, encoding="utf-8") as fh:
-        token = fh.read().strip()
-    if not token:
-        raise errors.InvalidArgument(f"token file {token_file} is empty", file=token_file)
-    return token
-
-
 async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | None = None,
                     token_file: str | None = None, admin_group: str | None = None,
                     max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64,
@@ -623,11 +598,17 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
         socket_path = default_socket_path()
     token = None
     if tcp is not None:
-        host, port = parse_tcp(tcp)
+        try:
+            host, port = parse_hostport(tcp)
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"--tcp: {exc}", value=tcp) from None
         if token_file is None:
             where = "" if is_loopback(host) else f" (and {host} is not a loopback address)"
             raise errors.InvalidArgument(f"the TCP listener needs --token-file{where}", tcp=tcp)
-        token = read_token(token_file)
+        try:
+            token = read_token(token_file)
+        except (OSError, ValueError) as exc:
+            raise errors.InvalidArgument(f"--token-file: {exc}", file=token_file) from None
     service = RpcService(manager, admin_group=admin_group, token=token, max_frame=max_frame,
                          max_inflight=max_inflight)
     listeners: list[trio.SocketListener] = []
