@@ -218,3 +218,20 @@ def test_after_a_daemon_crash_the_next_instance_stops_the_leftovers_first(daemon
     assert not pid_alive(first), "the predecessor's copy must be gone"
     assert d2.stop() == 0
     assert not pid_alive(second)
+
+
+@pytest.mark.parametrize("flags,words", [
+    (["--tcp", "0.0.0.0:9"], "needs --token-file"),
+    (["--ws", "127.0.0.1:99999"], "is not HOST:PORT"),
+    (["--config-dir", "/nonexistent-dir"], "no such directory"),
+])
+def test_bad_flags_are_refused_before_anything_starts(tmp_path, flags, words):
+    marker = tmp_path / "started"
+    cfg = tmp_path / "cfg"
+    write(cfg / "p.yaml", f"command: touch\nargs: ['{marker}']\nauto_start: true\n")
+    args = ["--config-dir", str(cfg), "--socket", str(tmp_path / "s.sock"),
+            "--state-dir", str(tmp_path / "st")]
+    out = subprocess.run(DAEMON + args + flags, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert words in out.stderr and "Traceback" not in out.stderr
+    assert not marker.exists()
