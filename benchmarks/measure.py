@@ -20,7 +20,7 @@ from typing import Any
 from benchmarks.peers import SLEEP, Peer, process_name
 from benchmarks.procfs import ChildTracker, cpu_seconds, rss_bytes
 
-PHASE_TIMEOUT = 600.0
+PHASE_TIMEOUT = float(os.environ.get("BENCH_PHASE_TIMEOUT", "600"))
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -58,11 +58,10 @@ serverurl=unix://{root}/supervisor.sock
 def circus_ini(root: Path, n: int, check_delay: float) -> str:
     """Circus notices dead children only on its periodic check (``check_delay``; it has no
     SIGCHLD path), so that interval is its restart delay; warmup_delay 0 starts watchers
-    back to back. No stats process, ipc:// endpoints."""
+    back to back. No stats process (a stats_endpoint would start one), ipc:// endpoints."""
     head = f"""[circus]
 endpoint = ipc://{root}/circus-ctl.sock
 pubsub_endpoint = ipc://{root}/circus-pub.sock
-stats_endpoint = ipc://{root}/circus-stats.sock
 statsd = false
 check_delay = {check_delay}
 warmup_delay = 0

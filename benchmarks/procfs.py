@@ -109,9 +109,11 @@ class ChildTracker:
                 self._pending.add(pid)
         for pid in sorted(self._pending):
             argv = read_argv(pid)
-            if argv is None or not argv:
-                self._pending.discard(pid)
-                self.descendants.discard(pid)
+            if not argv:  # gone, a zombie, or (briefly) in the middle of execve
+                stat = read_stat(pid)
+                if stat is None or stat[0] in "ZX":
+                    self._pending.discard(pid)
+                    self.descendants.discard(pid)
             elif self.match(argv):
                 self._pending.discard(pid)
                 self._confirm(pid)
