@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import trio
 
@@ -26,6 +26,7 @@ from trio_procmgr.engine import resources, runtime_files
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
 from trio_procmgr.engine.state_store import StateStore
 from trio_procmgr.engine.supervisor import Instance, Supervisor
+from trio_procmgr.engine.transactions import Transactions
 from trio_procmgr.envfile import load_environment_files
 from trio_procmgr.events import EventHub
 from trio_procmgr.platform.linux import Reaper, set_child_subreaper
@@ -58,6 +59,7 @@ class ProcessManager:
         self.cgroups: Any = None
         self.warnings: list[str] = []
         self.store = StateStore(state_dir) if state_dir else None
+        self.transactions = Transactions(self)
         self._sups: dict[str, Supervisor] = {}
         self._by_id: dict[str, str] = {}
         self._nursery: trio.Nursery | None = None
@@ -276,216 +278,20 @@ class ProcessManager:
 
     # ------------------------------------------------------------------ transactions
     async def _boot(self) -> None:
-        """Start every ``auto_start`` process as one transaction (SPEC §6.1).
-
-        A configuration whose auto_start processes conflict with each other cannot boot
-        as one transaction; the later name of each such pair is left out with a warning
-        instead of failing the whole boot.
-        """
-        names = sorted(n for n, s in self.specs.items() if s.auto_start)
-        while names:
-            try:
-                plan = planner.start_transaction(self.specs, names)
-            except (errors.ConfigError, errors.InvalidArgument) as exc:
-                pair = exc.details.get("conflict")
-                if not pair:
-                    self.warn(f"boot: {exc.message}; no process was started")
-                    return
-                self.warn(f"boot: {exc.message}; not starting '{pair[1]}'")
-                names = [n for n in names if n != pair[1]]
-                continue
-            await self._run_start_plan(plan, manual=False)
-            return
+        await self.transactions.boot()
 
     async def _run_start_plan(self, plan: planner.StartPlan, *, manual: bool) -> dict[str, Any]:
-        """Run a start transaction; returns name -> record dict or the ProcMgrError.
+        return await self.transactions.run_start_plan(plan, manual=manual)
 
-        Conflicting processes are stopped first (one stop transaction, with their
-        dependants). Each step then waits for its ordering predecessors to settle (and,
-        under ``wait_healthy``, to be healthy), and starts unless a hard dependency failed
-        (DEPENDENCY_FAILED naming the culprit and its reason) or one of its conflicts
-        could not be stopped (CONFLICT_STOP_FAILED). Independent branches run concurrently.
-        """
-        conflict_errors = await self._stop_conflicts(plan.to_stop) if plan.to_stop else {}
-        settled = {name: trio.Event() for name in plan.order}
-        failed: dict[str, str] = {}
-        results: dict[str, Any] = {}
-
-        async def run_step(step: planner.StartStep) -> None:
-            try:
-                for dep in step.wait_for:
-                    await settled[dep].wait()
-                error = self._blocked(step, failed, conflict_errors)
-                if error is None:
-                    error = await self._wait_healthy_deps(step, failed)
-                if error is not None:
-                    failed[step.name] = error.details.get("reason", error.message)
-                    results[step.name] = error
-                    sup = self._sups[step.name]
-                    self.publish("dependency_failed", step.name, sup.record.id,
-                                 code=error.code, message=error.message,
-                                 **{k: v for k, v in error.details.items() if k != "process"})
-                    return
-                sup = self._sups[step.name]
-                try:
-                    results[step.name] = await self._start_one(sup, step, manual=manual)
-                except errors.ProcMgrError as exc:
-                    failed[step.name] = _failure_reason(sup, exc)
-                    results[step.name] = exc
-            finally:
-                settled[step.name].set()
-
-        async with trio.open_nursery() as nursery:
-            for step in plan.steps:
-                nursery.start_soon(run_step, step)
-        return results
-
-    def _blocked(self, step: planner.StartStep, failed: Mapping[str, str],
-                 conflict_errors: Mapping[str, errors.ProcMgrError]) -> errors.ProcMgrError | None:
-        for other in sorted(step.conflicts):
-            if other in conflict_errors:
-                exc = conflict_errors[other]
-                return errors.ConflictStopFailed(
-                    f"cannot start '{step.name}': conflicting process '{other}' could not be "
-                    f"stopped: {exc.message}", process=step.name, conflict=other,
-                    reason=exc.message)
-        culprit = next((d for d in sorted(step.hard) if d in failed), None)
-        if culprit is None:
-            return None
-        directive = "binds_to" if culprit in self._sups[step.name].spec.binds_to else "requires"
-        return errors.DependencyFailed(
-            f"cannot start '{step.name}': dependency '{culprit}' ({directive}) failed: "
-            f"{failed[culprit]}", process=step.name, dependency=culprit,
-            directive=directive, reason=f"dependency '{culprit}' failed: {failed[culprit]}")
-
-    async def _wait_healthy_deps(self, step: planner.StartStep,
-                                 failed: Mapping[str, str]) -> errors.ProcMgrError | None:
-        """Under ``wait_healthy``: wait until each health-checked predecessor is healthy.
-
-        A hard dependency that goes down or unhealthy instead fails the step; a soft one
-        (wants, or ordering only) does not hold the start back once it settled.
-        """
-        for dep in sorted(step.wait_healthy):
-            if dep in failed:
-                continue
-            dsup = self._sups[dep]
-            hc = dsup.spec.health_check
-            budget = max(dsup.spec.timeout_start_sec, hc.start_period + hc.interval * (hc.retries + 1)
-                         + hc.timeout)
-
-            def healthy_or_not(s: Supervisor) -> bool:
-                return (s.record.health in ("healthy", "unhealthy") or not s.is_active()
-                        or s.record.state is S.STOPPING)
-
-            await dsup.wait_until(healthy_or_not, timeout=budget)
-            if dsup.is_up(require_healthy=True) or dep not in step.hard:
-                continue
-            why = (f"not healthy (health {dsup.record.health}, state "
-                   f"{dsup.record.state.value})")
-            return errors.DependencyFailed(
-                f"cannot start '{step.name}': dependency '{dep}' is {why} and "
-                f"'{step.name}' has wait_healthy", process=step.name, dependency=dep,
-                reason=f"dependency '{dep}' is {why}")
-        return None
-
-    async def _start_one(self, sup: Supervisor, step: planner.StartStep, *,
-                         manual: bool) -> dict[str, Any]:
-        """Start one step's process, or just wait for it when it is already on its way up.
-
-        A pulled-in dependency that is already up (running, or a oneshot that exited
-        successfully) is left alone: starting ``api`` does not re-run ``migrate``.
-        """
-        if sup.record.state is S.STOPPING:
-            await sup.wait_until(lambda s: s.record.state is not S.STOPPING,
-                                 timeout=sup.spec.timeout_stop_sec + 15)
-        explicit = step.is_target and manual
-        if not explicit and (sup.is_up() or sup.is_active()):
-            return await self._wait_settled(sup, step)
-        await sup.request("start", manual=manual or step.is_target, automatic=False)
-        return await self._wait_settled(sup, step)
-
-    async def _wait_settled(self, sup: Supervisor, step: planner.StartStep | None) -> dict[str, Any]:
-        """Wait until ``sup`` is up (running, ready, oneshot exited) or down."""
-        def settled(s: Supervisor) -> bool:
-            return s.is_up() or not s.is_active()
-
-        timeout = sup.spec.timeout_start_sec + sup.spec.timeout_stop_sec + 5
-        await sup.wait_until(settled, timeout=timeout)
-        if not sup.is_up():
-            rec = sup.record
-            if step is not None and step.is_target:
-                raise _start_error(sup)
-            raise errors.DependencyFailed(
-                f"process '{sup.name}' did not come up: {rec.state.value} ({rec.reason})",
-                process=sup.name, state=rec.state.value,
-                reason=f"{rec.state.value} ({rec.reason})")
-        return sup.record.to_dict()
-
-    async def _stop_conflicts(self, names: Iterable[str]) -> dict[str, errors.ProcMgrError]:
-        """Stop the active conflicting ``names`` (one transaction, with their dependants).
-
-        Returns the ones that could not be stopped, each with why. A conflict waiting in
-        backoff is stopped too, so it cannot come back while the other side runs.
-        """
-        active = self._active_names()
-        targets = [n for n in names if n in active]
-        if not targets:
-            return {}
-        results = await self._run_stop_plan(planner.stop_transaction(self.specs, targets, active),
-                                            conflict=True)
-        problems: dict[str, errors.ProcMgrError] = {}
-        for name in targets:
-            outcome = results.get(name)
-            sup = self._sups[name]
-            if isinstance(outcome, errors.ProcMgrError):
-                problems[name] = outcome
-            elif sup.is_active() or sup.record.state is S.BACKOFF:
-                problems[name] = errors.ConflictStopFailed(
-                    f"conflicting process '{name}' is still {sup.record.state.value}",
-                    process=name)
-        return problems
+    async def _run_stop_plan(self, plan: planner.StopPlan, **kw: Any) -> dict[str, Any]:
+        return await self.transactions.run_stop_plan(plan, **kw)
 
     def _active_names(self) -> set[str]:
-        return {n for n, s in self._sups.items() if s.is_active() or s.record.state is S.BACKOFF}
-
-    async def _run_stop_plan(self, plan: planner.StopPlan, *, restarting: bool = False,
-                             conflict: bool = False,
-                             target_reason: str | None = None) -> dict[str, Any]:
-        """Stop in the plan's order (reverse start order), independent branches concurrently.
-
-        Returns name -> record dict or the ProcMgrError of that stop; a failed stop does
-        not hold back the rest.
-        """
-        done = {name: trio.Event() for name in plan.order}
-        results: dict[str, Any] = {}
-
-        async def run_step(step: planner.StopStep) -> None:
-            try:
-                for dep in step.wait_for:
-                    await done[dep].wait()
-                sup = self._sups.get(step.name)
-                if sup is None:
-                    return
-                try:
-                    reason = target_reason if target_reason and step.cause is None else \
-                        _stop_reason(step, restarting=restarting, conflict=conflict)
-                    results[step.name] = await sup.request("stop", reason=reason)
-                except errors.NotRunning:
-                    results[step.name] = sup.record.to_dict()
-                except errors.ProcMgrError as exc:
-                    results[step.name] = exc
-            finally:
-                done[step.name].set()
-
-        async with trio.open_nursery() as nursery:
-            for step in plan.steps:
-                nursery.start_soon(run_step, step)
-        return results
+        return self.transactions.active_names()
 
     async def stop_all(self) -> None:
-        active = self._active_names()
-        if active:
-            await self._run_stop_plan(planner.shutdown_plan(self.specs, active))
+        """Stop every process in reverse dependency order (daemon shutdown)."""
+        await self.transactions.stop_all()
 
     # ------------------------------------------------------------------ public API
     def list(self) -> list[dict[str, Any]]:
@@ -777,31 +583,3 @@ class ProcessManager:
         return self.log_capture.rotate(ref)
 
 
-def _failure_reason(sup: Supervisor, exc: errors.ProcMgrError) -> str:
-    """Why ``sup`` failed to come up, in words, for its dependants' DEPENDENCY_FAILED."""
-    reason = exc.details.get("reason")
-    if isinstance(reason, str) and reason:
-        state = exc.details.get("state")
-        return f"{state} ({reason})" if state and not reason.startswith(state) else reason
-    return exc.message
-
-
-def _stop_reason(step: planner.StopStep, *, restarting: bool, conflict: bool) -> str:
-    verb = "restarting" if restarting else "stopped"
-    if step.cause is None:
-        if conflict:
-            return "stopped: a conflicting process is starting"
-        return f"{verb} on request"
-    other, directive = step.cause
-    return f"{verb} because '{other}' {'restarts' if restarting else 'stopped'} " \
-           f"('{step.name}' {directive} '{other}')"
-
-
-def _start_error(sup: Supervisor) -> errors.ProcMgrError:
-    rec = sup.record
-    if rec.state is S.CONDITION_FAILED:
-        return errors.ConditionFailed(f"process '{sup.name}' not started: {rec.reason}",
-                                      process=sup.name)
-    return errors.SpawnFailed(
-        f"process '{sup.name}' failed to start: {rec.state.value} ({rec.reason})",
-        process=sup.name, state=rec.state.value, reason=rec.reason)

@@ -28,7 +28,7 @@ import os
 import stat
 import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import socket

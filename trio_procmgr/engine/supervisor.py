@@ -24,7 +24,7 @@ import trio
 from trio_procmgr import errors
 from trio_procmgr.engine import runtime_files
 from trio_procmgr.engine.resources import apply_running, oom_failure
-from trio_procmgr.engine.spawner import Child, SpawnError, build_exec_plan, spawn
+from trio_procmgr.engine.spawner import Child, SpawnError, spawn
 from trio_procmgr.logs import LogRing, pump
 from trio_procmgr.platform.linux import (ExitStatus, pidfd_open, process_group_alive, reap_pidfd,
                                          signal_group, signal_pid, wait_pidfd)
