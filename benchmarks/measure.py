@@ -262,12 +262,19 @@ def event_latency(socket_path: Path, name: str, samples: int) -> dict[str, float
 
 
 def measure_peer(peer: Peer, n: int, *, idle_s: float, restarts: int, events: int,
-                 rpc_s: float, log: Any = print) -> dict[str, float]:
-    """Every metric for one supervisor at N; the daemon and its children are gone after."""
+                 rpc_s: float, log: Any = print, pids: dict[str, Any] | None = None
+                 ) -> dict[str, float]:
+    """Every metric for one supervisor at N; the daemon and its children are gone after.
+    ``pids`` receives the daemon's PID and every child PID seen (to check for leftovers)."""
     run = PeerRun(peer, n)
     results: dict[str, float] = {}
     try:
-        results["bringup_s"] = run.start()
+        try:
+            results["bringup_s"] = run.start()
+        finally:
+            if pids is not None:
+                pids["daemon"] = run.daemon_pid
+                pids["children"] = run.tracker.seen if run.tracker else []
         log(f"  {peer.name} N={n}: bring-up {results['bringup_s']:.3f}s")
         run.wait_control()
         results.update(run.resources(idle_s))

@@ -85,6 +85,7 @@ class ChildTracker:
         self._fd_pid: dict[int, int] = {}
         self._poller = select.poll()
         self.new_children: list[int] = []
+        self.seen: list[int] = []
 
     def _read_last(self) -> int:
         return int(os.pread(self._last_fd, 32, 0))
@@ -128,6 +129,7 @@ class ChildTracker:
         self._fd_pid[fd] = pid
         self._poller.register(fd, select.POLLIN)
         self.new_children.append(pid)
+        self.seen.append(pid)
 
     def _drop_exited(self) -> None:
         for fd, _ in self._poller.poll(0):

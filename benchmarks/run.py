@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--idle-sec", type=float, default=None, help="idle CPU window (default 10)")
     p.add_argument("--restarts", type=int, default=None, help="restart samples (default 20)")
     p.add_argument("--events", type=int, default=None, help="event latency samples (default 100)")
+    p.add_argument("--rpc-sec", type=float, default=None, help="RPC rate window (default 3 s)")
     p.add_argument("--circus-check-delay", type=float, default=0.1,
                    help="circus arbiter check_delay, its restart delay (default 0.1 s)")
     p.add_argument("--output", default="bench-results.json", help="JSON results file")
@@ -60,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.idle_sec = args.idle_sec if args.idle_sec is not None else (2.0 if args.quick else 10.0)
     args.restarts = args.restarts or (5 if args.quick else 20)
     args.events = args.events or (10 if args.quick else 100)
+    args.rpc_sec = args.rpc_sec if args.rpc_sec is not None else (1.0 if args.quick else 3.0)
     return args
 
 
@@ -107,13 +109,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                             "circus_check_delay": args.circus_check_delay}}
     for n in args.ns:
         print(f"N = {n}", flush=True)
-        row: dict[str, Any] = {"floor": fork_exec_floor(n), "peers": {}, "errors": {}}
+        row: dict[str, Any] = {"floor": fork_exec_floor(n), "peers": {}, "errors": {},
+                               "pids": {}}
         print(f"  fork+exec floor: {row['floor']['bringup_s']:.3f}s", flush=True)
         for peer in peers:
             try:
                 row["peers"][peer.name] = measure_peer(
                     peer, n, idle_s=args.idle_sec, restarts=args.restarts, events=args.events,
-                    rpc_s=1.0 if args.quick else 3.0, log=lambda s: print(s, flush=True))
+                    rpc_s=args.rpc_sec, log=lambda s: print(s, flush=True),
+                    pids=row["pids"].setdefault(peer.name, {}))
             except Exception as exc:  # a peer failing must not lose the others' figures
                 row["errors"][peer.name] = f"{type(exc).__name__}: {exc}"
                 print(f"  {peer.name} N={n} FAILED: {row['errors'][peer.name]}", flush=True)
