@@ -43,6 +43,7 @@ METRICS = (
     Metric("restart_median_ms", "restart after SIGKILL, median", "ms",
            target=lambda v, row: v < 5, target_text="< 5 ms"),
     Metric("restart_p90_ms", "restart after SIGKILL, p90", "ms"),
+    Metric("restart_not_restarted", "kills not followed by a restart within 10 s", "count"),
     Metric("stop_all_s", "stop all via CLI (children gone)", "s",
            target=lambda v, row: v < 0.3, target_text="< 0.3 s"),
     Metric("stop_all_cli_s", "stop all via CLI (command returned)", "s"),
