@@ -50,12 +50,16 @@ def local_timestamp(epoch: float | None, *, millis: bool = False) -> str:
 
 
 def human_size(count: float | None) -> str:
-    """Bytes in binary units as the seed shows them: ``128.5 MB``, ``512 MB``."""
+    """Bytes in binary units, labelled as such: ``128.5 MiB``, ``512 MiB``.
+
+    Config sizes follow Kubernetes (``512M`` = 512 * 10**6, ``512Mi`` = 512 * 2**20), so
+    the label must say which: a ``512M`` limit shows as ``488.3 MiB``.
+    """
     if count is None:
         return DASH
     value = float(count)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1024 or unit == "TB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
             if unit == "B":
                 return f"{int(value)} B"
             text = f"{value:.1f}"

@@ -67,8 +67,8 @@ def test_timestamps_are_local_iso_like():
 
 
 def test_sizes_use_binary_units_like_the_seed():
-    assert human_size(512 * 1024 * 1024) == "512 MB"
-    assert human_size(int(128.5 * 1024 * 1024)) == "128.5 MB"
+    assert human_size(512 * 1024 * 1024) == "512 MiB"
+    assert human_size(int(128.5 * 1024 * 1024)) == "128.5 MiB"
     assert human_size(100) == "100 B"
 
 
@@ -178,7 +178,7 @@ def test_stats_follow_the_seed_layout():
         "pids_limit": 100, "oom_kills": 0}, "open_fds": 7, "sockets": ["tcp 0.0.0.0:80"]},
         "datadog-agent")
     assert text.startswith("Resource Usage Statistics for 'datadog-agent' (PID: 1234)")
-    assert "  Current: 128.5 MB" in text and "  Limit:   512 MB (25.1% used)" in text
+    assert "  Current: 128.5 MiB" in text and "  Limit:   512 MiB (25.1% used)" in text
     assert "  Total:       6.68s" in text and "  Limit:   100 (12.0% used)" in text
     assert "Open fds:  7" in text and "sockets: [tcp 0.0.0.0:80]" in text
 
@@ -187,7 +187,7 @@ def test_stats_fall_back_to_process_figures_without_cgroup_accounting():
     text = views.render_stats({"pid": 5, "cgroup": {"memory_current": None},
                                "memory_rss": 2 * 2**20, "cpu_user": 1.0, "cpu_system": 0.5,
                                "threads": 3}, "x")
-    assert "  Current: 2 MB" in text and "  Total:       1.50s" in text
+    assert "  Current: 2 MiB" in text and "  Total:       1.50s" in text
     assert "PIDs:\n  Current: 3\n  Limit:   none" in text
 
 
