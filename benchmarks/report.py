@@ -49,6 +49,7 @@ METRICS = (
     Metric("stop_all_cli_s", "stop all via CLI (command returned)", "s"),
     Metric("start_all_s", "start all via CLI (children alive)", "s"),
     Metric("shutdown_s", "daemon SIGTERM -> daemon and children gone", "s"),
+    Metric("shutdown_timed_out", "daemon still up 120 s after SIGTERM", "count"),
     Metric("rpc_per_s", "RPC describe calls/s, one connection", "1/s", higher_is_better=True),
     Metric("event_median_ms", "child exit -> watch event, median", "ms"),
     Metric("event_p90_ms", "child exit -> watch event, p90", "ms"),
