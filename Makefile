@@ -26,8 +26,9 @@ test-deps:
 test: setup test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## Benchmarks against supervisord and circus (docs/benchmarks.md); e.g. BENCH_ARGS="--quick".
 bench: setup
-	$(PY) -m benchmarks.run
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .run build *.egg-info
