@@ -193,10 +193,18 @@ def _require_known(specs: Mapping[str, ProcessSpec], names: Iterable[str]) -> li
 
 def conflicting(specs: Mapping[str, ProcessSpec], name: str) -> list[str]:
     """Defined processes that conflict with ``name``, whichever side declared it (sorted)."""
-    found = {other for other in specs[name].conflicts if other in specs}
-    found.update(other for other, spec in specs.items() if name in spec.conflicts)
-    found.discard(name)
-    return sorted(found)
+    return sorted(conflict_map(specs).get(name, ()))
+
+
+def conflict_map(specs: Mapping[str, ProcessSpec]) -> dict[str, set[str]]:
+    """name -> every defined process it conflicts with, both directions, in one pass."""
+    found: dict[str, set[str]] = {}
+    for name, spec in specs.items():
+        for other in spec.conflicts:
+            if other in specs and other != name:
+                found.setdefault(name, set()).add(other)
+                found.setdefault(other, set()).add(name)
+    return found
 
 
 # --- start ------------------------------------------------------------------------------
@@ -296,9 +304,9 @@ def _pull_in(specs: Mapping[str, ProcessSpec], targets: list[str]) -> dict[str, 
 
 
 def _check_no_inner_conflict(specs: Mapping[str, ProcessSpec], members: AbstractSet[str],
-                             targets: list[str]) -> None:
+                             targets: list[str], conflicts: Mapping[str, set[str]]) -> None:
     for name in sorted(members):
-        for other in conflicting(specs, name):
+        for other in sorted(conflicts.get(name, ())):
             if other in members:
                 pair = sorted((name, other))
                 if set(pair) <= set(targets):
@@ -322,11 +330,14 @@ def start_transaction(specs: Mapping[str, ProcessSpec], targets: Iterable[str]) 
     targets = _require_known(specs, targets)
     pulled = _pull_in(specs, targets)
     members = set(pulled)
-    _check_no_inner_conflict(specs, members, targets)
+    conflicts = conflict_map(specs)
+    _check_no_inner_conflict(specs, members, targets, conflicts)
     edges = _restricted(ordering_edges(specs), members)
     order = _sort_or_raise(specs, edges)
     preds = _predecessors(edges)
-    steps = tuple(_start_step(specs, name, preds[name], members, targets, pulled[name])
+    target_set = frozenset(targets)
+    steps = tuple(_start_step(specs, name, preds[name], members, target_set, pulled[name],
+                              conflicts.get(name, set()))
                   for name in order)
     to_stop = sorted({c for step in steps for c in step.conflicts})
     return StartPlan(targets=tuple(targets), order=tuple(order), steps=steps,
@@ -334,8 +345,8 @@ def start_transaction(specs: Mapping[str, ProcessSpec], targets: Iterable[str]) 
 
 
 def _start_step(specs: Mapping[str, ProcessSpec], name: str, preds: set[str],
-                members: AbstractSet[str], targets: list[str],
-                pulled_in_by: list[tuple[str, str]]) -> StartStep:
+                members: AbstractSet[str], targets: AbstractSet[str],
+                pulled_in_by: list[tuple[str, str]], conflicts: AbstractSet[str]) -> StartStep:
     spec = specs[name]
     healthy = {p for p in preds if specs[p].health_check is not None} if spec.wait_healthy else set()
     return StartStep(
@@ -344,7 +355,7 @@ def _start_step(specs: Mapping[str, ProcessSpec], name: str, preds: set[str],
         wait_healthy=frozenset(healthy),
         hard=frozenset(d for f in HARD_FIELDS for d in getattr(spec, f) if d in members) - {name},
         soft=frozenset(d for d in spec.wants if d in members) - {name},
-        conflicts=frozenset(conflicting(specs, name)),
+        conflicts=frozenset(conflicts),
         is_target=name in targets,
         pulled_in_by=tuple(sorted(set(pulled_in_by))),
     )

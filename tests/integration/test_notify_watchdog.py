@@ -133,3 +133,21 @@ async def test_watchdog_trigger_fails_the_service_at_once(make_manager):
         sup = pm.supervisor("w")
         await until(sup, lambda s: s.record.state.value == "failed", timeout=5)
         assert sup.record.reason == "watchdog" and sup.record.exit_signal == signal.SIGABRT
+
+
+async def test_a_sender_that_already_exited_counts_only_with_the_services_uid(make_manager):
+    """The short-lived-sender race: its PID is gone before the datagram is read."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from trio_procmgr.engine.notify import _sender_accepted
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    async with make_manager(specs(n=notify_cmd("send READY=1; exec sleep 100"))) as pm:
+        await pm.start("n")
+        sup = pm.supervisor("n")
+        inst = sup.instance
+        assert _sender_accepted(sup, inst, SimpleNamespace(pid=dead.pid, uid=os.geteuid()))
+        assert not _sender_accepted(sup, inst, SimpleNamespace(pid=dead.pid, uid=65534))
+        assert not _sender_accepted(sup, inst, SimpleNamespace(pid=os.getpid(), uid=os.geteuid()))

@@ -198,7 +198,7 @@ async def test_stats_agree_with_proc(make_manager):
         print("ready", tcp.getsockname()[1], udp.getsockname()[1], flush=True)
         time.sleep(600)
     """)
-    async with make_manager(specs(probe=py(code, **limits(memory="512M")))) as pm:
+    async with make_manager(specs(probe=py(code, **limits(memory="512M", pids=100)))) as pm:
         rec = await pm.start("probe")
         sup = pm.supervisor("probe")
         await wait_for(lambda: any(e["line"].startswith("ready") for e in sup.ring.tail(None, None)),
@@ -322,3 +322,20 @@ async def test_stats_of_a_thousand_services_stay_cheap(make_manager):
         assert all(f["processes"] == 1 for f in figures)
         print(f"stats for 1000 services: {elapsed * 1000:.0f} ms")
         assert elapsed < 2.0, elapsed
+
+
+async def test_a_service_without_limits_lives_in_v2_only_and_joins_v1_when_limited(make_manager):
+    """No limit: one hierarchy to move through per spawn. A hot-added limit moves the
+    running service into that controller's hierarchy and bounds it there."""
+    async with make_manager(specs(free=py("import time; time.sleep(600)"))) as pm:
+        rec = await pm.start("free")
+        cgroups = open(f"/proc/{rec['pid']}/cgroup").read()
+        inst = pm.instance
+        assert f"{inst}/free.service" in cgroups.split("0::", 1)[1]
+        assert not any(f"{inst}/free.service" in line for line in cgroups.splitlines()
+                       if ":memory:" in line or ":pids:" in line)
+        await pm.update("free", {"resources": {"limits": {"pids": 50}}})
+        cgroups = open(f"/proc/{rec['pid']}/cgroup").read()
+        pids_line = next(line for line in cgroups.splitlines() if ":pids:" in line)
+        assert f"{inst}/free.service" in pids_line
+        assert pm.stats("free")["pids_limit"] == 50

@@ -200,6 +200,7 @@ def test_every_write_stays_below_the_daemons_own_cgroups(hybrid):
 
 def test_spawn_context_puts_the_daemon_back_home_when_the_spawn_raises(hybrid):
     cg = hybrid.detect().service("web")
+    cg.apply(ResourcesSpec(limits=Quantities(cpu=1.0, memory=1 << 30, pids=10)))
     with pytest.raises(RuntimeError):
         with cg.spawn_context():
             for key in ("unified", "memory", "cpu", "pids"):
@@ -238,6 +239,7 @@ def test_stats_read_v2_files(pure_v2):
 
 def test_stats_read_v1_files(hybrid):
     cg = hybrid.detect().service("web")
+    cg.apply(ResourcesSpec(limits=Quantities(memory=1 << 62, pids=10)))
     d = {key: os.path.join(hybrid.homes[key], "inst", "web.service") for key in hybrid.homes}
     for key, name, text in (
         ("memory", "memory.usage_in_bytes", "4096\n"),
@@ -251,6 +253,14 @@ def test_stats_read_v1_files(hybrid):
     assert cg.stats() == {"memory_current": 4096, "memory_limit": None,
                           "cpu_user_seconds": 2.0, "cpu_system_seconds": 0.25,
                           "pids_current": 5, "pids_limit": None, "oom_kills": 2}
+
+
+def test_an_unlimited_service_is_created_in_v2_only_and_spawns_through_it_alone(hybrid):
+    cg = hybrid.detect().service("web")
+    with cg.spawn_context():
+        assert hybrid.read("unified", "web.service", "cgroup.procs") == PID
+    for key in ("memory", "cpu", "pids"):
+        assert not os.path.exists(os.path.join(hybrid.homes[key], "inst", "web.service"))
 
 
 def test_freeze_prefers_v2_then_v1_freezer_else_refuses(hybrid, tmp_path):

@@ -273,8 +273,9 @@ class ProcessManager:
             await self._runtime_dirty.wait()
             await trio.sleep(0.2)  # coalesce a burst of starts into one write
             self._runtime_dirty = trio.Event()
-            self.store.save_runtime({s.name: s.record.pid for s in self._sups.values()
-                                     if s.record.pid})
+            pids = {s.name: s.record.pid for s in self._sups.values() if s.record.pid}
+            # fsync can take milliseconds: never on the event loop (restart latency).
+            await trio.to_thread.run_sync(self.store.save_runtime, pids)
 
     # ------------------------------------------------------------------ transactions
     async def _boot(self) -> None:

@@ -6,7 +6,8 @@ a task in the instance's nursery, so it lives and dies with that run of the chil
 A datagram counts only when the kernel-filled sender PID (SCM_CREDENTIALS) belongs to
 the service: its main process, or a process of its cgroup / process group (that is how
 ``systemd-notify``, a child of the service, is accepted; its ``--pid=`` arrives as
-``MAINPID=``). Anything else — no credentials, a foreign sender, truncated or garbage
+``MAINPID=``), or a sender that already exited when its datagram is read and ran as the
+service's uid (a short-lived helper: the race systemd-notify's barrier exists for). Anything else — no credentials, a foreign sender, truncated or garbage
 bytes — is dropped and counted (describe ``notify.dropped``), never fatal.
 
 Messages: READY=1 → running (``mark_ready``); STATUS= → ``record.status_text``;
@@ -20,6 +21,7 @@ deadline moves to now + value (while starting). A notify service not ready withi
 from __future__ import annotations
 
 import logging
+import os
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -28,6 +30,7 @@ import trio
 
 from trio_procmgr.engine import watchdog
 from trio_procmgr.engine.service_pids import belongs
+from trio_procmgr.platform.linux import resolve_credentials
 from trio_procmgr.notify_protocol import MAX_DATAGRAM, NotifyGarbage, NotifyMessage, parse_notify
 from trio_procmgr.platform.notify_socket import NotifySocket
 
@@ -113,6 +116,22 @@ async def _receive(sup: "Supervisor", inst: "Instance", ns: NotifySocket) -> Non
         ns.close()
 
 
+def _sender_accepted(sup: "Supervisor", inst: "Instance", dgram: Any) -> bool:
+    """The sender is a process of the service — or it already exited, as short-lived
+    senders do (``sdnotify`` from a helper, systemd-notify without a barrier): then its
+    uid must be the service's. A live process outside the service is always refused.
+    """
+    if belongs(sup, inst, dgram.pid):
+        return True
+    if os.path.exists(f"/proc/{dgram.pid}"):
+        return False
+    try:
+        creds = resolve_credentials(sup.spec.user, sup.spec.group)
+    except LookupError:
+        return False
+    return dgram.uid == (creds.uid if creds is not None else os.geteuid())
+
+
 def _handle(sup: "Supervisor", inst: "Instance", dgram: Any) -> None:
     """Check the sender, parse, apply (the sender's fds are still open here)."""
     stats = _stats(sup)
@@ -123,7 +142,7 @@ def _handle(sup: "Supervisor", inst: "Instance", dgram: Any) -> None:
     if dgram.truncated:
         _drop(sup, "garbage", f"longer than {MAX_DATAGRAM} bytes (pid {dgram.pid})")
         return
-    if not belongs(sup, inst, dgram.pid):
+    if not _sender_accepted(sup, inst, dgram):
         _drop(sup, "foreign_sender", f"pid {dgram.pid} is not a process of the service")
         return
     try:

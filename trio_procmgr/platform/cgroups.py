@@ -268,7 +268,7 @@ class CgroupManager:
         """The cgroup of service ``name`` (``<name>.service``, below ``parent`` if given)."""
         _check_name("service", name)
         rel = f"{name}.service" if parent is None else f"{parent.rel}/{name}.service"
-        return self._cgroup(ServiceCgroup, name, rel)
+        return self._cgroup(ServiceCgroup, name, rel, parent)
 
     def group(self, name: str) -> SliceCgroup:
         """The parent cgroup of a supervision group; its limits bound all members together."""
@@ -327,10 +327,10 @@ class CgroupManager:
 
     # -- used by the cgroup objects
 
-    def _cgroup(self, kind: type, name: str, rel: str) -> Any:
+    def _cgroup(self, kind: type, name: str, rel: str, parent: Any = None) -> Any:
         cg = self._cgroups.get(rel)
         if cg is None or type(cg) is not kind:
-            cg = self._cgroups[rel] = kind(self, name, rel)
+            cg = self._cgroups[rel] = kind(self, name, rel, parent)
         cg.ensure()
         return cg
 
@@ -464,31 +464,58 @@ def _remove_tree(top: str, keep: str) -> None:
 class _Cgroup:
     """One cgroup (service or slice) across every hierarchy the manager uses."""
 
-    def __init__(self, manager: CgroupManager, name: str, rel: str) -> None:
+    def __init__(self, manager: CgroupManager, name: str, rel: str,
+                 parent: "_Cgroup | None" = None) -> None:
         self._m = manager
         self.name = name
         self.rel = rel
+        self.parent = parent
         self.v2_path = os.path.join(manager._subtree(manager.unified), rel)
         self._dirs: dict[str, str] = {}
+        self._limited: frozenset[str] = frozenset()
+        self._ready = False
 
     def ensure(self) -> None:
-        """Create the v2 directory and the v1 ones this cgroup needs (idempotent).
+        """Create the directories this cgroup needs now (idempotent, cheap once done).
 
-        v1 directories: the hierarchies chosen for memory/cpu/pids (so limits can be
-        hot-added later without moving running processes), cpuacct only when v2 has no
-        ``cpu.stat``, freezer only when v2 has no ``cgroup.freeze``.
+        Always the v2 directory (tracking, kill, freeze); cpuacct only when v2 has no
+        ``cpu.stat``, freezer only when v2 has no ``cgroup.freeze``; and the hierarchy of
+        each controller that bounds this cgroup or an ancestor slice. A service without
+        limits therefore lives in v2 alone and every spawn moves the daemon through one
+        hierarchy instead of four; limits added later join the others then
+        (:meth:`_join`).
         """
         m = self._m
-        self._dirs = {m.unified.mount_point: m._mkdirs(m.unified, self.rel)}
-        self.v2_path = self._dirs[m.unified.mount_point]
-        wanted = [m.roles[c] for c in LIMIT_CONTROLLERS]
-        if not os.path.exists(os.path.join(self.v2_path, "cpu.stat")):
-            wanted.append(m.roles["cpuacct"])
-        if not os.path.exists(os.path.join(self.v2_path, "cgroup.freeze")):
-            wanted.append(m.roles["freezer"])
-        for h in wanted:
-            if h is not None and h.mount_point not in self._dirs:
-                self._dirs[h.mount_point] = m._mkdirs(h, self.rel)
+        if not self._ready:
+            self._dirs[m.unified.mount_point] = m._mkdirs(m.unified, self.rel)
+            self.v2_path = self._dirs[m.unified.mount_point]
+            wanted = []
+            if not os.path.exists(os.path.join(self.v2_path, "cpu.stat")):
+                wanted.append(m.roles["cpuacct"])
+            if not os.path.exists(os.path.join(self.v2_path, "cgroup.freeze")):
+                wanted.append(m.roles["freezer"])
+            for h in wanted:
+                if h is not None and h.mount_point not in self._dirs:
+                    self._dirs[h.mount_point] = m._mkdirs(h, self.rel)
+            self._ready = True
+        for controller in LIMIT_CONTROLLERS:
+            if self._needs(controller):
+                self._join(controller)
+
+    def _needs(self, controller: str) -> bool:
+        """Whether a limit on this cgroup or an ancestor slice uses ``controller``."""
+        return controller in self._limited or (
+            self.parent is not None and self.parent._needs(controller))
+
+    def _join(self, controller: str) -> None:
+        """Create this cgroup in ``controller``'s hierarchy; move running processes in."""
+        h = self._m.roles.get(controller)
+        if h is None or h.mount_point in self._dirs:
+            return
+        path = self._dirs[h.mount_point] = self._m._mkdirs(h, self.rel)
+        for pid in self.procs():  # hot-added limit: the service is already running
+            with contextlib.suppress(OSError):
+                _write(os.path.join(path, "cgroup.procs"), str(pid))
 
     def _dir(self, role: str) -> tuple[Hierarchy, str] | None:
         h = self._m.roles.get(role)
@@ -514,10 +541,13 @@ class _Cgroup:
         controller are reported ``enforced: False`` with their rlimit fallback (see
         :meth:`rlimits`).
         """
+        values = {limit: (None if resources is None else limit.pick(resources)) for limit in LIMITS}
+        self._limited = frozenset(l.controller for l, v in values.items() if v is not None)
         self.ensure()
         report: dict[str, dict[str, Any]] = {}
-        for limit in LIMITS:
-            value = None if resources is None else limit.pick(resources)
+        for limit, value in values.items():
+            if value is None and self._dir(limit.controller) is None:
+                continue  # never limited here: nothing to clear
             entry = self._apply_one(limit, value)
             if value is not None:
                 report[limit.key] = entry
@@ -676,6 +706,7 @@ class _Cgroup:
         if not self.is_empty():
             raise InvalidState(f"cgroup {self.rel} still has processes; stop them first",
                                cgroup=self.v2_path, pids=self.procs())
+        self._ready = False
         for path in self._dirs.values():
             try:
                 os.rmdir(path)
@@ -684,6 +715,7 @@ class _Cgroup:
             except OSError as exc:
                 if exc.errno != errno.EBUSY:
                     raise
+        self._dirs = {}
 
 
 class SliceCgroup(_Cgroup):
