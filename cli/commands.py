@@ -195,15 +195,23 @@ def do_action(inv: Invocation, method: str, names: list[str], *, everything: boo
             else:
                 inv.echo(f"Nothing to {method}.")
             return EXIT_OK
-    act = lambda name: inv.call(method, name=name, **params)  # noqa: E731
     render = lambda rec: views.render_action(verb, rec)  # noqa: E731
     if len(names) == 1 and not everything:
-        record = act(names[0])
+        record = inv.call(method, name=names[0], **params)
         if inv.json:
             inv.emit_json(record)
         else:
             inv.echo(render(record))
         return EXIT_OK
+    # Many names: all calls in flight at once; the daemon orders dependants itself.
+    outcomes = dict(zip(names, inv.call_many(method, [{"name": n, **params} for n in names])))
+
+    def act(name: str) -> Any:
+        outcome = outcomes[name]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
     return _each(inv, names, act, render)
 
 

@@ -113,6 +113,13 @@ class Invocation:
             return result[key]
         return result
 
+    def call_many(self, method: str, params_list: list[dict[str, Any]]) -> list[Any]:
+        """The same call for many params at once (pipelined on one connection); each
+        entry is the unwrapped result or the error that call raised."""
+        key = RESULT_FIELD.get(method)
+        return [r[key] if key is not None and isinstance(r, dict) and key in r else r
+                for r in self.client().call_many(method, params_list)]
+
     def stream(self, method: str, **params: Any) -> Iterator[Any]:
         return self.client().stream(method, **params)
 

@@ -235,3 +235,17 @@ def test_bad_flags_are_refused_before_anything_starts(tmp_path, flags, words):
     assert out.returncode == 1
     assert words in out.stderr and "Traceback" not in out.stderr
     assert not marker.exists()
+
+
+def test_call_many_pipelines_calls_and_reports_each_outcome_in_order(daemons, tmp_path):
+    cfg = tmp_path / "cfg"
+    for i in range(40):
+        write(cfg / f"p{i}.yaml", "command: sleep\nargs: ['60']\nauto_start: true\n")
+    d = daemons(cfg)
+    wait_for(lambda: all(r["state"] == "running" for r in d.records().values()))
+    names = [f"p{i}" for i in range(40)] + ["missing"]
+    with BlockingClient(d.sock, timeout=30) as c:
+        outcomes = c.call_many("stop", [{"name": n} for n in names])
+    assert [o["record"]["name"] for o in outcomes[:-1]] == names[:-1]
+    assert all(o["record"]["state"] == "stopped" for o in outcomes[:-1])
+    assert outcomes[-1].code == "PROCESS_NOT_FOUND"

@@ -60,6 +60,15 @@ class FakeDaemon:
             return {"added": ["a"], "removed": [], "changed": [], "unchanged": [], "errors": []}
         raise AssertionError(method)
 
+    def call_many(self, method, params_list):
+        out = []
+        for params in params_list:
+            try:
+                out.append(self.call(method, **params))
+            except errors.ProcMgrError as exc:
+                out.append(exc)
+        return out
+
     def stream(self, method, **params):
         self.calls.append((method, params))
         yield from self.stream_items
