@@ -102,9 +102,6 @@ class Supervisor:
         self._backoff_scope: trio.CancelScope | None = None
         self.nursery: trio.Nursery | None = None
         self.closed = trio.Event()
-        # Seams for readiness protocols and probes (notify, forking, health, watchdog):
-        # each is called with (supervisor, instance, nursery) when an instance starts.
-        self.instance_hooks: list[Callable[["Supervisor", Instance, trio.Nursery], None]] = []
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -291,7 +288,7 @@ class Supervisor:
             async with trio.open_nursery() as nursery:
                 inst.nursery = nursery
                 nursery.start_soon(self._pump_output, inst)
-                for hook in self.instance_hooks + self.manager.instance_hooks:
+                for hook in self.manager.instance_hooks:
                     hook(self, inst, nursery)
                 for fn in inst.pending:
                     nursery.start_soon(fn)
@@ -634,10 +631,6 @@ class Supervisor:
         if self.instance is not None:
             apply_running(self)
         self.manager.on_spec_replaced(self)
-
-    async def _on_call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``fn`` inside the actor (serialised with every other request)."""
-        return await fn()
 
     def is_active(self) -> bool:
         return self.record.state in ACTIVE_STATES
