@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trio_procmgr import errors
+from trio_procmgr.config.loader import parse_process
 from trio_procmgr.planner import (
     RestartIntensity, boot_plan, conflicting, dependants, dependencies, find_ordering_cycle,
     group_restart_set, on_unexpected_stop, ordering_edges, restart_propagation,
@@ -407,3 +408,21 @@ def test_conflicts_are_symmetric(declared):
             assert (b in conflicting(specs, a)) == (a in conflicting(specs, b))
             if a != b and ((a, b) in declared or (b, a) in declared):
                 assert b in start_transaction(specs, [a]).to_stop
+
+
+def test_dependency_index_sees_who_stands_alone():
+    from trio_procmgr.planner import DependencyIndex
+
+    specs = {
+        "db": parse_process("db", {"command": "true"}),
+        "api": parse_process("api", {"command": "true", "requires": ["db"]}),
+        "cache": parse_process("cache", {"command": "true"}),
+        "exp": parse_process("exp", {"command": "true", "conflicts": ["cache"]}),
+        "lone": parse_process("lone", {"command": "true"}),
+    }
+    index = DependencyIndex(specs)
+    assert index.starts_alone("lone") and index.stops_alone("lone")
+    assert index.starts_alone("db") and not index.stops_alone("db")  # api requires db
+    assert not index.starts_alone("api") and index.stops_alone("api")
+    assert not index.starts_alone("cache")  # exp conflicts with it (declared on the other side)
+    assert index.dependants("db", ("requires",)) == {"api"}

@@ -35,7 +35,7 @@ def install(manager: "ProcessManager") -> None:
         if requested or manager._nursery is None:
             return
         specs = manager.specs
-        if sup.name not in specs:
+        if sup.name not in specs or not manager.index.dependants(sup.name, ("binds_to",)):
             return
         bound = planner.on_unexpected_stop(specs, sup.name, manager._active_names())
         if bound:

@@ -61,6 +61,8 @@ class ProcessManager:
         self.store = StateStore(state_dir) if state_dir else None
         self.transactions = Transactions(self)
         self._sups: dict[str, Supervisor] = {}
+        self._specs_cache: dict[str, ProcessSpec] | None = None
+        self._index: planner.DependencyIndex | None = None
         self._by_id: dict[str, str] = {}
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
@@ -176,7 +178,21 @@ class ProcessManager:
 
     @property
     def specs(self) -> dict[str, ProcessSpec]:
-        return {name: sup.spec for name, sup in self._sups.items()}
+        """Every spec by name (cached until a process is added, deleted or updated)."""
+        if self._specs_cache is None:
+            self._specs_cache = {name: sup.spec for name, sup in self._sups.items()}
+        return self._specs_cache
+
+    @property
+    def index(self) -> planner.DependencyIndex:
+        """Who depends on whom (cached like :attr:`specs`)."""
+        if self._index is None:
+            self._index = planner.DependencyIndex(self.specs)
+        return self._index
+
+    def _graph_changed(self) -> None:
+        self._specs_cache = None
+        self._index = None
 
     def resolve(self, ref: str) -> str:
         if ref in self._sups:
@@ -198,6 +214,7 @@ class ProcessManager:
             sup.cgroup = resources.service_cgroup(self, sup)
         self._sups[spec.name] = sup
         self._by_id[sup.record.id] = spec.name
+        self._graph_changed()
         assert self._nursery is not None
         await self._nursery.start(sup.run)
         for listener in self.added_listeners:
@@ -257,6 +274,7 @@ class ProcessManager:
             listener(sup, requested)
 
     def on_spec_replaced(self, sup: Supervisor) -> None:
+        self._graph_changed()
         for listener in self.spec_listeners:
             listener(sup)
 
@@ -401,7 +419,8 @@ class ProcessManager:
         if sup.record.state in (S.RUNNING, S.STARTING, S.PAUSED):
             raise errors.AlreadyRunning(f"process '{name}' is already {sup.record.state.value}",
                                         process=name, state=sup.record.state.value)
-        plan = planner.start_transaction(self.specs, [name])
+        plan = planner.single_start_plan(name) if self.index.starts_alone(name) \
+            else planner.start_transaction(self.specs, [name])
         results = await self._run_start_plan(plan, manual=True)
         outcome = results.get(name)
         if isinstance(outcome, errors.ProcMgrError):
@@ -413,7 +432,8 @@ class ProcessManager:
         sup = self._sups[name]
         if not sup.is_active() and sup.record.state is not S.BACKOFF:
             return await sup.request("stop")  # raises NOT_RUNNING or settles a failed one
-        plan = planner.stop_transaction(self.specs, [name], self._active_names())
+        plan = planner.single_stop_plan(name) if self.index.stops_alone(name) \
+            else planner.stop_transaction(self.specs, [name], self._active_names())
         results = await self._run_stop_plan(plan)
         outcome = results.get(name)
         if isinstance(outcome, errors.ProcMgrError):
@@ -462,6 +482,7 @@ class ProcessManager:
         sup.close()
         await sup.closed.wait()
         del self._sups[name]
+        self._graph_changed()
         self._by_id.pop(sup.record.id, None)
         if sup.cgroup is not None:
             try:
