@@ -10,6 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Iterable
 
+import trio
+
 from trio_procmgr.feeds import BoundedFeed
 
 #: Every event type the daemon publishes.
@@ -54,11 +56,22 @@ class EventHub:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._seq = 0
+        self._subscribed = trio.lowlevel.ParkingLot()
         self._subs: set[Subscription] = set()
         self._clock = clock
         self.published = 0
         self.dropped = 0  # events lost by slow subscribers, ever (monotonic, for metrics)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+
+    @property
+    def subscribers(self) -> int:
+        """How many subscriptions are open (watch streams, websocket clients, ...)."""
+        return len(self._subs)
+
+    async def wait_subscribers(self, count: int) -> None:
+        """Return once at least ``count`` subscriptions are open (for tests and tools)."""
+        while len(self._subs) < count:
+            await self._subscribed.park()
 
     @property
     def last_seq(self) -> int:
@@ -81,6 +94,7 @@ class EventHub:
                   types: Iterable[str] | None = None, maxsize: int = 1000) -> Subscription:
         sub = Subscription(self, processes, types, maxsize)
         self._subs.add(sub)
+        self._subscribed.unpark_all()
         return sub
 
     def close_all(self) -> None:

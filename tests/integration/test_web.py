@@ -55,7 +55,8 @@ async def test_websocket_client_sees_kill_failed_backoff_running_in_order(make_m
         pid = pm.supervisor("svc").record.pid
         async with trio_websocket.open_websocket_url(
                 url(info, "/events?process=svc&type=state_changed&type=process_exited")) as ws:
-            await trio.sleep(0.05)  # the server subscribes right after the handshake
+            with trio.fail_after(5):  # the server subscribes right after the handshake
+                await pm.hub.wait_subscribers(1)
             os.kill(pid, signal.SIGKILL)
             seen = []
             with trio.fail_after(10):
@@ -78,7 +79,8 @@ async def test_slow_client_is_told_it_lost_events_while_a_fast_one_keeps_up(make
         try:
             async with trio_websocket.open_websocket_url(url(info, "/events?type=padding"),
                                                          message_queue_size=1000) as fast:
-                await trio.sleep(0.1)
+                with trio.fail_after(5):
+                    await pm.hub.wait_subscribers(2)
                 assert pm.web_stats["clients"] == 2
                 count, pad = 300, "p" * 50_000
                 received = []
@@ -150,7 +152,8 @@ async def test_token_is_required_when_configured(make_manager, tmp_path):
             async with trio_websocket.open_websocket_url(url(info, "/events")):
                 pass
         async with trio_websocket.open_websocket_url(url(info, "/events?token=s3cret")) as ws:
-            await trio.sleep(0.05)
+            with trio.fail_after(5):
+                await pm.hub.wait_subscribers(1)
             pm.publish("hello", None, None)
             assert json.loads(await ws.get_message())["type"] == "hello"
 
