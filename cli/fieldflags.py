@@ -16,12 +16,8 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
-PROCESS_TYPES = ("simple", "oneshot", "forking", "notify")
-RESTART_POLICIES = ("never", "always", "on-failure", "on-success")
-BACKOFF_KINDS = ("exponential", "linear", "fixed")
-KILL_MODES = ("control-group", "process-group", "process", "mixed")
-HEALTH_TYPES = ("http", "tcp", "exec")
-LOG_MODES = ("capture", "inherit", "null")
+from trio_procmgr.vocabulary import (BACKOFF_KINDS, HEALTH_TYPES, KILL_MODES, LOG_MODES,
+                                     PROCESS_TYPES, RESTART_POLICIES)
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,9 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Mapping
 
-PROCESS_TYPES = ("simple", "oneshot", "forking", "notify")
-RESTART_POLICIES = ("never", "always", "on-failure", "on-success")
-BACKOFF_KINDS = ("exponential", "linear", "fixed")
-KILL_MODES = ("control-group", "process-group", "process", "mixed")
-HEALTH_TYPES = ("http", "tcp", "exec")
-GROUP_STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+from trio_procmgr.vocabulary import (BACKOFF_KINDS, GROUP_STRATEGIES, HEALTH_TYPES,  # noqa: F401
+                                     KILL_MODES, LOG_MODES, PROCESS_TYPES, RESTART_POLICIES)
+
 DEPENDENCY_FIELDS = ("requires", "wants", "binds_to", "part_of", "conflicts", "after", "before")
 
 EMPTY_MAP: Mapping[str, str] = MappingProxyType({})

@@ -24,11 +24,11 @@ from ..spec import (
     BACKOFF_KINDS, GROUP_STRATEGIES, HEALTH_TYPES, KILL_MODES, PROCESS_TYPES,
     RESTART_POLICIES, HealthCheckSpec, LogSpec, Quantities, ResourcesSpec,
 )
+from ..vocabulary import LOG_MODES
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}"
 NAME_EXPECTED = "a name of letters, digits, '_', '.', '@' or '-' (starting with a letter or digit)"
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
-LOG_MODES = ("capture", "inherit", "null")
 RUNTIME_ONLY_FIELDS = ("transient",)
 
 _NAME = re.compile(NAME_PATTERN)
