@@ -7,7 +7,7 @@ run concurrently while ordered ones wait for their predecessors to settle.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 
 import trio
 
@@ -59,37 +59,29 @@ class Transactions:
         could not be stopped (CONFLICT_STOP_FAILED). Independent branches run concurrently.
         """
         conflict_errors = await self.stop_conflicts(plan.to_stop) if plan.to_stop else {}
-        settled = {name: trio.Event() for name in plan.order}
         failed: dict[str, str] = {}
         results: dict[str, Any] = {}
 
         async def run_step(step: planner.StartStep) -> None:
-            try:
-                for dep in step.wait_for:
-                    await settled[dep].wait()
-                error = self._blocked(step, failed, conflict_errors)
-                if error is None:
-                    error = await self._wait_healthy_deps(step, failed)
-                if error is not None:
-                    failed[step.name] = error.details.get("reason", error.message)
-                    results[step.name] = error
-                    sup = self.m._sups[step.name]
-                    self.m.publish("dependency_failed", step.name, sup.record.id,
-                                 code=error.code, message=error.message,
-                                 **{k: v for k, v in error.details.items() if k != "process"})
-                    return
+            error = self._blocked(step, failed, conflict_errors)
+            if error is None:
+                error = await self._wait_healthy_deps(step, failed)
+            if error is not None:
+                failed[step.name] = error.details.get("reason", error.message)
+                results[step.name] = error
                 sup = self.m._sups[step.name]
-                try:
-                    results[step.name] = await self._start_one(sup, step, manual=manual)
-                except errors.ProcMgrError as exc:
-                    failed[step.name] = _failure_reason(sup, exc)
-                    results[step.name] = exc
-            finally:
-                settled[step.name].set()
+                self.m.publish("dependency_failed", step.name, sup.record.id,
+                               code=error.code, message=error.message,
+                               **{k: v for k, v in error.details.items() if k != "process"})
+                return
+            sup = self.m._sups[step.name]
+            try:
+                results[step.name] = await self._start_one(sup, step, manual=manual)
+            except errors.ProcMgrError as exc:
+                failed[step.name] = _failure_reason(sup, exc)
+                results[step.name] = exc
 
-        async with trio.open_nursery() as nursery:
-            for step in plan.steps:
-                nursery.start_soon(run_step, step)
+        await _run_in_order(plan.steps, run_step)
         return results
 
     def _blocked(self, step: planner.StartStep, failed: Mapping[str, str],
@@ -208,36 +200,47 @@ class Transactions:
         Returns name -> record dict or the ProcMgrError of that stop; a failed stop does
         not hold back the rest.
         """
-        done = {name: trio.Event() for name in plan.order}
         results: dict[str, Any] = {}
 
         async def run_step(step: planner.StopStep) -> None:
+            sup = self.m._sups.get(step.name)
+            if sup is None:
+                return
             try:
-                for dep in step.wait_for:
-                    await done[dep].wait()
-                sup = self.m._sups.get(step.name)
-                if sup is None:
-                    return
-                try:
-                    reason = target_reason if target_reason and step.cause is None else \
-                        _stop_reason(step, restarting=restarting, conflict=conflict)
-                    results[step.name] = await sup.request("stop", reason=reason)
-                except errors.NotRunning:
-                    results[step.name] = sup.record.to_dict()
-                except errors.ProcMgrError as exc:
-                    results[step.name] = exc
-            finally:
-                done[step.name].set()
+                reason = target_reason if target_reason and step.cause is None else \
+                    _stop_reason(step, restarting=restarting, conflict=conflict)
+                results[step.name] = await sup.request("stop", reason=reason)
+            except errors.NotRunning:
+                results[step.name] = sup.record.to_dict()
+            except errors.ProcMgrError as exc:
+                results[step.name] = exc
 
-        async with trio.open_nursery() as nursery:
-            for step in plan.steps:
-                nursery.start_soon(run_step, step)
+        await _run_in_order(plan.steps, run_step)
         return results
 
     async def stop_all(self) -> None:
         active = self.active_names()
         if active:
             await self.run_stop_plan(planner.shutdown_plan(self.m.specs, active))
+
+async def _run_in_order(steps: Iterable[Any], act: Callable[[Any], Awaitable[None]]) -> None:
+    """Run ``act(step)`` for every step, each once all of its ``wait_for`` steps are done
+    (whatever their outcome); independent steps run concurrently."""
+    steps = list(steps)
+    done = {step.name: trio.Event() for step in steps}
+
+    async def run(step: Any) -> None:
+        try:
+            for dep in step.wait_for:
+                await done[dep].wait()
+            await act(step)
+        finally:
+            done[step.name].set()
+
+    async with trio.open_nursery() as nursery:
+        for step in steps:
+            nursery.start_soon(run, step)
+
 
 def _failure_reason(sup: Supervisor, exc: errors.ProcMgrError) -> str:
     """Why ``sup`` failed to come up, in words, for its dependants' DEPENDENCY_FAILED."""
