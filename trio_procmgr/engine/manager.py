@@ -5,10 +5,12 @@ Usable as a library in any Trio program and the same object the daemon serves::
     async with ProcessManager(load_config_dir("examples")) as pm:
         await pm.start("web")
 
-Entering it makes this process a child subreaper, finds (and stops) whatever a crashed
-predecessor with the same ``instance`` name left in its cgroups, starts the orphan
-reaper and boots every ``auto_start`` process as one transaction. Leaving it stops
-every process in reverse dependency order.
+Entering it makes this process a child subreaper, adopts whatever a crashed predecessor
+(or the image before a re-exec) with the same state dir left running (``engine.adoption``,
+from the spawn journal), starts the orphan reaper and boots every ``auto_start`` process,
+and every process that was running at the last clean shutdown, as one transaction.
+Leaving it stops every process in reverse dependency order (unless handing over to a
+re-exec'd image, which leaves them all running).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
+from trio_procmgr.engine.spawn_journal import SpawnJournal
 from trio_procmgr.engine.state_store import StateStore
 from trio_procmgr.engine.supervisor import Instance, Supervisor
 from trio_procmgr.engine.transactions import Transactions
@@ -45,7 +48,7 @@ class ProcessManager:
                  log_dir: str | None = None, instance: str = "dd-procmgrd",
                  use_cgroups: bool = True, runtime_root: str | None = None,
                  daemon_env: Mapping[str, str] | None = None,
-                 config_dir: str | None = None) -> None:
+                 config_dir: str | None = None, handover: dict[str, Any] | None = None) -> None:
         self.config = config or ConfigSet()
         self.config_dir = config_dir
         self.state_dir = state_dir
@@ -59,6 +62,14 @@ class ProcessManager:
         self.cgroups: Any = None
         self.warnings: list[str] = []
         self.store = StateStore(state_dir) if state_dir else None
+        self.journal = SpawnJournal(state_dir) if state_dir else None
+        self.output_dir = os.path.join(state_dir, "output") if state_dir else None
+        self._ids: dict[str, str] = self.store.load_ids() if self.store else {}
+        self._stopped_at_boot: list[str] = []
+        #: A re-exec's snapshot (``daemon.handover``): inherited fds and counters.
+        self.handover: dict[str, Any] | None = handover
+        #: Set before leaving for a re-exec: leave every process running.
+        self.handing_over = False
         self.transactions = Transactions(self)
         self._sups: dict[str, Supervisor] = {}
         self._specs_cache: dict[str, ProcessSpec] | None = None
@@ -92,9 +103,9 @@ class ProcessManager:
         if not set_child_subreaper():
             self.warn("could not become a child subreaper: orphans of services are not adopted")
         self._setup_cgroups()
-        if self.store is not None:
-            for line in self.store.stop_leftover_pids():
-                self.warn(line)
+        live = self._find_adoptable()
+        for verified in live.values():
+            self.track(verified.entry["pid"])  # before the reaper could collect its exit
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         try:
@@ -102,15 +113,21 @@ class ProcessManager:
             if self.store is not None:
                 self._nursery.start_soon(self._runtime_writer)
             for spec in self.config.processes.values():
-                await self._add(spec)
+                await self._add(spec, self._stable_record(spec.name))
             if self.store is not None:
                 for spec, saved in self.store.load_processes(self._parse_raw):
                     if spec.name not in self._sups:
                         record = Record(name=spec.name, created_at=saved.get("created_at"))
                         record.id = saved.get("id") or record.id
                         await self._add(spec, record)
-            self.publish("daemon_started", None, None, processes=len(self._sups))
+            self._restore_records()
+            restart = await self._adopt(live)
+            self._save_ids()
+            self.publish("daemon_started", None, None, processes=len(self._sups),
+                         adopted=len(live) - len(self._stopped_at_boot))
             await self._boot()
+            for name in restart:
+                await self.restart(name)
         except BaseException as exc:
             await self._close(type(exc), exc, exc.__traceback__)
             raise
@@ -123,20 +140,31 @@ class ProcessManager:
         with trio.CancelScope(shield=True):
             self.publish("daemon_stopping", None, None)
             try:
-                await self.stop_all()
+                self._record_was_running()
+                if not self.handing_over:
+                    await self.stop_all()
             finally:
                 for sup in self._sups.values():
                     sup.close()
-                self.reaper.reap_untracked()
+                if not self.handing_over:
+                    self.reaper.reap_untracked()
                 self._nursery.cancel_scope.cancel()
         try:
             return await self._nursery_cm.__aexit__(*exc_info)
         finally:
-            if self.cgroups is not None:
+            if self.cgroups is not None and not self.handing_over:
                 self.cgroups.cleanup()
-            if self.store is not None:
+            if self.store is not None and not self.handing_over:
                 self.store.save_runtime({}, now=True)
+            if self.journal is not None:
+                self.journal.close()
             self.hub.close_all()
+
+    def _record_was_running(self) -> None:
+        """What runs now runs again after the next boot (clean restart or re-exec)."""
+        if self.store is not None:
+            self.store.save_was_running([s.name for s in self._sups.values()
+                                         if s.is_active() or s.record.state is S.BACKOFF])
 
     def _setup_cgroups(self) -> None:
         if not self.use_cgroups:
@@ -155,10 +183,121 @@ class ProcessManager:
             return
         for line in getattr(self.cgroups, "warnings", []):
             self.warn(line)
-        leftovers = self.cgroups.leftovers()
-        if leftovers:
-            self.warn(f"stopping processes left by a previous daemon instance: {leftovers}")
-            self.cgroups.kill_leftovers()
+
+    # ------------------------------------------------------------------ continuity
+    def _find_adoptable(self) -> dict[str, Any]:
+        """Verified live entries of the spawn journal; strays in our cgroups are killed."""
+        from trio_procmgr.engine import adoption
+
+        if self.journal is None:
+            if self.cgroups is not None:
+                self._kill_strays(set())
+            return {}
+        live = adoption.find_live(self, self.journal.load())
+        self.journal.live = {n: v.entry for n, v in live.items()}
+        self.journal.compact()
+        if self.cgroups is not None:
+            self._kill_strays({v.entry.get("cgroup") for v in live.values()})
+        return live
+
+    def _kill_strays(self, keep: set[str]) -> None:
+        strays = self.cgroups.kill_strays({k for k in keep if k})
+        if strays:
+            self.warn(f"stopped processes a previous daemon left that no journal entry "
+                      f"vouches for: {strays}")
+
+    def _restore_records(self) -> None:
+        """Counters of every process from a re-exec's snapshot (running or not)."""
+        for name, saved in (self.handover or {}).get("records", {}).items():
+            sup = self._sups.get(name)
+            if sup is None or saved.get("id") != sup.record.id:
+                continue
+            for key in ("runs", "restarts", "created_at", "started_at", "ended_at",
+                        "exit_code", "exit_signal"):
+                if key in saved:
+                    setattr(sup.record, key, saved[key])
+
+    async def _adopt(self, live: dict[str, Any]) -> list[str]:
+        """Adopt or stop each live service; returns the adopted ones to restart once."""
+        from trio_procmgr.engine import adoption
+
+        fingerprints = {name: self.fingerprint(sup.spec) for name, sup in self._sups.items()}
+        decision = adoption.decide({n: v.entry for n, v in live.items()}, fingerprints)
+        self._stopped_at_boot = decision.stop
+        inherited = (self.handover or {}).get("readers") or {}
+        for name in decision.stop:
+            self.untrack(live[name].entry["pid"])
+            self.journal.record_exit(name, live[name].entry["pid"])
+            self.warn(adoption.stop_unconfigured(self, live[name]))
+        for name in decision.adopt:
+            entry = live[name].entry
+            if entry.get("id") and entry["id"] != self._sups[name].record.id:
+                self._by_id.pop(self._sups[name].record.id, None)
+                self._sups[name].record.id = entry["id"]
+                self._by_id[entry["id"]] = name
+            readers, fifos = adoption.reopen_output(entry, inherited)
+            await self._sups[name].request("adopt", entry=entry, pidfd=live[name].pidfd,
+                                           readers=readers, fifos=fifos)
+        return decision.restart
+
+    def fingerprint(self, spec: ProcessSpec) -> str:
+        """A digest of a process's definition: did its config change while we were away?"""
+        import hashlib
+        import json
+
+        from trio_procmgr.config.loader import spec_to_raw
+
+        raw = json.dumps(spec_to_raw(spec), sort_keys=True, default=str)
+        return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+    def _stable_record(self, name: str) -> Record | None:
+        known = self._ids.get(name)
+        if known is None:
+            return None
+        return Record(name=name, id=known, created_at=time.time())
+
+    def _save_ids(self) -> None:
+        if self.store is None:
+            return
+        ids = {name: sup.record.id for name, sup in self._sups.items()}
+        if ids != self._ids:
+            self._ids = ids
+            self.store.save_ids(ids)
+
+    def open_output(self, sup: Supervisor) -> tuple[tuple[int, int, int, int] | None, tuple[str, ...]]:
+        """Output FIFOs for the next run of ``sup`` (capture mode with a state dir), or
+        (None, ()) for plain pipes. See ``engine.output_fifo``."""
+        if self.output_dir is None or sup.spec.log.mode != "capture":
+            return None, ()
+        from trio_procmgr.engine import output_fifo
+
+        (cout, cerr), (rout, rerr), paths = output_fifo.create(
+            self.output_dir, f"{sup.record.id}.{sup.record.runs}")
+        return (cout, cerr, rout, rerr), paths
+
+    def discard_output(self, fifos: tuple[str, ...]) -> None:
+        from trio_procmgr.engine import output_fifo
+
+        output_fifo.remove(fifos)
+
+    def journal_spawn(self, sup: Supervisor, inst: Instance) -> None:
+        """Record a running main process before it is reported (no crash runs it twice)."""
+        if self.journal is None:
+            return
+        from trio_procmgr.platform.linux import process_start_time
+
+        pid = inst.main_pid
+        self.journal.record_spawn({
+            "name": sup.name, "id": sup.record.id, "pid": pid,
+            "start_time": process_start_time(pid), "pgid": inst.pgid,
+            "runs": sup.record.runs, "restarts": sup.record.restarts,
+            "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
+            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint(sup.spec)})
+
+    def journal_exit(self, sup: Supervisor, inst: Instance) -> None:
+        if self.journal is not None:
+            self.journal.record_exit(sup.name, inst.main_pid)
+        self.discard_output(tuple(inst.child.extra.get("fifos") or ()))
 
     def warn(self, text: str) -> None:
         log.warning(text)
@@ -297,7 +436,8 @@ class ProcessManager:
 
     # ------------------------------------------------------------------ transactions
     async def _boot(self) -> None:
-        await self.transactions.boot()
+        was_running = self.store.take_was_running() if self.store is not None else []
+        await self.transactions.boot(extra=[n for n in was_running if n in self._sups])
 
     async def _run_start_plan(self, plan: planner.StartPlan, *, manual: bool) -> dict[str, Any]:
         return await self.transactions.run_start_plan(plan, manual=manual)
@@ -389,6 +529,7 @@ class ProcessManager:
         sup = await self._add(spec)
         self.publish("process_created", name, sup.record.id)
         self._persist()
+        self._save_ids()
         if start or spec.auto_start and start is not False:
             return await self.start(name)
         return sup.record.to_dict()
@@ -491,6 +632,7 @@ class ProcessManager:
                 pass
         self.publish("process_deleted", name, sup.record.id)
         self._persist()
+        self._save_ids()
         return record
 
     async def pause(self, ref: str) -> dict[str, Any]:
@@ -556,8 +698,9 @@ class ProcessManager:
             if needs and was_active:
                 await self.restart(name)
         for name in added:
-            sup = await self._add(new[name])
+            sup = await self._add(new[name], self._stable_record(name))
             self.publish("process_created", name, sup.record.id)
+        self._save_ids()
         self.config = config
         if added:
             plan = planner.start_transaction(self.specs, [n for n in added if new[n].auto_start]) \

@@ -137,15 +137,18 @@ def _stdio(mode: str) -> tuple[Any, Any, int | None, int | None]:
     return subprocess.DEVNULL, subprocess.DEVNULL, None, None
 
 
-def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
+def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
+          output: tuple[int, int, int, int] | None = None) -> Child:
     """Start the child synchronously (fork/vfork + exec, about a millisecond).
 
     Runs inside ``cgroup.spawn_context()`` so the child is born in its cgroup. The child
     gets its own session and process group, /dev/null as stdin, pipes (or the chosen
     sink) as stdout/stderr, and no fd of ours except ``plan.pass_fds``.
+    ``output`` (child stdout, child stderr, read stdout, read stderr) replaces the pipes
+    of capture mode (output FIFOs that survive the daemon); the child ends are closed here.
     Raises SpawnError with the OS reason (missing binary, bad working dir, ...).
     """
-    out_w, err_w, out_r, err_r = _stdio(log_mode)
+    out_w, err_w, out_r, err_r = output if output is not None else _stdio(log_mode)
     creds = plan.creds
     kwargs: dict[str, Any] = {}
     if creds is not None and not plan.use_setpriv:

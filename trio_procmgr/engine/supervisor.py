@@ -214,17 +214,23 @@ class Supervisor:
         self.record.exit_code = self.record.exit_signal = None
         self.record.status_text = ""
         self._transition(S.STARTING, "spawning")
+        fifos: tuple[str, ...] = ()
         try:
-            child = spawn(plan, log_mode=spec.log.mode, cgroup=self.cgroup)
-        except SpawnError as exc:
-            self._exit_without_child(exc.reason, automatic)
+            output, fifos = self.manager.open_output(self)
+            child = spawn(plan, log_mode=spec.log.mode, cgroup=self.cgroup, output=output)
+        except (SpawnError, OSError) as exc:
+            self.manager.discard_output(fifos)
+            reason = exc.reason if isinstance(exc, SpawnError) else f"cannot create the output FIFOs: {exc}"
+            self._exit_without_child(reason, automatic)
             return
         finally:
             self.manager.after_spawn(self, extra_fds)
+        child.extra["fifos"] = fifos
         inst = Instance(child=child, started_mono=trio.current_time(), pgid=child.pid)
         self.instance = inst
         self.record.pid = child.pid
         self.manager.track(child.pid)
+        self.manager.journal_spawn(self, inst)  # before anyone is told it runs
         self.manager.publish("process_started", self.name, self.record.id, pid=child.pid,
                              run=self.record.runs)
         runtime_files.write_pidfile(spec, child.pid)
@@ -339,6 +345,8 @@ class Supervisor:
         child = inst.child
         with trio.CancelScope() as inst.watch_scope:
             if pid == child.pid:
+                if child.popen is None:  # adopted: no Popen, maybe not even our child
+                    return await self._wait_adopted(inst, child)
                 if child.pidfd is not None:
                     await wait_pidfd(child.pidfd)
                     rc = child.popen.wait()
@@ -355,6 +363,48 @@ class Supervisor:
                                        "(not a child of the daemon)")
             return ExitStatus(None, None)
         return None
+
+    async def _wait_adopted(self, inst: Instance, child: Child) -> ExitStatus:
+        """An adopted main process ended: its status if we are its parent (re-exec),
+        else unknown (its parent died with the previous daemon; init reaped it)."""
+        assert child.pidfd is not None
+        await wait_pidfd(child.pidfd)
+        status = reap_pidfd(child.pidfd)
+        if status is not None:
+            return status
+        if inst.failure_reason is None:
+            inst.failure_reason = (f"adopted process {child.pid} exited; its status is unknown "
+                                   "(its parent was the previous daemon)")
+        return ExitStatus(None, None)
+
+    async def _on_adopt(self, entry: dict[str, Any], pidfd: int, readers: tuple[int | None, int | None],
+                        fifos: tuple[str, ...]) -> dict[str, Any]:
+        """Take over a running main process a previous daemon (or image) spawned.
+
+        The caller verified it (cgroup, pidfd, start time). Counters and ``started_at``
+        come from the journal entry; the process is running again without a new run.
+        """
+        child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],  # type: ignore[arg-type]
+                      stderr_fd=readers[1], extra={"fifos": fifos})
+        started_at = entry.get("started_at") or time.time()
+        inst = Instance(child=child, pgid=entry.get("pgid") or entry["pid"],
+                        started_mono=trio.current_time() - max(0.0, time.time() - started_at))
+        self.record.runs = int(entry.get("runs") or self.record.runs)
+        self.record.restarts = int(entry.get("restarts") or 0)
+        self.instance = inst
+        self.record.pid = child.pid
+        self._transition(S.STARTING, "adopting")
+        self.record.started_at = started_at
+        self.record.ended_at = None
+        self.manager.journal_spawn(self, inst)
+        assert self.nursery is not None
+        self.nursery.start_soon(self._run_instance, inst)
+        if self.spec.process_type != "oneshot":
+            inst.ready = True
+            self._transition(S.RUNNING, entry.get("adopt_reason") or "adopted")
+        self.manager.publish("process_adopted", self.name, self.record.id, pid=child.pid,
+                             run=self.record.runs)
+        return self.record.to_dict()
 
     def set_main_pid(self, inst: Instance, pid: int) -> bool:
         """Make ``pid`` the watched main process of ``inst`` (MAINPID=, forking hand-over).
@@ -381,6 +431,7 @@ class Supervisor:
         except ProcessLookupError:
             pass
         self.record.pid = pid
+        self.manager.journal_spawn(self, inst)
         self.manager.publish("main_pid_changed", self.name, self.record.id, pid=pid, previous=old)
         if inst.watch_scope is not None:
             inst.watch_scope.cancel()
@@ -470,6 +521,7 @@ class Supervisor:
             await self._launch(automatic=True)
 
     def _clear_instance(self, inst: Instance) -> None:
+        self.manager.journal_exit(self, inst)
         if self.instance is inst:
             self.instance = None
         self.record.pid = None
