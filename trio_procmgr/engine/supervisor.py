@@ -588,9 +588,18 @@ class Supervisor:
         with trio.move_on_after(timeout):
             await inst.exited.wait()
             while self._service_alive(inst):
-                await self.manager.reaper.wait_change()
+                await self._wait_change(inst)
             return True
         return False
+
+    async def _wait_change(self, inst: Instance) -> None:
+        """Until some child changed (SIGCHLD). A crash-adopted service's processes are not
+        our children (no SIGCHLD when they die): poll those every 50 ms instead."""
+        if inst.child.popen is not None:
+            await self.manager.reaper.wait_change()
+            return
+        with trio.move_on_after(0.05):
+            await self.manager.reaper.wait_change()
 
     async def _stop_sequence(self, inst: Instance) -> None:
         """kill_signal -> wait timeout_stop_sec -> SIGKILL; leaves no process behind."""
