@@ -265,6 +265,32 @@ def do_shutdown(inv: Invocation) -> int:
     return EXIT_OK
 
 
+def do_daemon_reexec(inv: Invocation, timeout: float = 60.0) -> int:
+    """Ask for the re-exec, then wait until the new image answers (a refused re-exec is
+    the daemon's error: exit 1 with its reason)."""
+    from trio_procmgr.client import DaemonUnreachable
+
+    began = time.perf_counter()
+    inv.call("daemon_reexec")
+    inv.close()
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            inv.call("ping")
+            break
+        except DaemonUnreachable:  # the old image closed its connections: wait for the new one
+            inv.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+    seconds = round(time.perf_counter() - began, 3)
+    if inv.json:
+        inv.emit_json({"ok": True, "seconds": seconds})
+    else:
+        inv.echo(f"dd-procmgrd re-executed in place ({seconds} s); every process kept running")
+    return EXIT_OK
+
+
 def do_rotate_logs(inv: Invocation, names: list[str]) -> int:
     targets = names or [None]
     results = []

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 log = logging.getLogger("trio_procmgr.daemon")
@@ -57,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not use cgroups (control-group falls back to process-group)")
     p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument("--check-reexec", action="store_true",
+                   help="check that this program can take over from a running daemon with "
+                        "these flags (imports, flags, config dir), then exit 0 (used by re-exec)")
     return p
 
 
@@ -66,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         from trio_procmgr import __version__
         print(f"dd-procmgrd {__version__}")
         return 0
+    if args.check_reexec:
+        return check_reexec(args)
     from trio_procmgr.daemon.logsetup import setup_logging
 
     setup_logging(args.log_level, args.log_format)
@@ -119,6 +125,26 @@ class DaemonStartError(Exception):
     pass
 
 
+def check_reexec(args: argparse.Namespace) -> int:
+    """The re-exec preflight (``daemon.handover``): import everything the daemon runs and
+    check its flags, without touching anything; exit 1 with the reason otherwise."""
+    import importlib
+
+    try:
+        for module in ("trio", "trio_procmgr.engine.manager", "trio_procmgr.rpc.server",
+                       "trio_procmgr.daemon.web", "trio_procmgr.daemon.handover",
+                       "trio_procmgr.config.loader", "trio_procmgr.engine.features"):
+            importlib.import_module(module)
+        check_listener_args(args)
+        if args.config_dir and not os.path.isdir(args.config_dir):
+            raise DaemonStartError(f"--config-dir {args.config_dir}: no such directory")
+    except DaemonStartError as exc:
+        print(f"dd-procmgrd: {exc}", file=sys.stderr)
+        return 1
+    print("dd-procmgrd: ready to take over")
+    return 0
+
+
 async def run_daemon(args: argparse.Namespace) -> int:
     import trio
 
@@ -131,14 +157,26 @@ async def run_daemon(args: argparse.Namespace) -> int:
     if args.config_dir and not os.path.isdir(args.config_dir):
         raise DaemonStartError(f"--config-dir {args.config_dir}: no such directory")
     config = _load(config_dir, load_config_dir)
+    from trio_procmgr.daemon import handover
+
     state_dir = args.state_dir or default_state_dir()
     socket_path = args.socket or default_socket_path()
+    snap = handover.take()
     manager = ProcessManager(config, state_dir=state_dir, log_dir=args.log_dir,
                              instance=instance_name(state_dir, args.instance),
-                             use_cgroups=not args.no_cgroups, config_dir=config_dir)
+                             use_cgroups=not args.no_cgroups, config_dir=config_dir,
+                             handover=snap)
     async with manager:
         async with trio.open_nursery() as nursery:
-            await _start_listeners(nursery, manager, args, socket_path)
+            info = await _start_listeners(nursery, manager, args, socket_path,
+                                          (snap or {}).get("listeners"))
+            manager.reexec_hook = _reexec_hook(manager, info)
+            if snap is not None:
+                took = time.time() - snap["at"]
+                log.info("re-executed in place in %.0f ms: %d processes adopted", took * 1000,
+                         sum(1 for s in manager.supervisors() if s.instance is not None))
+                manager.publish("daemon_reexecuted", None, None, seconds=round(took, 3),
+                                previous_started_at=snap.get("started_at"))
             nursery.start_soon(_handle_signals, manager, config_dir, nursery.cancel_scope)
             interval = watchdog_interval()
             if interval:
@@ -166,15 +204,55 @@ def _load(config_dir: str | None, load_config_dir: Any) -> Any:
     return config
 
 
+def _reexec_hook(manager: Any, info: Any) -> Any:
+    """``manager.daemon_reexec``: preflight the installed program (off the event loop),
+    then hand back the exec to run (after the RPC answer, or at once for SIGUSR2)."""
+    import trio
+    import trio.testing
+
+    from trio_procmgr.daemon import handover
+
+    async def prepare() -> Any:
+        proc, output = handover.start_preflight(list(sys.orig_argv))
+        manager.track(proc.pid)  # its exit status is ours to read, not the orphan reaper's
+        try:
+            with trio.move_on_after(handover.PREFLIGHT_TIMEOUT):
+                await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
+            if proc.returncode is None:
+                proc.kill()
+                await trio.to_thread.run_sync(proc.wait)
+                returncode = None
+            else:
+                returncode = proc.returncode
+        finally:
+            manager.untrack(proc.pid)
+        handover.preflight_verdict(returncode, output)
+
+        async def go() -> None:
+            # Let the connection writers send what is queued (the RPC answer to this
+            # very call) before exec closes their sockets: until every other task is
+            # blocked, at most a second. Shielded: the caller hanging up must not cancel it.
+            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
+                await trio.testing.wait_all_tasks_blocked(0.005)
+            try:
+                handover.execute(manager, info.fds)
+            except Exception:  # the exec failed: the daemon keeps running, say why
+                log.exception("re-exec failed; this image keeps running")
+
+        return go
+
+    return prepare
+
+
 async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
-                           socket_path: str) -> None:
+                           socket_path: str, inherited: Any = None) -> Any:
     from trio_procmgr.errors import ProcMgrError
     from trio_procmgr.rpc.server import serve_rpc
 
     try:
-        await nursery.start(lambda task_status: serve_rpc(
+        info = await nursery.start(lambda task_status: serve_rpc(
             manager, socket_path=socket_path, tcp=args.tcp, token_file=args.token_file,
-            admin_group=args.admin_group, task_status=task_status))
+            admin_group=args.admin_group, inherited=inherited, task_status=task_status))
     except OSError as exc:
         raise DaemonStartError(f"cannot listen on {socket_path}: {exc}") from None
     except ProcMgrError as exc:
@@ -185,13 +263,14 @@ async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
         await nursery.start(lambda task_status: web.serve_web(
             manager, ws=args.ws, metrics=args.metrics, token_file=args.token_file,
             task_status=task_status))
+    return info
 
 
 async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> None:
     import trio
 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
-                                   signal.SIGUSR1) as signals:
+                                   signal.SIGUSR1, signal.SIGUSR2) as signals:
         async for signum in signals:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 log.info("received %s", signal.Signals(signum).name)
@@ -202,10 +281,24 @@ async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> N
                     continue
                 summary = await manager.reload_config()
                 log.info("configuration reloaded: %s", {k: v for k, v in summary.items() if v})
+            elif signum == signal.SIGUSR2:
+                await _reexec_on_signal(manager)
             elif signum == signal.SIGUSR1:
                 rotate = getattr(manager, "rotate_logs", None)
                 if rotate is not None:
                     rotate()
+
+
+async def _reexec_on_signal(manager: Any) -> None:
+    """SIGUSR2: re-exec in place; a refused preflight is logged, the daemon goes on."""
+    from trio_procmgr.errors import ProcMgrError
+
+    try:
+        go = await manager.daemon_reexec()
+    except ProcMgrError as exc:
+        log.error("SIGUSR2: %s", exc.message)
+        return
+    await go()
 
 
 async def _watchdog_pinger(interval: float) -> None:

@@ -70,6 +70,8 @@ class ProcessManager:
         self.handover: dict[str, Any] | None = handover
         #: Set before leaving for a re-exec: leave every process running.
         self.handing_over = False
+        #: The daemon's re-exec (``daemon.handover``); None in library use.
+        self.reexec_hook: Callable[[], Any] | None = None
         self.transactions = Transactions(self)
         self._sups: dict[str, Supervisor] = {}
         self._specs_cache: dict[str, ProcessSpec] | None = None
@@ -207,7 +209,7 @@ class ProcessManager:
                       f"vouches for: {strays}")
 
     def _restore_records(self) -> None:
-        """Counters of every process from a re-exec's snapshot (running or not)."""
+        """Counters and log rings of every process from a re-exec's snapshot."""
         for name, saved in (self.handover or {}).get("records", {}).items():
             sup = self._sups.get(name)
             if sup is None or saved.get("id") != sup.record.id:
@@ -216,6 +218,21 @@ class ProcessManager:
                         "exit_code", "exit_signal"):
                 if key in saved:
                     setattr(sup.record, key, saved[key])
+            for t, stream, line in saved.get("ring") or ():
+                sup.ring.append(stream, line, t)
+
+    def flush_logs(self) -> None:
+        """Write every buffered log file line now (before a re-exec)."""
+        for sup in self._sups.values():
+            self.log_capture.flush(sup)
+
+    async def daemon_reexec(self) -> Callable[[], Any]:
+        """Check the installed daemon program (RPC ``daemon_reexec``, SIGUSR2) and return
+        the exec to run: the daemon sets :attr:`reexec_hook` (``daemon.handover``); a
+        library user has no program to re-exec."""
+        if self.reexec_hook is None:
+            raise errors.Unimplemented("re-exec is only available in the daemon (dd-procmgrd)")
+        return await self.reexec_hook()
 
     async def _adopt(self, live: dict[str, Any]) -> list[str]:
         """Adopt or stop each live service; returns the adopted ones to restart once."""

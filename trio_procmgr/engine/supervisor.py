@@ -226,6 +226,8 @@ class Supervisor:
         finally:
             self.manager.after_spawn(self, extra_fds)
         child.extra["fifos"] = fifos
+        if fifos:
+            child.extra["readers"] = dict(zip(fifos, (child.stdout_fd, child.stderr_fd)))
         inst = Instance(child=child, started_mono=trio.current_time(), pgid=child.pid)
         self.instance = inst
         self.record.pid = child.pid
@@ -385,7 +387,8 @@ class Supervisor:
         come from the journal entry; the process is running again without a new run.
         """
         child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],  # type: ignore[arg-type]
-                      stderr_fd=readers[1], extra={"fifos": fifos})
+                      stderr_fd=readers[1], extra={"fifos": fifos, "readers": {
+                          p: fd for p, fd in zip(fifos, readers) if fd is not None}})
         started_at = entry.get("started_at") or time.time()
         inst = Instance(child=child, pgid=entry.get("pgid") or entry["pid"],
                         started_mono=trio.current_time() - max(0.0, time.time() - started_at))

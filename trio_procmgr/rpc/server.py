@@ -27,7 +27,7 @@ import stat
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import trio
 
@@ -63,6 +63,8 @@ class RpcServerInfo:
 
     socket_path: str | None
     tcp_address: tuple[str, int] | None = None
+    #: Listening fds by role ("unix", "tcp": list), handed to a re-exec'd image.
+    fds: dict[str, Any] = field(default_factory=dict)
 
 
 def peer_credentials(sock: Any) -> tuple[int, int, int]:
@@ -532,8 +534,9 @@ class CallHandler:
         return {}
 
     async def do_daemon_reexec(self) -> dict:
-        fn = self.engine("daemon_reexec")
-        self.after_answer = fn
+        """The new program is checked now (its failure is this call's error, the daemon
+        keeps running); the exec itself happens once the answer is sent."""
+        self.after_answer = await self.engine("daemon_reexec")()
         return {}
 
     async def do_rotate_logs(self) -> dict:
@@ -587,6 +590,7 @@ def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
 async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | None = None,
                     token_file: str | None = None, admin_group: str | None = None,
                     max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64,
+                    inherited: Mapping[str, Any] | None = None,
                     task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the RPC until cancelled; reports :class:`RpcServerInfo` once listening.
 
@@ -614,15 +618,26 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
     listeners: list[trio.SocketListener] = []
     info = RpcServerInfo(socket_path=socket_path)
     inode = None
+    inherited = inherited or {}
     if socket_path is not None:
-        sock = _bind_unix_socket(socket_path, admin_group)
+        if inherited.get("unix") is not None:  # a re-exec: the path never disappeared
+            sock = stdsocket.socket(fileno=inherited["unix"])
+            sock.setblocking(False)
+        else:
+            sock = _bind_unix_socket(socket_path, admin_group)
         inode = os.stat(socket_path).st_ino
+        info.fds["unix"] = sock.fileno()
         listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
     try:
         if tcp is not None:
-            tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+            if inherited.get("tcp"):
+                tcp_listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(
+                    stdsocket.socket(fileno=fd))) for fd in inherited["tcp"]]
+            else:
+                tcp_listeners = await trio.open_tcp_listeners(port, host=host)
             listeners.extend(tcp_listeners)
             info.tcp_address = tcp_listeners[0].socket.getsockname()[:2]
+            info.fds["tcp"] = [listener.socket.fileno() for listener in tcp_listeners]
 
         async def handle(stream: trio.SocketStream) -> None:
             await _serve_connection(service, stream)
