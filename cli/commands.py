@@ -272,8 +272,14 @@ def do_daemon_reexec(inv: Invocation, timeout: float = 60.0) -> int:
 
     began = time.perf_counter()
     inv.call("daemon_reexec")
-    inv.close()
     deadline = time.monotonic() + timeout
+    try:  # the old image closes every connection as it execs: wait for that on this one
+        while time.monotonic() < deadline:
+            inv.call("ping")
+            time.sleep(0.02)
+    except DaemonUnreachable:
+        pass
+    inv.close()
     while True:
         try:
             inv.call("ping")

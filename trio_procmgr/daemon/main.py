@@ -170,7 +170,7 @@ async def run_daemon(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             info = await _start_listeners(nursery, manager, args, socket_path,
                                           (snap or {}).get("listeners"))
-            manager.reexec_hook = _reexec_hook(manager, info)
+            manager.reexec_hook = _reexec_hook(manager, info, nursery)
             if snap is not None:
                 took = time.time() - snap["at"]
                 log.info("re-executed in place in %.0f ms: %d processes adopted", took * 1000,
@@ -204,15 +204,15 @@ def _load(config_dir: str | None, load_config_dir: Any) -> Any:
     return config
 
 
-def _reexec_hook(manager: Any, info: Any) -> Any:
-    """``manager.daemon_reexec``: preflight the installed program (off the event loop),
-    then hand back the exec to run (after the RPC answer, or at once for SIGUSR2)."""
+def _reexec_hook(manager: Any, info: Any, nursery: Any) -> Any:
+    """``manager.daemon_reexec``: preflight the installed program, then schedule the exec
+    in the daemon's own nursery (so a caller hanging up cannot cancel it) and return; the
+    RPC answer goes out before the exec (see :func:`_exec_soon`)."""
     import trio
-    import trio.testing
 
     from trio_procmgr.daemon import handover
 
-    async def prepare() -> Any:
+    async def prepare() -> None:
         proc, output = handover.start_preflight(list(sys.orig_argv))
         manager.track(proc.pid)  # its exit status is ours to read, not the orphan reaper's
         try:
@@ -221,27 +221,30 @@ def _reexec_hook(manager: Any, info: Any) -> Any:
             if proc.returncode is None:
                 proc.kill()
                 await trio.to_thread.run_sync(proc.wait)
-                returncode = None
-            else:
-                returncode = proc.returncode
+            returncode = proc.returncode if proc.returncode is not None and \
+                proc.returncode >= 0 else None
         finally:
             manager.untrack(proc.pid)
         handover.preflight_verdict(returncode, output)
-
-        async def go() -> None:
-            # Let the connection writers send what is queued (the RPC answer to this
-            # very call) before exec closes their sockets: until every other task is
-            # blocked, at most a second. Shielded: the caller hanging up must not cancel it.
-            with trio.CancelScope(shield=True), trio.move_on_after(1.0):
-                await trio.testing.wait_all_tasks_blocked(0.005)
-            try:
-                handover.execute(manager, info.fds)
-            except Exception:  # the exec failed: the daemon keeps running, say why
-                log.exception("re-exec failed; this image keeps running")
-
-        return go
+        nursery.start_soon(_exec_soon, manager, info)
 
     return prepare
+
+
+async def _exec_soon(manager: Any, info: Any) -> None:
+    """Exec once what is queued was sent (the RPC answer to the re-exec call itself):
+    until every other task is blocked, at most a second."""
+    import trio
+    import trio.testing
+
+    from trio_procmgr.daemon import handover
+
+    with trio.move_on_after(1.0):
+        await trio.testing.wait_all_tasks_blocked(0.005)
+    try:
+        handover.execute(manager, info.fds)
+    except Exception:  # the exec failed: this image keeps running; say why
+        log.exception("re-exec failed; this image keeps running")
 
 
 async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
@@ -294,11 +297,9 @@ async def _reexec_on_signal(manager: Any) -> None:
     from trio_procmgr.errors import ProcMgrError
 
     try:
-        go = await manager.daemon_reexec()
+        await manager.daemon_reexec()
     except ProcMgrError as exc:
         log.error("SIGUSR2: %s", exc.message)
-        return
-    await go()
 
 
 async def _watchdog_pinger(interval: float) -> None:

@@ -226,13 +226,13 @@ class ProcessManager:
         for sup in self._sups.values():
             self.log_capture.flush(sup)
 
-    async def daemon_reexec(self) -> Callable[[], Any]:
-        """Check the installed daemon program (RPC ``daemon_reexec``, SIGUSR2) and return
-        the exec to run: the daemon sets :attr:`reexec_hook` (``daemon.handover``); a
-        library user has no program to re-exec."""
+    async def daemon_reexec(self) -> None:
+        """Check the installed daemon program and schedule the re-exec (RPC
+        ``daemon_reexec``, SIGUSR2); a refused check raises with the reason. The daemon
+        sets :attr:`reexec_hook` (``daemon.handover``); a library has no program to re-exec."""
         if self.reexec_hook is None:
             raise errors.Unimplemented("re-exec is only available in the daemon (dd-procmgrd)")
-        return await self.reexec_hook()
+        await self.reexec_hook()
 
     async def _adopt(self, live: dict[str, Any]) -> list[str]:
         """Adopt or stop each live service; returns the adopted ones to restart once."""

@@ -535,8 +535,8 @@ class CallHandler:
 
     async def do_daemon_reexec(self) -> dict:
         """The new program is checked now (its failure is this call's error, the daemon
-        keeps running); the exec itself happens once the answer is sent."""
-        self.after_answer = await self.engine("daemon_reexec")()
+        keeps running); the exec itself is scheduled to follow this answer."""
+        await self.engine("daemon_reexec")()
         return {}
 
     async def do_rotate_logs(self) -> dict:
