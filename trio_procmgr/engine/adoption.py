@@ -92,8 +92,10 @@ def _is_zombie(pid: int) -> bool:
     return data[data.rindex(")") + 2] == "Z"
 
 
-def find_live(manager: "ProcessManager", entries: Mapping[str, dict[str, Any]]) -> dict[str, Verified]:
-    """Verify each journal entry; the live ones with their pidfds (see :func:`verify`)."""
+def find_live(manager: "ProcessManager", entries: Mapping[str, dict[str, Any]]
+              ) -> tuple[dict[str, Verified], dict[str, dict[str, Any]]]:
+    """Verify each journal entry (see :func:`verify`): the live ones with their pidfds,
+    and the dead ones (they ended while no daemon watched: their policy applies now)."""
     def cgroup_pids(name: str) -> set[int] | None:
         if manager.cgroups is None:
             return None
@@ -101,15 +103,16 @@ def find_live(manager: "ProcessManager", entries: Mapping[str, dict[str, Any]]) 
         members = manager.cgroups.members(rel) if rel else None
         return set(members) if members is not None else None
 
-    found = {}
+    found, dead = {}, {}
     for name, entry in entries.items():
         pidfd, why = verify(entry, cgroup_pids)
         if pidfd is None:
             log.info("not adopting '%s': %s", name, why)
             output_fifo.remove(entry.get("fifos") or ())
+            dead[name] = dict(entry, why=why)
             continue
         found[name] = Verified(dict(entry), pidfd)
-    return found
+    return found, dead
 
 
 def reopen_output(entry: Mapping[str, Any], inherited: Mapping[str, int] | None = None) -> tuple[tuple[int | None, int | None], tuple[str, ...]]:

@@ -66,6 +66,9 @@ class ProcessManager:
         self.output_dir = os.path.join(state_dir, "output") if state_dir else None
         self._ids: dict[str, str] = self.store.load_ids() if self.store else {}
         self._stopped_at_boot: list[str] = []
+        self._died_unseen: dict[str, dict[str, Any]] = {}
+        #: Not booted again: they ran (and settled, or died unseen) under a predecessor.
+        self._ran_this_session: set[str] = set()
         #: A re-exec's snapshot (``daemon.handover``): inherited fds and counters.
         self.handover: dict[str, Any] | None = handover
         #: Set before leaving for a re-exec: leave every process running.
@@ -124,6 +127,7 @@ class ProcessManager:
                         await self._add(spec, record)
             self._restore_records()
             restart = await self._adopt(live)
+            await self._restore_settled(live)
             self._save_ids()
             self.publish("daemon_started", None, None, processes=len(self._sups),
                          adopted=len(live) - len(self._stopped_at_boot))
@@ -159,8 +163,13 @@ class ProcessManager:
             if self.store is not None and not self.handing_over:
                 self.store.save_runtime({}, now=True)
             if self.journal is not None:
+                if not self.handing_over and not self._still_running():
+                    self.journal.reset()  # a clean stop: the next boot is a fresh boot
                 self.journal.close()
             self.hub.close_all()
+
+    def _still_running(self) -> bool:
+        return any(s.instance is not None for s in self._sups.values())
 
     def _record_was_running(self) -> None:
         """What runs now runs again after the next boot (clean restart or re-exec)."""
@@ -195,7 +204,8 @@ class ProcessManager:
             if self.cgroups is not None:
                 self._kill_strays(set())
             return {}
-        live = adoption.find_live(self, self.journal.load())
+        live, self._died_unseen = adoption.find_live(self, self.journal.load())
+        self._ran_this_session = set(self.journal.settled) | set(self._died_unseen)
         self.journal.live = {n: v.entry for n, v in live.items()}
         self.journal.compact()
         if self.cgroups is not None:
@@ -209,7 +219,13 @@ class ProcessManager:
                       f"vouches for: {strays}")
 
     def _restore_records(self) -> None:
-        """Counters and log rings of every process from a re-exec's snapshot."""
+        """Counters of settled processes from the journal, then counters and log rings of
+        every process from a re-exec's snapshot."""
+        for name, saved in (self.journal.settled if self.journal is not None else {}).items():
+            sup = self._sups.get(name)
+            if sup is not None and saved.get("id") == sup.record.id:
+                for key in ("runs", "restarts", "exit_code", "exit_signal", "ended_at"):
+                    setattr(sup.record, key, saved.get(key))
         for name, saved in (self.handover or {}).get("records", {}).items():
             sup = self._sups.get(name)
             if sup is None or saved.get("id") != sup.record.id:
@@ -220,6 +236,20 @@ class ProcessManager:
                     setattr(sup.record, key, saved[key])
             for t, stream, line in saved.get("ring") or ():
                 sup.ring.append(stream, line, t)
+
+    async def _restore_settled(self, live: Mapping[str, Any]) -> None:
+        """Processes that had settled (exited, failed, stopped, backoff ...) show that
+        state again (a backoff resumes its restart); those whose main process ended while
+        no daemon watched go through their restart policy now."""
+        for name, saved in list((self.journal.settled if self.journal else {}).items()):
+            sup = self._sups.get(name)
+            if sup is not None and name not in live and saved.get("id") == sup.record.id:
+                await sup.request("restore", state=saved.get("state"),
+                                  reason=saved.get("reason") or "")
+        for name, entry in self._died_unseen.items():
+            sup = self._sups.get(name)
+            if sup is not None and entry.get("id") == sup.record.id:
+                await sup.request("died_unseen", entry=entry)
 
     def flush_logs(self) -> None:
         """Write every buffered log file line now (before a re-exec)."""
@@ -311,9 +341,19 @@ class ProcessManager:
             "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
             "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint(sup.spec)})
 
-    def journal_exit(self, sup: Supervisor, inst: Instance) -> None:
-        if self.journal is not None:
-            self.journal.record_exit(sup.name, inst.main_pid)
+    def journal_settle(self, sup: Supervisor) -> None:
+        """Record where a process settled after a run (its policy's decision), so the
+        next daemon neither boots it again (a failed ``restart: never``) nor forgets its
+        counters."""
+        if self.journal is None or self.handing_over:
+            return
+        r = sup.record
+        self.journal.record_settle(sup.name, state=r.state.value, reason=r.reason, runs=r.runs,
+                                   restarts=r.restarts, exit_code=r.exit_code,
+                                   exit_signal=r.exit_signal, ended_at=r.ended_at, id=r.id)
+
+    def instance_ended(self, sup: Supervisor, inst: Instance) -> None:
+        """A run is over: its output FIFOs go (the journal entry ends with the settle line)."""
         self.discard_output(tuple(inst.child.extra.get("fifos") or ()))
 
     def warn(self, text: str) -> None:
@@ -453,8 +493,12 @@ class ProcessManager:
 
     # ------------------------------------------------------------------ transactions
     async def _boot(self) -> None:
+        """Boot auto_start processes and what ran at the last clean shutdown; after a
+        crash or a re-exec, not those that already ran this session (settled or died
+        unseen: they follow their restart policy instead, see :meth:`_restore_settled`)."""
         was_running = self.store.take_was_running() if self.store is not None else []
-        await self.transactions.boot(extra=[n for n in was_running if n in self._sups])
+        await self.transactions.boot(extra=[n for n in was_running if n in self._sups],
+                                     skip=self._ran_this_session)
 
     async def _run_start_plan(self, plan: planner.StartPlan, *, manual: bool) -> dict[str, Any]:
         return await self.transactions.run_start_plan(plan, manual=manual)

@@ -409,6 +409,37 @@ class Supervisor:
                              run=self.record.runs)
         return self.record.to_dict()
 
+    _RESTORE_PATHS = {"failed": (S.FAILED,), "crashed": (S.FAILED, S.CRASHED),
+                      "stopped": (S.STOPPED,), "exited": (S.STARTING, S.EXITED),
+                      "condition_failed": (S.CONDITION_FAILED,), "backoff": (S.FAILED, S.BACKOFF)}
+
+    async def _on_restore(self, state: str, reason: str) -> None:
+        """Settle a process that is not running where the previous daemon (or image) left
+        it (journal ``settle`` entry), through legal transitions of the table; one that
+        was waiting for a restart gets it now (an automatic restart, counted)."""
+        if self.record.state is not S.CREATED or self.instance is not None:
+            return
+        for step in self._RESTORE_PATHS.get(state, ()):
+            self._transition(step, f"restored after a daemon restart: {reason}".rstrip(": "))
+        if self.record.state is S.BACKOFF:
+            self._schedule_restart(0.0)
+
+    async def _on_died_unseen(self, entry: dict[str, Any]) -> None:
+        """The main process ended while no daemon watched it (journal entry, process
+        gone): a failure with unknown status; the restart policy decides, as for any exit."""
+        if self.record.state is not S.CREATED or self.instance is not None:
+            return
+        self.record.runs = int(entry.get("runs") or self.record.runs)
+        self.record.restarts = int(entry.get("restarts") or 0)
+        self.record.started_at = entry.get("started_at")
+        self.record.ended_at = time.time()
+        self.record.pid = None
+        self.manager.publish("process_exited", self.name, self.record.id, exit_code=None,
+                             exit_signal=None, reason="exited while no daemon was running")
+        ran_for = max(0.0, time.time() - (entry.get("started_at") or time.time()))
+        self._after_failure(succeeded=False, ran_for=ran_for,
+                            reason="exited while no daemon was running (status unknown)")
+
     def set_main_pid(self, inst: Instance, pid: int) -> bool:
         """Make ``pid`` the watched main process of ``inst`` (MAINPID=, forking hand-over).
 
@@ -482,6 +513,7 @@ class Supervisor:
                                  burst=self.spec.start_limit_burst,
                                  interval=self.spec.start_limit_interval)
         if decision.state in (S.EXITED, S.FAILED):
+            self.manager.journal_settle(self)
             self.manager.on_process_down(self, requested=False)
             self.manager.save_runtime()
             return
@@ -493,6 +525,7 @@ class Supervisor:
             self._schedule_restart(decision.delay)
         else:
             self._transition(decision.state, decision.reason)
+        self.manager.journal_settle(self)
         self.manager.on_process_down(self, requested=False)
         self.manager.save_runtime()
 
@@ -524,7 +557,7 @@ class Supervisor:
             await self._launch(automatic=True)
 
     def _clear_instance(self, inst: Instance) -> None:
-        self.manager.journal_exit(self, inst)
+        self.manager.instance_ended(self, inst)
         if self.instance is inst:
             self.instance = None
         self.record.pid = None
@@ -539,6 +572,7 @@ class Supervisor:
                                                                 S.CONDITION_FAILED)):
             self._cancel_backoff()
             self._transition(S.STOPPED, reason)
+            self.manager.journal_settle(self)
             self.manager.on_process_down(self, requested=True)
             return self.record.to_dict()
         inst = self.instance
@@ -558,6 +592,7 @@ class Supervisor:
                                  reason=reason)
         runtime_files.remove_runtime_dirs(self.spec, self.manager.runtime_root)
         self._transition(S.STOPPED, reason)
+        self.manager.journal_settle(self)
         self.manager.on_process_down(self, requested=True)
         self.manager.save_runtime()
         return self.record.to_dict()

@@ -27,14 +27,15 @@ class Transactions:
     def __init__(self, manager: "ProcessManager") -> None:
         self.m = manager
 
-    async def boot(self, extra: Iterable[str] = ()) -> None:
+    async def boot(self, extra: Iterable[str] = (), skip: Iterable[str] = ()) -> None:
         """Start every ``auto_start`` process as one transaction (SPEC §6.1).
 
         A configuration whose auto_start processes conflict with each other cannot boot
         as one transaction; the later name of each such pair is left out with a warning
         instead of failing the whole boot.
         """
-        names = sorted({n for n, s in self.m.specs.items() if s.auto_start} | set(extra))
+        names = sorted(({n for n, s in self.m.specs.items() if s.auto_start} - set(skip))
+                       | set(extra))
         while names:
             try:
                 plan = planner.start_transaction(self.m.specs, names)
