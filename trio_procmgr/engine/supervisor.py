@@ -26,7 +26,8 @@ from trio_procmgr.engine import runtime_files
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
 from trio_procmgr.logs import LogRing, pump
-from trio_procmgr.platform.linux import (ExitStatus, pidfd_open, process_group_alive, reap_pidfd,
+from trio_procmgr.platform.linux import (ExitStatus, descendants, pidfd_open, process_group_alive,
+                                         process_start_time, process_table, reap_pidfd,
                                          signal_group, signal_pid, wait_pidfd)
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
 from trio_procmgr.spec import ProcessSpec
@@ -641,6 +642,37 @@ class Supervisor:
 
     async def _stop_sequence(self, inst: Instance) -> None:
         """kill_signal -> wait timeout_stop_sec -> SIGKILL; leaves no process behind."""
+        escapees = self._escapees(inst)
+        await self._signal_and_wait(inst)
+        if escapees:
+            await self._kill_escapees(escapees)
+
+    def _escapees(self, inst: Instance) -> dict[int, int]:
+        """Without a cgroup: descendants of the main process outside its process group
+        (a ``setsid`` daemonizer), pid -> start time, which a group kill would miss."""
+        if self.cgroup is not None or self.effective_kill_mode() != "process-group":
+            return {}
+        table = process_table()
+        return {pid: table[pid][2] for pid in descendants(table, inst.main_pid)
+                if table[pid][1] != inst.pgid}
+
+    async def _kill_escapees(self, escapees: dict[int, int]) -> None:
+        """SIGKILL those still alive after the stop, wait for them, and report them."""
+        alive = [p for p, t in escapees.items() if process_start_time(p) == t]
+        if not alive:
+            return
+        for pid in alive:
+            signal_pid(pid, signal.SIGKILL)
+        with trio.move_on_after(10.0):
+            while any(process_start_time(p) == escapees[p] and not _zombie(p) for p in alive):
+                await trio.sleep(0.01)
+        note = (f"killed {len(alive)} process(es) that had left the service's process group "
+                f"and survived the stop: {alive}")
+        self.extras["stop_survivors"] = {"pids": alive, "at": time.time(), "note": note}
+        log.warning("process %s: %s", self.name, note, extra={"service": self.name})
+        self.manager.publish("stop_survivors_killed", self.name, self.record.id, pids=alive)
+
+    async def _signal_and_wait(self, inst: Instance) -> None:
         self._send_stop_signal(inst, self.spec.kill_signal)
         if self.spec.kill_mode == "mixed":
             with trio.move_on_after(self.spec.timeout_stop_sec):
@@ -748,6 +780,15 @@ class Supervisor:
         if self.spec.health_check is not None and require_healthy:
             return self.record.health == "healthy"
         return True
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return True
+    return data[data.rindex(")") + 2] == "Z"
 
 
 def inst_nursery_start(inst: Instance, fn: Callable[[], Awaitable[None]]) -> None:
