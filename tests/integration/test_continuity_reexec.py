@@ -122,3 +122,59 @@ def test_a_broken_new_program_is_refused_and_the_old_one_keeps_running(daemon_fa
     d.call("daemon_reexec")
     wait_for(lambda: d.answers() and "9.9.9+" in json.dumps(d.call("version")), timeout=60)
     assert d.proc.pid == daemon_pid and state(d) == before
+
+
+def listening_inode(port: int) -> int | None:
+    """Inode of the TCP socket listening on 127.0.0.1:port (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            parts = line.split()
+            if parts[1] == f"0100007F:{port:04X}" and parts[3] == "0A":
+                return int(parts[9])
+    return None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+ECHO = ("import os, socket\n"
+        "s = socket.socket(fileno=3)\n"
+        "while True:\n"
+        "    c, _ = s.accept()\n"
+        "    c.sendall(str(os.getpid()).encode())\n"
+        "    c.close()\n")
+
+
+def ask(port: int) -> str:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as c:
+        return c.recv(100).decode()
+
+
+def test_reexec_keeps_activation_and_web_listening_sockets(daemon_factory):
+    act, ws = free_port(), free_port()
+    d = daemon_factory(extra=["--ws", f"127.0.0.1:{ws}"])
+    write(d.config_dir / "echo.yaml", f"sockets:\n  echo-tcp:\n    listen_stream: '127.0.0.1:{act}'\n"
+          "    service: echo\nprocesses:\n  echo:\n    command: /usr/bin/python3\n"
+          f"    args: ['-c', {json.dumps(ECHO)}]\n")
+    d.start()
+    first = ask(act)  # activates the service, which answers with its pid
+    assert first == str(d.records()["echo"]["pid"])
+    inodes = (listening_inode(act), listening_inode(ws))
+    assert all(inodes)
+    out = subprocess.run(CLI + ["--socket", d.sock, "daemon-reexec"], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (listening_inode(act), listening_inode(ws)) == inodes, "the same sockets, not re-bound"
+    assert ask(act) == first, "the running service still serves on its socket"
+    rec = d.records()["echo"]
+    os.kill(rec["pid"], signal.SIGKILL)  # the next connection activates it again
+    wait_for(lambda: d.records()["echo"]["state"] != "running")
+    assert ask(act) not in ("", first)
+    assert "socket_error" not in json.dumps(d.call("describe", name="echo"))

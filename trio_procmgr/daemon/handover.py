@@ -9,7 +9,8 @@ How (as systemd's ``daemon-reexec`` does with its serialize/deserialize and fd s
    old image keeps running. Chosen over a trampoline because it needs no extra program and
    catches the failures that matter before anything is torn down.
 2. **Snapshot.** Every process's counters and log ring, the read ends of the services'
-   output FIFOs (by path) and the listening RPC sockets (by role) go into a JSON snapshot
+   output FIFOs (by path) and the listening sockets (RPC, web/metrics, socket activation,
+   by role) go into a JSON snapshot
    in a memfd. Only the fds listed there lose ``O_CLOEXEC``; every other fd of the daemon
    (client connections, epoll, pidfds) closes at exec, so the new image inherits exactly
    what the snapshot names. Log files are flushed first.
@@ -67,9 +68,11 @@ def snapshot(manager: "ProcessManager", listeners: Mapping[str, Any]) -> dict[st
             for path, fd in (sup.instance.child.extra.get("readers") or {}).items():
                 if _same_fifo(fd, path):
                     readers[path] = fd
+    from trio_procmgr.engine import sockets
+
     return {"version": VERSION, "at": time.time(), "pid": os.getpid(),
             "started_at": manager.started_at, "records": records, "readers": readers,
-            "listeners": dict(listeners)}
+            "listeners": {**listeners, "activation": sockets.listening_fds(manager)}}
 
 
 def _same_fifo(fd: int, path: str) -> bool:
@@ -83,9 +86,15 @@ def _same_fifo(fd: int, path: str) -> bool:
 
 
 def kept_fds(snap: Mapping[str, Any]) -> list[int]:
+    """Every fd the snapshot names (FIFO readers; listeners: an fd, a list or a map)."""
     fds = list(snap["readers"].values())
     for value in snap["listeners"].values():
-        fds.extend(value if isinstance(value, list) else [value])
+        if isinstance(value, dict):
+            fds.extend(value.values())
+        elif isinstance(value, list):
+            fds.extend(value)
+        elif isinstance(value, int):
+            fds.append(value)
     return fds
 
 

@@ -263,9 +263,10 @@ async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
     if args.ws or args.metrics:
         from trio_procmgr.daemon import web
 
-        await nursery.start(lambda task_status: web.serve_web(
+        web_info = await nursery.start(lambda task_status: web.serve_web(
             manager, ws=args.ws, metrics=args.metrics, token_file=args.token_file,
-            task_status=task_status))
+            inherited=inherited, task_status=task_status))
+        info.fds.update(web_info.fds)  # handed over on a re-exec with the RPC's
     return info
 
 

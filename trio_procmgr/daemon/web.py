@@ -20,7 +20,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from dataclasses import dataclass
+import socket as stdsocket
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -47,6 +48,8 @@ class WebInfo:
 
     ws_address: tuple[str, int] | None = None
     metrics_address: tuple[str, int] | None = None
+    #: Listening fds by flag ("--ws", "--metrics"), handed to a re-exec'd image.
+    fds: dict[str, list[int]] = field(default_factory=dict)
 
 
 class ReplayStream(trio.abc.Stream):
@@ -186,7 +189,8 @@ async def respond(stream: trio.abc.Stream, conn: h11.Connection, status: int, bo
 
 
 async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str | None,
-                    token_file: str | None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                    token_file: str | None, inherited: dict[str, list[int]] | None = None,
+                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the event websocket (``ws``) and/or metrics (``metrics``) until cancelled.
 
     Raises DaemonStartError (before ``task_status.started``) for a bad address, an
@@ -218,9 +222,14 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
         for flag, events, text in wanted:
             host, port = parse_hostport(text)
             try:
-                listeners = await trio.open_tcp_listeners(port, host=host)
+                if (inherited or {}).get(flag):  # a re-exec: the same listening sockets
+                    listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(
+                        stdsocket.socket(fileno=fd))) for fd in inherited[flag]]
+                else:
+                    listeners = await trio.open_tcp_listeners(port, host=host)
             except OSError as exc:
                 raise DaemonStartError(f"{flag} {text}: cannot listen: {exc}") from None
+            info.fds[flag] = [listener.socket.fileno() for listener in listeners]
             bound = listeners[0].socket.getsockname()[:2]
             if events:
                 info.ws_address = bound

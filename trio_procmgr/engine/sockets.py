@@ -106,6 +106,31 @@ def open_listener(spec: SocketSpec) -> BoundSocket:
     return bound
 
 
+def adopt_listener(spec: SocketSpec, fd: int) -> BoundSocket:
+    """The socket a re-exec'd daemon inherited (``daemon.handover``): the same listening
+    socket, so the backlog and a running service's copy of it stay valid."""
+    bound = BoundSocket(spec)
+    try:
+        bound.address = parse_listen(spec.listen_stream or spec.listen_datagram or "")
+        bound.sock = socket.socket(fileno=fd)
+        os.set_inheritable(fd, False)
+    except (OSError, ValueError) as exc:
+        bound.error = f"cannot take over the inherited socket (fd {fd}): {exc}"
+        return bound
+    if bound.address.family == socket.AF_UNIX:
+        bound.created_path = bound.address.path
+    return bound
+
+
+def listening_fds(manager: "ProcessManager") -> dict[str, int]:
+    """Socket name -> fd of every listening activation socket (handed over on a re-exec)."""
+    feature = _features.get(manager)
+    if feature is None:
+        return {}
+    return {b.spec.name: b.sock.fileno() for bound in feature.bound.values() for b in bound
+            if b.sock is not None}
+
+
 def _bind_inet(address: ListenAddress, kind: int) -> socket.socket:
     infos = socket.getaddrinfo(address.host, address.port, address.family, kind, 0,
                                socket.AI_PASSIVE)
@@ -158,7 +183,9 @@ class SocketActivation:
                        key=lambda s: s.name)
         if not specs:
             return
-        bound = [open_listener(spec) for spec in specs]
+        inherited = ((self.manager.handover or {}).get("listeners") or {}).get("activation") or {}
+        bound = [adopt_listener(spec, inherited[spec.name]) if spec.name in inherited
+                 else open_listener(spec) for spec in specs]
         for b in bound:
             if b.error:
                 self.manager.warn(f"socket '{b.spec.name}' of process '{sup.name}': {b.error}")
