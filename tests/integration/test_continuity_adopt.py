@@ -147,3 +147,26 @@ def test_every_spawn_is_journalled_before_it_is_reported(daemon_factory):
     d.start()
     running = [p for p in pids | {d.records()["s"]["pid"]} if pid_alive(p)]
     assert running == [d.records()["s"]["pid"]], "exactly one copy runs after the crash"
+
+
+def test_after_a_crash_the_activation_socket_is_taken_back_from_the_running_service(daemon_factory):
+    from test_continuity_reexec import ECHO, ask, free_port, listening_inode
+
+    port = free_port()
+    d = daemon_factory()
+    write(d.config_dir / "echo.yaml", f"sockets:\n  echo-tcp:\n    listen_stream: '127.0.0.1:{port}'\n"
+          "    service: echo\nprocesses:\n  echo:\n    command: /usr/bin/python3\n"
+          f"    args: ['-c', {json.dumps(ECHO)}]\n")
+    d.start()
+    first = ask(port)
+    inode = listening_inode(port)
+    d.crash()
+    assert ask(port) == first, "the service serves on while no daemon runs"
+    d.start()
+    assert d.records()["echo"]["pid"] == int(first)
+    sockets = d.call("describe", name="echo")["record"]["sockets"]
+    assert sockets[0]["state"] == "listening", sockets
+    assert listening_inode(port) == inode
+    os.kill(int(first), signal.SIGKILL)  # the next connection activates it again
+    wait_for(lambda: d.records()["echo"]["state"] != "running")
+    assert ask(port) not in ("", first)

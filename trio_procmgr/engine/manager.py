@@ -67,6 +67,7 @@ class ProcessManager:
         self._ids: dict[str, str] = self.store.load_ids() if self.store else {}
         self._stopped_at_boot: list[str] = []
         self._died_unseen: dict[str, dict[str, Any]] = {}
+        self._live_at_boot: dict[str, Any] = {}
         #: Not booted again: they ran (and settled, or died unseen) under a predecessor.
         self._ran_this_session: set[str] = set()
         #: A re-exec's snapshot (``daemon.handover``): inherited fds and counters.
@@ -108,7 +109,7 @@ class ProcessManager:
         if not set_child_subreaper():
             self.warn("could not become a child subreaper: orphans of services are not adopted")
         self._setup_cgroups()
-        live = self._find_adoptable()
+        live = self._live_at_boot = self._find_adoptable()
         for verified in live.values():
             self.track(verified.entry["pid"])  # before the reaper could collect its exit
         self._nursery_cm = trio.open_nursery()
@@ -287,6 +288,29 @@ class ProcessManager:
                                            readers=readers, fifos=fifos)
         return decision.restart
 
+    def inherited_socket(self, service: str, socket_name: str) -> int | None:
+        """The listening activation socket to keep, if there is one: inherited over a
+        re-exec, or taken back (``pidfd_getfd``) from the running service a crashed
+        predecessor journalled, checked by inode. None: bind it anew."""
+        handed = ((self.handover or {}).get("listeners") or {}).get("activation") or {}
+        if socket_name in handed:
+            return handed[socket_name]
+        verified = self._live_at_boot.get(service)
+        where = (verified.entry.get("sockets") or {}).get(socket_name) if verified else None
+        if not where:
+            return None
+        from trio_procmgr.platform.linux import pidfd_getfd
+
+        try:
+            fd = pidfd_getfd(verified.pidfd, where[0])
+        except OSError as exc:
+            self.warn(f"socket '{socket_name}': cannot take it back from '{service}': {exc}")
+            return None
+        if os.fstat(fd).st_ino != where[1]:
+            os.close(fd)  # the service closed or replaced that fd: not our socket
+            return None
+        return fd
+
     def fingerprint(self, spec: ProcessSpec) -> str:
         """A digest of a process's definition: did its config change while we were away?"""
         import hashlib
@@ -331,6 +355,7 @@ class ProcessManager:
         """Record a running main process before it is reported (no crash runs it twice)."""
         if self.journal is None:
             return
+        from trio_procmgr.engine import sockets
         from trio_procmgr.platform.linux import process_start_time
 
         pid = inst.main_pid
@@ -339,7 +364,8 @@ class ProcessManager:
             "start_time": process_start_time(pid), "pgid": inst.pgid,
             "runs": sup.record.runs, "restarts": sup.record.restarts,
             "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
-            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint(sup.spec)})
+            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint(sup.spec),
+            "sockets": sockets.spawn_fds(self, sup.name)})
 
     def journal_settle(self, sup: Supervisor) -> None:
         """Record where a process settled after a run (its policy's decision), so the

@@ -122,6 +122,16 @@ def adopt_listener(spec: SocketSpec, fd: int) -> BoundSocket:
     return bound
 
 
+def spawn_fds(manager: "ProcessManager", name: str) -> dict[str, list[int]]:
+    """Socket name -> [fd number in the service, socket inode] for the journal: how a
+    daemon restarted after a crash takes the listening socket back from the running
+    service (``pidfd_getfd``) instead of failing to bind its address again."""
+    feature = _features.get(manager)
+    bound = feature.bound.get(name, []) if feature is not None else []
+    return {b.spec.name: [3 + i, os.fstat(b.sock.fileno()).st_ino]
+            for i, b in enumerate(bound) if b.sock is not None}
+
+
 def listening_fds(manager: "ProcessManager") -> dict[str, int]:
     """Socket name -> fd of every listening activation socket (handed over on a re-exec)."""
     feature = _features.get(manager)
@@ -183,9 +193,10 @@ class SocketActivation:
                        key=lambda s: s.name)
         if not specs:
             return
-        inherited = ((self.manager.handover or {}).get("listeners") or {}).get("activation") or {}
-        bound = [adopt_listener(spec, inherited[spec.name]) if spec.name in inherited
-                 else open_listener(spec) for spec in specs]
+        bound = []
+        for spec in specs:
+            fd = self.manager.inherited_socket(sup.name, spec.name)
+            bound.append(adopt_listener(spec, fd) if fd is not None else open_listener(spec))
         for b in bound:
             if b.error:
                 self.manager.warn(f"socket '{b.spec.name}' of process '{sup.name}': {b.error}")

@@ -160,6 +160,19 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+SYS_PIDFD_GETFD = 438  # the same number on every architecture (Linux >= 5.6)
+
+
+def pidfd_getfd(pidfd: int, target: int) -> int:
+    """A duplicate (O_CLOEXEC) of fd ``target`` of the process behind ``pidfd``
+    (pidfd_getfd(2); needs ptrace rights over it, e.g. root). Raises OSError."""
+    fd = _libc.syscall(SYS_PIDFD_GETFD, pidfd, target, 0)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd
+
+
 def process_table(proc: str = "/proc") -> dict[int, tuple[int, int, int]]:
     """pid -> (parent pid, process group, kernel start time) of every live process."""
     table = {}
