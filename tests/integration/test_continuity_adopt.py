@@ -170,3 +170,37 @@ def test_after_a_crash_the_activation_socket_is_taken_back_from_the_running_serv
     os.kill(int(first), signal.SIGKILL)  # the next connection activates it again
     wait_for(lambda: d.records()["echo"]["state"] != "running")
     assert ask(port) not in ("", first)
+
+
+PINGER = ("import os, socket, time\n"
+          "addr = os.environ['NOTIFY_SOCKET'].replace('@', '\\0', 1)\n"
+          "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+          "while True:\n"
+          "    try:\n"
+          "        s.sendto(b'WATCHDOG=1', addr)\n"
+          "    except OSError:\n"
+          "        pass  # no daemon right now: like sd_notify, try again later\n"
+          "    time.sleep(0.1)\n")
+
+
+@pytest.mark.parametrize("how", ["crash", "reexec"])
+def test_an_adopted_watchdog_service_keeps_its_notify_socket(daemon_factory, how):
+    d = daemon_factory()
+    write(d.config_dir / "wd.yaml", "command: /usr/bin/python3\nargs: ['-c', "
+          + json.dumps(PINGER) + "]\nauto_start: true\nwatchdog_sec: 1\nrestart: always\n")
+    d.start()
+    pid = wait_for(lambda: d.records()["wd"]["pid"])
+    if how == "crash":
+        d.crash()
+        d.start()
+    else:
+        d.call("daemon_reexec")
+        wait_for(lambda: "re-executed in place" in d.log.read_text())
+        wait_for(d.answers)
+
+    def pings() -> int:
+        return (d.call("describe", name="wd")["record"].get("watchdog") or {}).get("pings") or 0
+
+    wait_for(lambda: pings() >= 20, what="20 pings (2 s: two watchdog periods) to the new daemon")
+    rec = d.records()["wd"]
+    assert (rec["pid"], rec["restarts"], rec["state"]) == (pid, 0, "running")

@@ -365,7 +365,8 @@ class ProcessManager:
             "runs": sup.record.runs, "restarts": sup.record.restarts,
             "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
             "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint(sup.spec),
-            "sockets": sockets.spawn_fds(self, sup.name)})
+            "sockets": sockets.spawn_fds(self, sup.name),
+            "notify_socket": inst.child.extra.get("notify_socket")})
 
     def journal_settle(self, sup: Supervisor) -> None:
         """Record where a process settled after a run (its policy's decision), so the

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import trio
 
 from trio_procmgr import errors
-from trio_procmgr.engine import runtime_files
+from trio_procmgr.engine import notify, runtime_files, watchdog
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
 from trio_procmgr.logs import LogRing, pump
@@ -227,6 +227,7 @@ class Supervisor:
         finally:
             self.manager.after_spawn(self, extra_fds)
         child.extra["fifos"] = fifos
+        child.extra["notify_socket"] = plan.env.get("NOTIFY_SOCKET")
         if fifos:
             child.extra["readers"] = dict(zip(fifos, (child.stdout_fd, child.stderr_fd)))
         inst = Instance(child=child, started_mono=trio.current_time(), pgid=child.pid)
@@ -389,7 +390,11 @@ class Supervisor:
         """
         child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],  # type: ignore[arg-type]
                       stderr_fd=readers[1], extra={"fifos": fifos, "readers": {
-                          p: fd for p, fd in zip(fifos, readers) if fd is not None}})
+                          p: fd for p, fd in zip(fifos, readers) if fd is not None},
+                          "notify_socket": entry.get("notify_socket")})
+        if entry.get("notify_socket"):
+            notify.rebind(self.manager, self, entry["notify_socket"])
+        watchdog.rearm(self.manager, self)
         started_at = entry.get("started_at") or time.time()
         inst = Instance(child=child, pgid=entry.get("pgid") or entry["pid"],
                         started_mono=trio.current_time() - max(0.0, time.time() - started_at))
