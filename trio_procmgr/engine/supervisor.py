@@ -626,6 +626,8 @@ class Supervisor:
             return not inst.exited.is_set()
         if self.cgroup is not None and mode in ("control-group", "mixed"):
             return not self.cgroup.is_empty()
+        if inst.child.popen is None:  # crash-adopted: its zombies wait for init, not us
+            return not inst.exited.is_set() or _group_has_live_member(inst.pgid)
         return not inst.exited.is_set() or process_group_alive(inst.pgid)
 
     async def _wait_service_gone(self, inst: Instance, timeout: float) -> bool:
@@ -785,6 +787,12 @@ class Supervisor:
         if self.spec.health_check is not None and require_healthy:
             return self.record.health == "healthy"
         return True
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """A process of group ``pgid`` that is not a zombie (``killpg(pgid, 0)`` counts
+    zombies, which init may take its time to reap for a service adopted after a crash)."""
+    return any(group == pgid for _, group, _ in process_table().values())
 
 
 def _zombie(pid: int) -> bool:
