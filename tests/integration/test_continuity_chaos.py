@@ -101,7 +101,7 @@ def test_random_kills_of_children_and_of_the_daemon_keep_every_invariant(daemon_
         for name in rng.sample(running, k=min(12, len(running))):
             os.kill(recs[name]["pid"], signal.SIGKILL)
             kills[name] += 1
-        mode = rng.choice(["settle", "crash-now", "crash-settled"])
+        mode = rng.choice(["settle", "crash-now", "crash-settled", "reexec"])
         if mode == "crash-now":  # the daemon dies amid the exits and restarts it caused
             d.crash()
             crashes += 1
@@ -112,15 +112,22 @@ def test_random_kills_of_children_and_of_the_daemon_keep_every_invariant(daemon_
                         kills[name] += 1
             d.start()
         wait_settled(d, kills, policy, f"round {round_no} ({mode}): every restart per policy")
-        if mode == "crash-settled":
+        if mode in ("crash-settled", "reexec"):
             before = {n: (r["pid"], r["id"], r["runs"], r["restarts"], r["state"])
                       for n, r in d.records().items()}
-            d.crash()
-            crashes += 1
-            d.start()
+            if mode == "reexec":
+                reexecs = d.log.read_text().count("re-executed in place")
+                d.call("daemon_reexec")
+                wait_for(lambda: d.log.read_text().count("re-executed in place") > reexecs,
+                         timeout=60, what="the re-exec")
+                wait_for(d.answers)
+            else:
+                d.crash()
+                crashes += 1
+                d.start()
             after = {n: (r["pid"], r["id"], r["runs"], r["restarts"], r["state"])
                      for n, r in d.records().items()}
-            assert after == before, f"a daemon crash changed nothing (seed {SEED})"
+            assert after == before, f"a daemon {mode} changed nothing (seed {SEED})"
     assert crashes >= 1, f"seed {SEED} never crashed the daemon: pick another"
     recs = settled(d, kills, policy)
     assert recs is not None
