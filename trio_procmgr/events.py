@@ -7,6 +7,7 @@ lost. A slow watcher therefore cannot stall the daemon.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Iterable
 
@@ -14,13 +15,17 @@ import trio
 
 from trio_procmgr.feeds import BoundedFeed
 
-#: Every event type the daemon publishes.
-EVENT_TYPES = (
-    "state_changed", "process_started", "process_exited", "restart_scheduled",
-    "start_limit_hit", "health_changed", "config_reloaded", "process_created",
-    "process_updated", "process_deleted", "oom_kill", "daemon_started", "daemon_stopping",
-    "condition_failed", "watchdog_timeout", "group_escalated", "lost",
-)
+log = logging.getLogger("trio_procmgr.events")
+
+def _declared_event_types() -> frozenset[str]:
+    """The schema's ``EventType`` values: the one declaration of every event type."""
+    from dd_procmgr_rpc_schema.codec import default_codec
+
+    return frozenset(default_codec().enums["EventType"]["values"])
+
+
+#: Every event type the daemon may publish, as declared in rpc_schema/schema.yaml.
+EVENT_TYPES: frozenset[str] = _declared_event_types()
 
 
 class Subscription(BoundedFeed):
@@ -62,6 +67,7 @@ class EventHub:
         self.published = 0
         self.dropped = 0  # events lost by slow subscribers, ever (monotonic, for metrics)
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._undeclared: set[str] = set()
 
     @property
     def subscribers(self) -> int:
@@ -79,6 +85,9 @@ class EventHub:
 
     def publish(self, type: str, process: str | None = None, id: str | None = None,
                 **fields: Any) -> dict[str, Any]:
+        if type not in EVENT_TYPES and type not in self._undeclared:
+            self._undeclared.add(type)
+            log.warning("event type %r is not declared in the schema's EventType", type)
         self._seq += 1
         event = {"seq": self._seq, "time": self._clock(), "type": type,
                  "process": process, "id": id, **fields}
