@@ -1,6 +1,7 @@
 """The event hub: one place every lifecycle event goes through (SPEC §12).
 
-Publishing never blocks and never fails: each subscriber has a bounded queue, and when
+Publishing never blocks and never fails: each subscriber has a queue bounded in items and
+bytes (:mod:`trio_procmgr.feeds`), and when
 it is full the subscriber loses the event and is told, with its next item, how many it
 lost. A slow watcher therefore cannot stall the daemon.
 """
@@ -13,7 +14,7 @@ from typing import Any, Callable, Iterable
 
 import trio
 
-from trio_procmgr.feeds import BoundedFeed
+from trio_procmgr.feeds import DEFAULT_MAX_BYTES, BoundedFeed
 
 log = logging.getLogger("trio_procmgr.events")
 
@@ -32,8 +33,9 @@ class Subscription(BoundedFeed):
     """Events matching a filter, in a bounded feed; iterate it with ``async for``."""
 
     def __init__(self, hub: "EventHub", processes: Iterable[str] | None,
-                 types: Iterable[str] | None, maxsize: int) -> None:
-        super().__init__(maxsize, on_close=lambda sub: hub._subs.discard(sub))
+                 types: Iterable[str] | None, maxsize: int,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(maxsize, on_close=lambda sub: hub._subs.discard(sub), max_bytes=max_bytes)
         self._hub = hub
         self.processes = frozenset(processes) if processes else None
         self.types = frozenset(types) if types else None
@@ -100,8 +102,10 @@ class EventHub:
         return event
 
     def subscribe(self, processes: Iterable[str] | None = None,
-                  types: Iterable[str] | None = None, maxsize: int = 1000) -> Subscription:
-        sub = Subscription(self, processes, types, maxsize)
+                  types: Iterable[str] | None = None, maxsize: int = 1000,
+                  max_bytes: int = DEFAULT_MAX_BYTES) -> Subscription:
+        """A bounded subscription (``maxsize`` items, ``max_bytes`` estimated bytes)."""
+        sub = Subscription(self, processes, types, maxsize, max_bytes)
         self._subs.add(sub)
         self._subscribed.unpark_all()
         return sub

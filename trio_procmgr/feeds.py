@@ -1,23 +1,50 @@
 """A bounded feed: the one queue shape behind every live stream (events, followed logs).
 
 Offering never blocks and never fails, so a producer (the event hub, an output pump) can
-never be stalled by a consumer. When the queue is full the item is dropped and counted;
-the consumer's next item is a notice of how many it lost (:meth:`lost_item`). Iterate
-with ``async for``; use as a context manager so it is detached when done.
+never be stalled by a consumer. The queue is bounded in **bytes** (an estimate of each
+item's encoded size, :func:`item_size`) and in items. Drop policy: when an item does not
+fit, it is dropped (the newest is lost, what is queued is kept in order) and counted; the
+consumer's next item is a notice of how many it lost (:meth:`lost_item`), and
+``lost_total`` keeps the count for the summary. Iterate with ``async for`` (one item) or
+:meth:`batch` (everything queued, for consumers that write many items at once); use as a
+context manager so it is detached when done.
+
+What one stuck consumer can cost is therefore ``max_bytes`` plus one item.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import trio
 
+#: Default byte bound of one consumer's queue (documented in docs/daemon.md "Limits").
+DEFAULT_MAX_BYTES = 1024 * 1024
+_SCALAR = 9  # msgpack: a number, bool or nil costs at most 9 bytes
+
+
+def item_size(value: Any, depth: int = 0) -> int:
+    """A cheap upper-ish estimate of ``value``'s msgpack size (strings by length)."""
+    if isinstance(value, (str, bytes, bytearray)):
+        return len(value) + 5
+    if depth > 6:
+        return 64
+    if isinstance(value, Mapping):
+        return 5 + sum(item_size(k, depth + 1) + item_size(v, depth + 1) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return 5 + sum(item_size(v, depth + 1) for v in value)
+    return _SCALAR
+
 
 class BoundedFeed:
-    def __init__(self, maxsize: int, on_close: Callable[["BoundedFeed"], None] | None = None) -> None:
+    def __init__(self, maxsize: int, on_close: Callable[["BoundedFeed"], None] | None = None,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.maxsize = max(1, maxsize)
-        self._queue: deque[dict[str, Any]] = deque()
+        self.max_bytes = max(1, max_bytes)
+        self._queue: deque[tuple[dict[str, Any], int]] = deque()
+        self._bytes = 0
         self._lost = 0
         self.lost_total = 0
         self.delivered = 0
@@ -25,15 +52,22 @@ class BoundedFeed:
         self.closed = False
         self._on_close = on_close
 
+    @property
+    def queued_bytes(self) -> int:
+        """Estimated bytes held for the consumer right now (never above ``max_bytes``)."""
+        return self._bytes
+
     def lost_item(self, count: int) -> dict[str, Any]:
         """The notice delivered after ``count`` items were dropped (subclasses shape it)."""
         return {"type": "lost", "count": count}
 
     def offer(self, item: dict[str, Any]) -> bool:
         """Queue ``item``; False when it was dropped because the consumer is behind."""
-        kept = len(self._queue) < self.maxsize
+        size = item_size(item)
+        kept = len(self._queue) < self.maxsize and self._bytes + size <= self.max_bytes
         if kept:
-            self._queue.append(item)
+            self._queue.append((item, size))
+            self._bytes += size
         else:
             self._lost += 1
             self.lost_total += 1
@@ -46,7 +80,9 @@ class BoundedFeed:
             return self.lost_item(lost)
         if self._queue:
             self.delivered += 1
-            return self._queue.popleft()
+            item, size = self._queue.popleft()
+            self._bytes -= size
+            return item
         return None
 
     async def get(self) -> dict[str, Any]:
@@ -58,6 +94,20 @@ class BoundedFeed:
             if self.closed:
                 raise trio.EndOfChannel
             await self._lot.park()
+
+    async def batch(self, max_items: int = 256) -> list[dict[str, Any]]:
+        """Up to ``max_items`` queued items at once (waits for the first one).
+
+        Raises trio.EndOfChannel once closed and drained. A consumer that writes a batch
+        in one go keeps up with bursts a one-item-per-wake-up loop cannot follow.
+        """
+        items = [await self.get()]
+        while len(items) < max_items:
+            item = self.get_nowait()
+            if item is None:
+                break
+            items.append(item)
+        return items
 
     def __aiter__(self) -> "BoundedFeed":
         return self

@@ -16,6 +16,8 @@ import signal
 import sys
 from typing import Any
 
+from trio_procmgr.daemon.startup import DaemonStartError
+
 log = logging.getLogger("trio_procmgr.daemon")
 
 
@@ -71,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     import trio
 
+    from trio_procmgr.platform.rlimits import raise_nofile_limit
+
+    raise_nofile_limit()
     try:
         check_listener_args(args)
         return trio.run(run_daemon, args)
@@ -96,27 +101,9 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 
 def check_listener_args(args: argparse.Namespace) -> None:
     """Refuse bad listener flags before any process starts (DaemonStartError)."""
-    from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
+    from trio_procmgr.listener_policy import plan_listeners
 
-    if args.token_file:
-        try:
-            read_token(args.token_file)
-        except (OSError, ValueError) as exc:
-            raise DaemonStartError(f"--token-file: {exc}") from None
-    for flag, text in (("--tcp", args.tcp), ("--ws", args.ws), ("--metrics", args.metrics)):
-        if not text:
-            continue
-        try:
-            host, _ = parse_hostport(text)
-        except ValueError as exc:
-            raise DaemonStartError(f"{flag}: {exc}") from None
-        if args.token_file is None and (flag == "--tcp" or not is_loopback(host)):
-            why = "a TCP listener" if flag == "--tcp" else f"a non-loopback address ({host})"
-            raise DaemonStartError(f"{flag} {text}: {why} needs --token-file")
-
-
-class DaemonStartError(Exception):
-    pass
+    plan_listeners(tcp=args.tcp, ws=args.ws, metrics=args.metrics, token_file=args.token_file)
 
 
 async def run_daemon(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ import h11
 import trio
 import trio_websocket
 
-from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
+from trio_procmgr.endpoints import parse_hostport
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -189,29 +189,15 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
                     token_file: str | None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the event websocket (``ws``) and/or metrics (``metrics``) until cancelled.
 
-    Raises DaemonStartError (before ``task_status.started``) for a bad address, an
-    unreadable token file, a non-loopback address without a token, or a failed bind.
+    Raises ListenerError (a DaemonStartError; before ``task_status.started``) for a bad
+    address, an unreadable token file, a non-loopback address without a token (the rule
+    lives in :mod:`trio_procmgr.listener_policy`), or a failed bind.
     """
-    from trio_procmgr.daemon.main import DaemonStartError
+    from trio_procmgr.listener_policy import ListenerError, plan_listeners
 
-    token = None
-    if token_file:
-        try:
-            token = read_token(token_file)
-        except (OSError, ValueError) as exc:
-            raise DaemonStartError(f"--token-file: {exc}") from None
-    wanted: list[tuple[str, bool, str]] = []
-    for flag, text, events in (("--ws", ws, True), ("--metrics", metrics, False)):
-        if not text:
-            continue
-        try:
-            host, port = parse_hostport(text)
-        except ValueError as exc:
-            raise DaemonStartError(f"{flag}: {exc}") from None
-        if token is None and not is_loopback(host):
-            raise DaemonStartError(f"{flag} {text}: a non-loopback address needs --token-file "
-                                   "(clients then send Authorization: Bearer <token>)")
-        wanted.append((flag, events, f"{host}:{port}"))
+    plan = plan_listeners(ws=ws, metrics=metrics, token_file=token_file)
+    token = plan.token
+    wanted = [(e.flag, e.flag == "--ws", str(e)) for e in (plan.ws, plan.metrics) if e is not None]
     server = WebServer(manager, token)
     info = WebInfo()
     async with trio.open_nursery() as nursery:
@@ -220,7 +206,7 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
             try:
                 listeners = await trio.open_tcp_listeners(port, host=host)
             except OSError as exc:
-                raise DaemonStartError(f"{flag} {text}: cannot listen: {exc}") from None
+                raise ListenerError(f"{flag} {text}: cannot listen: {exc}") from None
             bound = listeners[0].socket.getsockname()[:2]
             if events:
                 info.ws_address = bound
