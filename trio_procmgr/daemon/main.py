@@ -39,6 +39,17 @@ def instance_name(state_dir: str, explicit: str | None) -> str:
     return f"dd-procmgrd-{digest}"
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, above 0 and at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and at most 86400 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dd-procmgrd", description=__doc__.split("\n")[0])
     p.add_argument("--config-dir", help="directory of process YAML files "
@@ -58,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="cgroup subtree name (default: derived from --state-dir)")
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not use cgroups (control-group falls back to process-group)")
+    p.add_argument("--auth-timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
+                   help="close a TCP client that has not authenticated within this (default 10)")
+    p.add_argument("--client-send-timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
+                   help="drop an RPC client that reads nothing for this long (default 30)")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     return p
 
@@ -156,12 +171,14 @@ def _load(config_dir: str | None, load_config_dir: Any) -> Any:
 async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
                            socket_path: str) -> None:
     from trio_procmgr.errors import ProcMgrError
+    from trio_procmgr.preauth import PreAuthLimits
     from trio_procmgr.rpc.server import serve_rpc
 
     try:
         await nursery.start(lambda task_status: serve_rpc(
             manager, socket_path=socket_path, tcp=args.tcp, token_file=args.token_file,
-            admin_group=args.admin_group, task_status=task_status))
+            admin_group=args.admin_group, preauth=PreAuthLimits(deadline=args.auth_timeout),
+            send_deadline=args.client_send_timeout, task_status=task_status))
     except OSError as exc:
         raise DaemonStartError(f"cannot listen on {socket_path}: {exc}") from None
     except ProcMgrError as exc:
