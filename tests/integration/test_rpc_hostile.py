@@ -288,3 +288,46 @@ def test_a_local_non_root_user_reads_redacted_answers_and_cannot_mutate(rpc_daem
     with daemon.client() as client:  # root still sees the values
         spec = client.call("describe", name="secretive")["record"]["spec"]
     assert spec["env"]["DB_PASSWORD"] == "hunter2"
+
+
+# -- polish ------------------------------------------------------------------------------------
+
+def test_an_unknown_user_is_reported_as_the_user_field(rpc_daemon_factory):
+    from trio_procmgr import errors
+
+    daemon = rpc_daemon_factory()
+    with daemon.client() as client:
+        client.call("create", name="nouser", config={"command": "/bin/sleep", "args": ["60"],
+                                                     "user": "no-such-user-xyz",
+                                                     "runtime_directory": ["nouser"]})
+        with pytest.raises(errors.ProcMgrError) as info:
+            client.call("start", name="nouser")
+    assert "user: unknown user 'no-such-user-xyz'" in info.value.message
+    assert "runtime_directory" not in info.value.message
+
+
+def test_events_carry_count_only_when_they_are_lost_notices(rpc_daemon_factory):
+    import threading
+
+    daemon = rpc_daemon_factory()
+    got_one = threading.Event()
+
+    def make_events():  # until the watcher (subscribed on its first next()) sees one
+        with daemon.client() as client:
+            n = 0
+            while not got_one.is_set() and n < 200:
+                client.call("create", name=f"quiet{n}", config={"command": "/bin/true"})
+                n += 1
+                got_one.wait(0.1)
+
+    maker = threading.Thread(target=make_events)
+    with daemon.client() as watcher:
+        events = watcher.stream("watch")
+        maker.start()
+        try:
+            event = next(events)
+        finally:
+            got_one.set()
+            maker.join(30)
+            events.close()
+    assert event["type"] == "process_created" and "count" not in event

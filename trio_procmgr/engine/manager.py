@@ -244,7 +244,10 @@ class ProcessManager:
         fds: list[int] = []
         try:
             extra.update(runtime_files.create_runtime_dirs(spec, self.runtime_root))
-        except (OSError, LookupError) as exc:
+        except LookupError as exc:  # the identity, looked up to chown the directories
+            field = "user" if str(exc).startswith("unknown user") else "group"
+            raise SpawnError(f"{field}: {exc}") from None
+        except OSError as exc:
             raise SpawnError(f"runtime_directory: {exc}") from None
         for provider in self.exec_env_providers:
             env, more = provider(sup)
