@@ -325,7 +325,8 @@ class RpcConnection:
             if not self.service.token_ok(presented):
                 what = "needs a token" if presented is None else "refused the token sent"
                 await self._abort("UNAUTHENTICATED", f"this listener {what}: pass --token-file "
-                                  "FILE (or set DD_PM_TOKEN_FILE) naming the daemon's token file")
+                                  "FILE holding the daemon's token (or set DD_PM_TOKEN_FILE, or "
+                                  "DD_PM_TOKEN to the token itself)")
                 return False
             self.peer.can_mutate = True
             self.conn.set_max_frame(self.service.max_frame)
