@@ -53,6 +53,17 @@ class Subscription(BoundedFeed):
             self._hub.dropped += 1
         return kept
 
+    def coalesce_key(self, event: dict[str, Any]) -> Any:
+        """A watcher that is behind keeps the latest state of each process."""
+        if event.get("type") == "state_changed" and event.get("process") is not None:
+            return ("state", event["process"])
+        return None
+
+    def merge(self, older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+        """``from`` of the older transition, ``to`` of the newer, and how many were merged."""
+        return {**newer, "from": older.get("from", newer.get("from")),
+                "coalesced": int(older.get("coalesced") or 1) + 1}
+
     def lost_item(self, count: int) -> dict[str, Any]:
         return {"seq": None, "time": time.time(), "type": "lost", "process": None,
                 "id": None, "count": count}

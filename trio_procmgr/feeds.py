@@ -9,6 +9,12 @@ consumer's next item is a notice of how many it lost (:meth:`lost_item`), and
 :meth:`batch` (everything queued, for consumers that write many items at once); use as a
 context manager so it is detached when done.
 
+Coalescing: a subclass may name a ``coalesce_key`` (e.g. "state of process P"). When an
+item does not fit and an undelivered item with the same key is queued, that older item is
+withdrawn and the new one is queued merged with it (:meth:`merge`), so a consumer that is
+behind gets the latest state of each process instead of losing it; order and ``seq``
+stay monotonic because the merged item goes to the end.
+
 What one stuck consumer can cost is therefore ``max_bytes`` plus one item.
 """
 
@@ -43,7 +49,10 @@ class BoundedFeed:
                  max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.maxsize = max(1, maxsize)
         self.max_bytes = max(1, max_bytes)
-        self._queue: deque[tuple[dict[str, Any], int]] = deque()
+        self._queue: deque[list[Any]] = deque()  # [item or None if withdrawn, size, key]
+        self._by_key: dict[Any, list[Any]] = {}
+        self._live = 0  # queued items not withdrawn
+        self.coalesced = 0
         self._bytes = 0
         self._lost = 0
         self.lost_total = 0
@@ -61,27 +70,65 @@ class BoundedFeed:
         """The notice delivered after ``count`` items were dropped (subclasses shape it)."""
         return {"type": "lost", "count": count}
 
+    def coalesce_key(self, item: dict[str, Any]) -> Any:
+        """Items with the same non-None key may be merged when the consumer is behind."""
+        return None
+
+    def merge(self, older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+        """The item that stands for ``older`` then ``newer`` (subclasses shape it)."""
+        return newer
+
+    def _fits(self, size: int) -> bool:
+        return self._live < self.maxsize and self._bytes + size <= self.max_bytes
+
     def offer(self, item: dict[str, Any]) -> bool:
-        """Queue ``item``; False when it was dropped because the consumer is behind."""
+        """Queue ``item`` (merged with a queued one of the same key if the consumer is
+        behind); False when it was dropped."""
         size = item_size(item)
-        kept = len(self._queue) < self.maxsize and self._bytes + size <= self.max_bytes
+        key = self.coalesce_key(item)
+        older = self._by_key.get(key) if key is not None else None
+        if older is not None and not self._fits(size):
+            previous = older[0]
+            self._withdraw(older)
+            item = self.merge(previous, item)
+            size = item_size(item)
+            self.coalesced += 1
+        kept = self._fits(size)
         if kept:
-            self._queue.append((item, size))
+            entry = [item, size, key]
+            self._queue.append(entry)
             self._bytes += size
+            self._live += 1
+            if key is not None:
+                self._by_key[key] = entry
         else:
             self._lost += 1
             self.lost_total += 1
         self._lot.unpark_all()
         return kept
 
+    def _withdraw(self, entry: list[Any]) -> None:
+        """Take a queued item back (it stays in the deque as a tombstone)."""
+        self._bytes -= entry[1]
+        self._live -= 1
+        entry[0] = None
+        self._by_key.pop(entry[2], None)
+        if len(self._queue) > 2 * self._live + 16:  # tombstones are bounded by the live items
+            self._queue = deque(e for e in self._queue if e[0] is not None)
+
     def get_nowait(self) -> dict[str, Any] | None:
         if self._lost:
             lost, self._lost = self._lost, 0
             return self.lost_item(lost)
-        if self._queue:
-            self.delivered += 1
-            item, size = self._queue.popleft()
+        while self._queue:
+            item, size, key = self._queue.popleft()
+            if item is None:
+                continue  # withdrawn by a merge
             self._bytes -= size
+            self._live -= 1
+            if key is not None and self._by_key.get(key) is not None and self._by_key[key][0] is item:
+                del self._by_key[key]
+            self.delivered += 1
             return item
         return None
 

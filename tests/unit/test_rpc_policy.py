@@ -112,3 +112,32 @@ async def test_batch_hands_out_everything_queued_at_once():
     feed.close()
     with pytest.raises(trio.EndOfChannel):
         await feed.batch()
+
+
+def test_a_watcher_that_is_behind_gets_each_process_latest_state_in_seq_order():
+    from trio_procmgr.events import EventHub
+
+    hub = EventHub(clock=lambda: 0.0)
+    sub = hub.subscribe(maxsize=3)
+    hub.publish("state_changed", "a", "1", **{"from": "stopped", "to": "starting"})
+    hub.publish("state_changed", "b", "2", **{"from": "stopped", "to": "starting"})
+    hub.publish("process_started", "a", "1", pid=1)
+    for to in ("running", "stopping", "stopped", "starting", "running"):
+        hub.publish("state_changed", "a", "1", **{"from": "x", "to": to})
+    items = []
+    while (item := sub.get_nowait()) is not None:
+        items.append(item)
+    assert [(i["type"], i["process"]) for i in items] == [
+        ("state_changed", "b"), ("process_started", "a"), ("state_changed", "a")]
+    last = items[-1]
+    assert (last["from"], last["to"], last["coalesced"]) == ("stopped", "running", 6)
+    seqs = [i["seq"] for i in items]
+    assert seqs == sorted(seqs) and sub.lost_total == 0 and sub.coalesced == 5
+
+
+def test_coalescing_never_grows_the_queue_past_its_bound():
+    feed_hub = __import__("trio_procmgr.events", fromlist=["EventHub"]).EventHub()
+    sub = feed_hub.subscribe(maxsize=2)
+    for n in range(10_000):
+        feed_hub.publish("state_changed", f"p{n % 2}", None, **{"from": "a", "to": "b"})
+    assert len(sub._queue) <= 2 * 2 + 16 + 1 and sub.queued_bytes <= sub.max_bytes
