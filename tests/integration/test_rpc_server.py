@@ -341,3 +341,54 @@ async def test_end_to_end_against_the_real_process_manager(make_manager, nursery
                     os.kill(record["pid"], 0)
                 assert await client.list() == []
             inner.cancel_scope.cancel()
+
+
+async def exchange_until(path: str, data: bytes, done) -> list:
+    """Send ``data`` (no half-close: the calls keep running) and read messages until
+    ``done(messages)`` or the server closes."""
+    stream = await trio.open_unix_socket(path)
+    decoder, got = FrameDecoder(), []
+    async with stream:
+        with trio.fail_after(10):
+            await stream.send_all(data)
+            while not done(got):
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                decoder.feed(chunk)
+                while (value := decoder.next_frame()) is not NEED_DATA:
+                    got.append(P.parse_message(value))
+    return got
+
+
+async def test_an_answer_that_cannot_be_encoded_aborts_only_that_connection(fake_server, caplog):
+    manager, path = fake_server
+    manager.records["huge"] = {"name": "huge", "id": "id-huge", "state": "running", "pid": 2**70}
+    got = await exchange_until(path, BOOT + encode_frame([1, 1, 0, 0, 13, {0: "huge"}]),
+                               lambda got: any(isinstance(ev, P.Abort) for ev in got))
+    assert isinstance(got[0], P.Return) and got[-1] == P.Abort("INTERNAL", got[-1].message)
+    assert "Traceback" not in caplog.text and "cannot encode" in caplog.text
+    async with AsyncClient(path) as client:
+        assert (await client.describe("web"))["name"] == "web"
+
+
+async def test_an_engine_error_with_a_huge_message_is_clipped(fake_server):
+    manager, path = fake_server
+
+    def describe(ref):
+        raise errors.InvalidArgument("m" * 100_000, blob="b" * 100_000)
+
+    manager.describe = describe
+    got = await exchange_until(path, BOOT + encode_frame([1, 1, 0, 0, 13, {0: "web"}]),
+                               lambda got: any(isinstance(ev, P.Failure) for ev in got))
+    failure = next(ev for ev in got if isinstance(ev, P.Failure))
+    assert failure.code == "INVALID_ARGUMENT" and len(failure.message) <= 1024
+    assert "more characters" in failure.message and len(failure.details["blob"]) <= 256
+
+
+async def test_an_overlong_name_is_refused_before_the_engine(fake_server):
+    _, path = fake_server
+    got = await exchange_until(path, BOOT + encode_frame([1, 1, 0, 0, 13, {0: "n" * 100_000}]),
+                               lambda got: any(isinstance(ev, P.Failure) for ev in got))
+    failure = next(ev for ev in got if isinstance(ev, P.Failure))
+    assert failure.code == "INVALID_ARGUMENT" and "maximum of 256" in failure.message

@@ -414,10 +414,16 @@ class RpcConnection:
             self.scopes.pop(question, None)
 
     async def _answer(self, question: P.Question, wire: Any) -> None:
+        """RETURN; too large for the peer: RESOURCE_EXHAUSTED; unencodable: ABORT."""
         try:
             data = self.conn.send_return(question, wire)
         except FrameTooLarge as exc:
             await self._send_error(question, errors.ResourceExhausted(str(exc)))
+            return
+        except (TypeError, ValueError, OverflowError) as exc:  # msgpack refused a value
+            log.warning("rpc: cannot encode the answer to question %d (%s); aborting the "
+                        "connection", question.qid, clip_text(repr(exc), 200))
+            await self._abort_and_close("INTERNAL", "the daemon could not encode its answer")
             return
         await self._send(data)
 
