@@ -338,3 +338,19 @@ def test_events_carry_count_only_when_they_are_lost_notices(rpc_daemon_factory):
             maker.join(30)
             events.close()
     assert event["type"] == "process_created" and "count" not in event
+
+
+def test_every_followed_log_line_names_its_process_backlog_included(rpc_daemon_factory):
+    daemon = rpc_daemon_factory()
+    with daemon.client() as client:
+        client.call("create", name="talker", config={
+            "command": "/bin/sh", "args": ["-c", "echo one; echo two; exec sleep 60"]}, start=True)
+        wait_until(lambda: len(client.call("logs", name="talker", lines=5)["lines"]) >= 2, 20,
+                   "the two lines")
+    with daemon.client() as client:
+        lines = client.stream("logs", name="talker", lines=2)
+        try:
+            backlog = [next(lines), next(lines)]
+        finally:
+            lines.close()
+    assert [(item["line"], item["process"]) for item in backlog] == [("one", "talker"), ("two", "talker")]

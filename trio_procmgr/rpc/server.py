@@ -553,11 +553,12 @@ class CallHandler:
         return {"lines": [], "items_sent": sent + len(backlog), "items_dropped": dropped}
 
     def _log_tail(self, ref: str | None, lines: int | None, stream: str | None) -> list[dict]:
-        """The last ``lines`` of one process, or of all of them merged by time (each line
-        then names its ``process``)."""
+        """The last ``lines`` of one process, or of all of them merged by time; each line
+        names its ``process``, like the live lines that follow."""
         tail = self.engine("logs")
         if ref is not None:
-            return tail(ref, lines=lines, stream=stream)
+            name = self.engine("resolve")(ref)
+            return [dict(item, process=name) for item in tail(ref, lines=lines, stream=stream)]
         merged = [dict(item, process=record["name"])
                   for record in self.engine("list")()
                   for item in tail(record["name"], lines=lines, stream=stream)]
