@@ -5,7 +5,7 @@ lengths, deep nesting and truncated frames, over the Unix socket (as root: every
 reachable) and unauthenticated TCP, while an honest client keeps calling. The daemon must
 never answer INTERNAL, never log a traceback, stay alive, and the honest client must get
 every answer. Reproduce a run with ``DD_PM_FUZZ_SEED=<seed>``; ``DD_PM_FUZZ_SECONDS``
-sets the budget (default 20 s, at most 45).
+sets the budget (default 12 s, at most 45).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pytest
 from rpc_daemon import frame, rpc_daemon_factory  # noqa: F401
 
 SEED = int(os.environ.get("DD_PM_FUZZ_SEED", "20261201"))
-SECONDS = min(45.0, float(os.environ.get("DD_PM_FUZZ_SECONDS", "20")))
+SECONDS = min(45.0, float(os.environ.get("DD_PM_FUZZ_SECONDS", "12")))
 
 #: Root-interface methods a fuzzed call must not reach: they would end or replace the
 #: daemon under test (shutdown, daemon_reexec), reload its config, or spawn arbitrary
