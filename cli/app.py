@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncclick as click
 
-from dd_procmgr_cli import commands
+from dd_procmgr_cli import commands, importing
 from dd_procmgr_cli.completion import complete_process_names
 from dd_procmgr_cli.fieldflags import FIELD_FLAGS, FlagValueError, changes_from_options, create_spec
 from dd_procmgr_cli.invocation import DEFAULT_TIMEOUT, Invocation
@@ -309,3 +309,14 @@ def validate(inv: Invocation, directory) -> int:
 def schema(inv: Invocation) -> int:
     """Print the JSON Schema of the config file format (for editors)."""
     return commands.do_schema(inv)
+
+
+@app.command("import")
+@click.argument("source", type=click.Choice(importing.SOURCES))
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("-o", "--output-dir", "out_dir", metavar="DIR", help="Write one file per process into DIR.")
+@click.option("--force", is_flag=True, help="With -o, replace files that exist already.")
+@pass_inv
+def import_(inv: Invocation, source, files, out_dir, force) -> int:
+    """Convert systemd units, supervisord or PM2 files to our YAML (offline)."""
+    return importing.do_import(inv, source, list(files), out_dir, force=force)

@@ -8,6 +8,9 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v systemd-notify >/dev/null || need+=(systemd)
 command -v setpriv >/dev/null || need+=(util-linux)
+# unit files converted by the import tests (SPEC §17): only their .service files are used
+[ -e /lib/systemd/system/ssh.service ] || need+=(openssh-server)
+[ -e /lib/systemd/system/cron.service ] || need+=(cron)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-test-deps: not root; missing ${need[*]} (their tests will skip)" >&2
