@@ -48,15 +48,17 @@ def test_interpreters_args_lists_and_binaries():
 
 def test_restart_behaviour_memory_and_stop(tmp_path):
     conversion = convert([{"name": "w", "script": "/bin/w", "autorestart": False, "max_memory_restart": "300M",
-                           "exp_backoff_restart_delay": 100, "max_restarts": 10, "kill_timeout": 3000},
+                           "exp_backoff_restart_delay": 100, "max_restarts": 10, "kill_timeout": 3000,
+                           "watch": False},
                           {"name": "f", "script": "/bin/f", "restart_delay": 2500}])
     w, f = conversion.merged("process")["w"], conversion.merged("process")["f"]
     assert w["restart"] == "never" and w["resources"] == {"limits": {"memory": "300Mi"}}
     assert (w["backoff"], w["restart_sec"], w["restart_max_delay"]) == ("exponential", "100ms", "15s")
-    assert (w["start_limit_burst"], w["timeout_stop_sec"]) == (11, "3000ms")
+    assert (w["start_limit_burst"], w["timeout_stop_sec"]) == (11, "3s")
     assert (f["backoff"], f["restart_sec"]) == ("fixed", "2500ms")
     reported = messages(conversion)
     assert any("max_memory_restart=300M converted approximately: resources.limits.memory" in m for m in reported)
+    assert not any("watch=" in m for m in reported)
     assert_validates(tmp_path, conversion, "pm2")
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from .builder import EntryBuilder
 from .result import Conversion, FileConversion, SourceFile, invalid, resolve_links
+from .systemd_syntax import format_duration
 
 Handler = Callable[[EntryBuilder, Any, int | None], None]
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
@@ -26,6 +27,8 @@ INTERPRETERS = {".js": "node", ".mjs": "node", ".cjs": "node", ".py": "python3",
                 ".rb": "ruby", ".pl": "perl", ".php": "php"}
 EXP_BACKOFF_CAP = "15s"
 """PM2 caps its exponential restart delay at 15 s."""
+OFF_MEANS_OURS = ("watch", "wait_ready", "shutdown_with_message")
+"""Keys whose ``false`` is what we do anyway: not reported."""
 JS_HINT = ("convert it to JSON first: node -e \"console.log(JSON.stringify(require('./FILE'), null, 2))\""
            " > ecosystem.json")
 
@@ -34,7 +37,7 @@ def _ms(b: EntryBuilder, key: str, value: Any, line: int | None) -> str | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         b.error(line, f"{key}: expected milliseconds as a number, got {value!r}")
         return None
-    return f"{int(value)}ms"
+    return format_duration(int(value) / 1000)
 
 
 def _string(b: EntryBuilder, key: str, value: Any, line: int | None) -> str | None:
@@ -276,6 +279,8 @@ def _app(out: FileConversion, app: Any, lines: dict[str, int], index: int) -> No
     for key, value in app.items():
         if key in APP_MAP:
             APP_MAP[key][1](b, value, lines.get(key, line))
+        elif value is False and key in OFF_MEANS_OURS:
+            continue
         else:
             b.unmapped(lines.get(key, line), f"{key}={json.dumps(value)}",
                        NO_EQUIVALENT.get(key, "not supported by dd-procmgr import"))
