@@ -316,6 +316,7 @@ def schema(inv: Invocation) -> int:
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("-o", "--output-dir", "out_dir", metavar="DIR", help="Write one file per process into DIR.")
 @click.option("--force", is_flag=True, help="With -o, replace files that exist already.")
+@json_option
 @pass_inv
 def import_(inv: Invocation, source, files, out_dir, force) -> int:
     """Convert systemd units, supervisord or PM2 files to our YAML (offline)."""

@@ -25,16 +25,32 @@ def do_import(inv: Invocation, source: str, paths: list[str], out_dir: str | Non
     for finding in conversion.findings:
         inv.warn(str(finding))
     ok = ok and conversion.ok
-    if out_dir is None:
+    written: list[str] = []
+    if out_dir is None and not inv.json:
         text = render_document(conversion, source)
         if text:
             inv.out.write(text)
-    else:
+    elif out_dir is not None:
         for converted in conversion.usable_files():
-            ok = write_files(inv, out_dir, render_files(converted, source), force=force) and ok
+            ok = write_files(inv, out_dir, render_files(converted, source), force=force,
+                             written=written) and ok
     if not conversion.usable_files():
         inv.warn("import: nothing could be converted")
+    if inv.json:
+        inv.emit_json(json_result(conversion, ok, written))
     return EXIT_OK if ok else EXIT_REFUSED
+
+
+def json_result(conversion, ok: bool, written: list[str]) -> dict:
+    """The ``--json`` document: the converted maps, every finding, the files written."""
+    return {
+        "ok": ok,
+        "processes": conversion.merged("process"), "sockets": conversion.merged("socket"),
+        "groups": conversion.merged("group"),
+        "findings": [{"file": f.file, "line": f.line, "message": f.message, "error": f.error}
+                     for f in conversion.findings],
+        "written": written,
+    }
 
 
 def read_sources(inv: Invocation, paths: list[str]) -> tuple[list, bool]:
@@ -53,7 +69,8 @@ def read_sources(inv: Invocation, paths: list[str]) -> tuple[list, bool]:
     return out, ok
 
 
-def write_files(inv: Invocation, out_dir: str, files: dict[str, str], *, force: bool) -> bool:
+def write_files(inv: Invocation, out_dir: str, files: dict[str, str], *, force: bool,
+                written: list[str]) -> bool:
     """Write one input file's outputs, all or none: an existing file is kept unless --force."""
     try:
         os.makedirs(out_dir, exist_ok=True)
@@ -71,7 +88,8 @@ def write_files(inv: Invocation, out_dir: str, files: dict[str, str], *, force: 
         except OSError as exc:
             inv.warn(f"{os.path.join(out_dir, name)}: error: cannot write: {exc.strerror}")
             return False
-        inv.warn(f"wrote {os.path.join(out_dir, name)}")
+        written.append(os.path.join(out_dir, name))
+        inv.warn(f"wrote {written[-1]}")
     return True
 
 

@@ -89,3 +89,13 @@ def test_supervisord_and_pm2_files_convert_through_the_cli(tmp_path):
 def test_unknown_source_is_a_usage_error(tmp_path):
     done = run("import", "upstart", str(tmp_path / "x.conf"))
     assert done.returncode == 2
+
+
+def test_json_gives_the_converted_maps_and_every_finding(tmp_path):
+    unit = write(tmp_path / "w.service", "[Service]\nExecStart=/bin/sleep 9\nNice=5\n")
+    done = run("import", "systemd", unit, "--json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["ok"] is True and doc["processes"]["w"]["args"] == ["9"]
+    assert doc["findings"] == [{"file": unit, "line": 3, "error": False,
+                                "message": "Nice=5 has no equivalent (scheduling priority is not set; wrap the command with nice)"}]

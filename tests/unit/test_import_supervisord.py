@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from import_checks import SCHEMA_KNOWS_REPLICAS, assert_validates
 from trio_procmgr.importers import SourceFile
@@ -57,6 +58,17 @@ def test_environment_quoting():
         "A": "1, 2", "B": "x", "C": "it is", "D": "/a/b:c"}
     with pytest.raises(ValueError):
         parse_environment("A=1,B")
+
+
+_VALUE = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126, blacklist_characters="\"'\\%"),
+                 min_size=1, max_size=10)
+
+
+@settings(max_examples=40)
+@given(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True), _VALUE, min_size=1, max_size=5))
+def test_quoted_environment_values_round_trip(env):
+    text = ",".join(f'{key}="{value}"' for key, value in env.items())
+    assert parse_environment(text) == env
 
 
 def test_expansions_program_name_here_and_environment():

@@ -32,6 +32,7 @@ class ProgramBuilder(EntryBuilder):
     values: dict[str, object]
     environ: Mapping[str, str]
     option: str
+    group_signals: dict[str, bool]
 
     def expand(self, text: str, line: int | None) -> str:
         """supervisord's expansions; ``%(process_num)`` becomes our instance ``%i``."""
@@ -143,8 +144,8 @@ def _group_kill(b: ProgramBuilder, value: str, line: int | None) -> None:
     flag = _boolean(b, value, line)
     if flag is None:
         return
-    b.values[b.option] = flag
-    stop_group, kill_group = b.values.get("stopasgroup"), b.values.get("killasgroup")
+    b.group_signals[b.option] = flag
+    stop_group, kill_group = b.group_signals.get("stopasgroup"), b.group_signals.get("killasgroup")
     if stop_group:
         b.set("kill_mode", "process-group")
     elif kill_group:
@@ -347,7 +348,7 @@ def _program(out: FileConversion, name: str, options: dict[str, str], section: s
     here = out.source.rsplit("/", 1)[0] if "/" in out.source else "."
     b.values = {"program_name": name, "group_name": name, "here": here, "numprocs": 1,
                 "process_num": int(options.get("numprocs_start", "0") or 0)}
-    b.environ = environ
+    b.environ, b.group_signals = environ, {}
     if "numprocs" in options:
         b.option = "numprocs"
         _numprocs(b, options["numprocs"], lines.get((section, "numprocs")))

@@ -48,6 +48,7 @@ class UnitBuilder(EntryBuilder):
 
     unit: UnitName
     exec_start: list[Directive]
+    service: str
 
     def words(self, d: Directive, text: str | None = None) -> list[str] | None:
         """The directive's words with specifiers expanded; None (and an error) if malformed."""
