@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from import_checks import SCHEMA_KNOWS_REPLICAS, assert_validates
+from import_checks import assert_validates
 from trio_procmgr.importers import SourceFile
 from trio_procmgr.importers.supervisord import convert_files, parse_environment
 

@@ -7,9 +7,10 @@ line they come from, so every converter reports the same way (``result.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from .result import FileConversion, Link, approximated, invalid, unmapped
+from .systemd_syntax import Directive, UnitName, UnitSyntaxError, expand_specifiers, split_words
 
 
 @dataclass
@@ -51,3 +52,30 @@ class EntryBuilder:
     def commit(self) -> None:
         """Put the entry into the file's conversion (links find it there later)."""
         self.out.entries(self.kind)[self.name] = self.fields
+
+
+class UnitBuilder(EntryBuilder):
+    """An ``EntryBuilder`` that also knows the unit's name (for specifiers)."""
+
+    unit: UnitName
+    exec_start: list[Directive]
+    service: str
+
+    def words(self, d: Directive, text: str | None = None) -> list[str] | None:
+        """The directive's words with specifiers expanded; None (and an error) if malformed."""
+        try:
+            words = split_words(d.value if text is None else text)
+        except UnitSyntaxError as exc:
+            self.error(d.line, f"{d.key}=: {exc}")
+            return None
+        return [self.expand(d, w) for w in words]
+
+    def expand(self, d: Directive, text: str) -> str:
+        value, unknown = expand_specifiers(text, self.unit)
+        for spec in unknown:
+            self.unmapped(d.line, f"{d}", f"specifier {spec} is not known here; it is kept as written")
+        return value
+
+
+Handler = Callable[[UnitBuilder, Directive], None]
+"""Converts one systemd directive into the unit's fields."""

@@ -9,18 +9,18 @@ tables is reported as unsupported. Nothing is dropped silently.
 from __future__ import annotations
 
 import re
-import shlex
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from .. import units
-from .builder import EntryBuilder
+from .builder import Handler, UnitBuilder
 from .result import Conversion, FileConversion, SourceFile, invalid, resolve_links
+from .systemd_exec import finish_exec_start
+from .systemd_socket import SOCKET_MAP, finish_socket
 from .systemd_syntax import (
-    COMMAND_SEPARATOR, INFINITY, Directive, UnitName, UnitSyntaxError, expand_specifiers,
-    format_duration, format_size, parse_size, parse_timespan, parse_unit, split_words,
+    INFINITY, Directive, UnitName, UnitSyntaxError, format_duration, format_size, parse_size,
+    parse_timespan, parse_unit,
 )
 
-Handler = Callable[["UnitBuilder", Directive], None]
 BOOT_TARGETS = ("multi-user.target", "default.target", "graphical.target")
 LONG_STOP_TIMEOUT = "1h"
 """Stands in for systemd's 'no stop timeout' (0/infinity): ours SIGKILLs at 0."""
@@ -41,29 +41,6 @@ DEPENDENCIES = {"Requires": "requires", "Wants": "wants", "BindsTo": "binds_to",
                 "Before": "before"}
 _SANDBOXING = ("sandboxing and namespacing are not provided: the process runs with the "
                "daemon's view of the system")
-
-
-class UnitBuilder(EntryBuilder):
-    """An ``EntryBuilder`` that also knows the unit's name (for specifiers)."""
-
-    unit: UnitName
-    exec_start: list[Directive]
-    service: str
-
-    def words(self, d: Directive, text: str | None = None) -> list[str] | None:
-        """The directive's words with specifiers expanded; None (and an error) if malformed."""
-        try:
-            words = split_words(d.value if text is None else text)
-        except UnitSyntaxError as exc:
-            self.error(d.line, f"{d.key}=: {exc}")
-            return None
-        return [self.expand(d, w) for w in words]
-
-    def expand(self, d: Directive, text: str) -> str:
-        value, unknown = expand_specifiers(text, self.unit)
-        for spec in unknown:
-            self.unmapped(d.line, f"{d}", f"specifier {spec} is not known here; it is kept as written")
-        return value
 
 
 # ------------------------------------------------------------------ [Service] handlers
@@ -444,155 +421,6 @@ def no_equivalent_reason(key: str) -> str:
     return "not supported by dd-procmgr import"
 
 
-# ------------------------------------------------------------------ ExecStart
-
-EXEC_PREFIXES = "-@+!:"
-
-
-def finish_exec_start(b: UnitBuilder) -> None:
-    """command/args from the effective ExecStart= lines (after resets), or an error."""
-    lines = b.exec_start
-    if not lines:
-        b.error(None, "no ExecStart= in [Service]: there is nothing to run")
-        return
-    if len(lines) > 1 and b.fields.get("process_type") != "oneshot":
-        b.error(lines[1].line, "more than one ExecStart= is only allowed with Type=oneshot")
-        return
-    for extra in lines[1:]:
-        b.unmapped(extra.line, str(extra), "a process runs one command; make a oneshot process per command, ordered with after")
-    _exec_command(b, lines[0])
-
-
-def _exec_command(b: UnitBuilder, d: Directive) -> None:
-    prefixes, text = _split_prefixes(d.value)
-    try:
-        words = split_words(text, commands=True)
-    except UnitSyntaxError as exc:
-        b.error(d.line, f"ExecStart=: {exc}")
-        return
-    if COMMAND_SEPARATOR in words:
-        b.unmapped(d.line, str(d), "only the first command of a ';'-separated list is run")
-        words = words[:words.index(COMMAND_SEPARATOR)]
-    words = [b.expand(d, w) for w in words]
-    if "@" in prefixes and len(words) > 1:
-        b.unmapped(d.line, f"ExecStart=@ ({words[1]})", "argv[0] cannot be set; the executable path is used")
-        del words[1]
-    if not words:
-        b.error(d.line, "ExecStart= has no command")
-        return
-    _report_prefixes(b, d, prefixes)
-    if ":" not in prefixes and any(_VARIABLE.search(w) for w in words):
-        b.approx(d.line, str(d), "runs as /bin/sh -c 'exec ...' so that $VARIABLES expand as systemd "
-                                 "expands them (commands are otherwise never given to a shell)")
-        words = ["/bin/sh", "-c", shell_command(words)]
-    b.set("command", words[0])
-    if words[1:]:
-        b.set("args", words[1:])
-
-
-def _split_prefixes(value: str) -> tuple[str, str]:
-    index = 0
-    while index < len(value) and value[index] in EXEC_PREFIXES:
-        index += 1
-    return value[:index], value[index:]
-
-
-def _report_prefixes(b: UnitBuilder, d: Directive, prefixes: str) -> None:
-    reasons = {
-        "-": "a failing status is not ignored; list it in success_exit_status",
-        "+": "the command runs as user/group like the rest of the process",
-        "!": "the command runs with the ambient capabilities set for the process",
-    }
-    for prefix in dict.fromkeys(prefixes):
-        if prefix in reasons:
-            b.unmapped(d.line, f"ExecStart={prefix}", reasons[prefix])
-
-
-_VARIABLE = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*$|\$\{[A-Za-z_][A-Za-z0-9_]*\}")
-_WHOLE_WORD_VARIABLE = re.compile(r"\$[A-Za-z_][A-Za-z0-9_]*")
-
-
-def shell_command(words: list[str]) -> str:
-    """An ``exec`` line for ``sh -c`` that expands variables the way systemd does.
-
-    A word that is exactly ``$NAME`` splits into several words (left unquoted); ``${NAME}``
-    inside a word is one word (double-quoted); anything else is quoted literally.
-    """
-    return "exec " + " ".join(_shell_word(word) for word in words)
-
-
-def _shell_word(word: str) -> str:
-    if _WHOLE_WORD_VARIABLE.fullmatch(word):
-        return word
-    if not _VARIABLE.search(word):
-        return shlex.quote(word)
-    parts = re.split(r"(\$\{[A-Za-z_][A-Za-z0-9_]*\})", word)
-    escaped = (p if p.startswith("${") else re.sub(r'([\\"$`])', r"\\\1", p) for p in parts)
-    return '"' + "".join(escaped) + '"'
-
-
-# ------------------------------------------------------------------ [Socket]
-
-def _listen(field_name: str) -> Handler:
-    def convert(b: UnitBuilder, d: Directive) -> None:
-        if field_name in b.fields:
-            b.unmapped(d.line, str(d), "one address per socket: add another socket entry for it")
-            return
-        address = _listen_address(d.value)
-        if address is None:
-            b.error(d.line, f"{d}: only a port, HOST:PORT, [IPv6]:PORT or an absolute path can be listened on")
-            return
-        b.set(field_name, b.expand(d, address))
-    return convert
-
-
-def _listen_address(value: str) -> str | None:
-    if value.isdigit():
-        return f"[::]:{value}"
-    if value.startswith("/") or re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}", value):
-        return value
-    return None
-
-
-def _accept(b: UnitBuilder, d: Directive) -> None:
-    if d.value.lower() in ("yes", "true", "on", "1"):
-        b.error(d.line, "Accept=yes (one process per connection) is not supported: the service must accept on the passed socket")
-
-
-def _socket_text(field_name: str) -> Handler:
-    def convert(b: UnitBuilder, d: Directive) -> None:
-        b.set(field_name, b.expand(d, d.value))
-    return convert
-
-
-def _socket_int(field_name: str, base: int) -> Handler:
-    def convert(b: UnitBuilder, d: Directive) -> None:
-        try:
-            value = int(d.value, base)
-        except ValueError:
-            b.error(d.line, f"{d}: expected a number")
-            return
-        b.set(field_name, f"{value:04o}" if base == 8 else value)
-    return convert
-
-
-def _socket_service(b: UnitBuilder, d: Directive) -> None:
-    b.service = UnitName.parse(d.value).process_name
-
-
-SOCKET_MAP: dict[str, tuple[str, Handler]] = {
-    "ListenStream": ("listen_stream (a bare port listens on [::]:PORT)", _listen("listen_stream")),
-    "ListenDatagram": ("listen_datagram", _listen("listen_datagram")),
-    "FileDescriptorName": ("fd_name", _socket_text("fd_name")),
-    "SocketMode": ("socket_mode", _socket_int("socket_mode", 8)),
-    "SocketUser": ("socket_user", _socket_text("socket_user")),
-    "SocketGroup": ("socket_group", _socket_text("socket_group")),
-    "Backlog": ("backlog", _socket_int("backlog", 10)),
-    "Accept": ("accept: false (Accept=yes is an error)", _accept),
-    "Service": ("service", _socket_service),
-}
-
-
 # ------------------------------------------------------------------ driver
 
 def convert_units(sources: Sequence[SourceFile], environ: Mapping[str, str] | None = None) -> Conversion:
@@ -618,7 +446,7 @@ def convert_unit(source: SourceFile) -> FileConversion:
         return out
     builder = _builder(out, unit)
     _apply(builder, directives, _tables(unit.suffix))
-    (_finish_service if unit.suffix == "service" else _finish_socket)(builder)
+    (_finish_service if unit.suffix == "service" else finish_socket)(builder)
     if not any(f.error for f in out.findings):
         builder.commit()
     return out
@@ -666,11 +494,3 @@ def _finish_service(b: UnitBuilder) -> None:
 def _command_first(fields: dict) -> dict:
     head = {key: fields[key] for key in ("command", "args") if key in fields}
     return {**head, **{k: v for k, v in fields.items() if k not in head}}
-
-
-def _finish_socket(b: UnitBuilder) -> None:
-    if "listen_stream" not in b.fields and "listen_datagram" not in b.fields:
-        b.error(None, "no ListenStream= or ListenDatagram= in [Socket]")
-        return
-    b.fields.setdefault("fd_name", f"{b.unit.process_name}.socket")
-    b.link("service", b.service, None, f"Service={b.service}.service (the socket's service)", required=True)

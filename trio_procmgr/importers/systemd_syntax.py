@@ -177,7 +177,7 @@ def parse_timespan(value: str) -> float:
     if text == "infinity":
         return INFINITY
     if not text:
-        raise ValueError(f"empty time span")
+        raise ValueError("empty time span")
     total, pos = Fraction(0), 0
     while pos < len(text):
         match = _TIME_PART.match(text, pos)
