@@ -72,6 +72,11 @@ def test_instances_become_replicas(tmp_path):
     assert_validates(tmp_path, conversion, "pm2")
 
 
+def test_per_environment_variables_are_reported():
+    conversion = convert([{"name": "a", "script": "/bin/a", "env_production": {"X": "1"}}])
+    assert "env_production={\"X\": \"1\"} has no equivalent (PM2's per-environment variables" in messages(conversion)[0]
+
+
 def test_watch_and_cron_restart_are_reported_with_their_lines():
     conversion = convert([{"name": "a", "script": "/bin/a", "watch": True, "cron_restart": "0 * * * *"}])
     reported = messages(conversion)

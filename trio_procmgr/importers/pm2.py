@@ -194,6 +194,14 @@ NO_EQUIVALENT: dict[str, str] = {
 }
 
 
+def no_equivalent_reason(key: str) -> str:
+    if key in NO_EQUIVALENT:
+        return NO_EQUIVALENT[key]
+    if key.startswith("env_"):
+        return "PM2's per-environment variables (--env) are not modelled; merge the set you deploy into env"
+    return "not supported by dd-procmgr import"
+
+
 # ------------------------------------------------------------------ reading the file
 
 class EcosystemError(ValueError):
@@ -282,8 +290,7 @@ def _app(out: FileConversion, app: Any, lines: dict[str, int], index: int) -> No
         elif value is False and key in OFF_MEANS_OURS:
             continue
         else:
-            b.unmapped(lines.get(key, line), f"{key}={json.dumps(value)}",
-                       NO_EQUIVALENT.get(key, "not supported by dd-procmgr import"))
+            b.unmapped(lines.get(key, line), f"{key}={json.dumps(value)}", no_equivalent_reason(key))
     _defaults(b, out.source)
     b.commit()
 
