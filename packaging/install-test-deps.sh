@@ -8,6 +8,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v systemd-notify >/dev/null || need+=(systemd)
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v groff >/dev/null || need+=(groff-base)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
 # unit files converted by the import tests (SPEC §17): only their .service files are used
 [ -e /lib/systemd/system/ssh.service ] || need+=(openssh-server)
 [ -e /lib/systemd/system/cron.service ] || need+=(cron)
