@@ -60,13 +60,14 @@ class WebDaemon(CliDaemon):
         super().__init__(root)
         self.token = token
         self.origin = ""
+        self.ws = "127.0.0.1:0"  # the port found on the first start is kept for restarts
 
     def start(self) -> None:
         import subprocess
 
         argv = [DAEMON, "--config-dir", str(self.config_dir), "--socket", self.socket,
                 "--state-dir", str(self.state_dir), "--instance", self.instance,
-                "--ws", "127.0.0.1:0"]
+                "--ws", self.ws]
         if self.token is not None:
             token_file = self.root / "token"
             token_file.write_text(self.token + "\n")
@@ -82,6 +83,7 @@ class WebDaemon(CliDaemon):
             return f"http://{found[1]}:{found[2]}" if found and \
                 self.cli("ping", timeout=10).code == 0 else None
         self.origin = self.wait_for("the daemon to serve the dashboard", serving, timeout=30)
+        self.ws = urlsplit(self.origin).netloc
 
 
 def web_daemon(token: str | None, config: str):
@@ -259,11 +261,8 @@ def test_a_wrong_token_is_refused_and_the_page_asks_for_one(browser, token_daemo
     wait(browser, "the table after the right token", lambda d: len(row_states(d)) > 0)
 
 
-def test_screenshot_for_the_docs(browser, token_daemon):
-    """Refreshes docs/dashboard.png when DD_PM_DASHBOARD_SCREENSHOT names a path."""
-    target = os.environ.get("DD_PM_DASHBOARD_SCREENSHOT")
-    if not target:
-        pytest.skip("set DD_PM_DASHBOARD_SCREENSHOT=docs/dashboard.png to refresh the screenshot")
+def test_the_page_renders_to_a_screenshot(browser, token_daemon, tmp_path):
+    """Copied to DD_PM_DASHBOARD_SCREENSHOT when set (how docs/dashboard.png is made)."""
     token_daemon.cli("start", "cli-target", "page-target")
     open_page(browser, token_daemon, f"#token={TOKEN}")
     select(browser, "api-server")
@@ -271,7 +270,12 @@ def test_screenshot_for_the_docs(browser, token_daemon):
          lambda d: d.execute_script(
              "return document.querySelector('#rows tr[data-name=\"api-server\"]')"
              ".children[6].textContent") != "", timeout=15)
-    browser.save_screenshot(target)
+    shot = tmp_path / "dashboard.png"
+    assert browser.save_screenshot(str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    target = os.environ.get("DD_PM_DASHBOARD_SCREENSHOT")
+    if target:
+        shutil.copyfile(shot, target)
 
 
 def test_a_thousand_processes_render_and_filtering_stays_responsive(browser, token_daemon):
@@ -336,3 +340,21 @@ def test_without_a_token_the_page_is_read_only_and_a_forced_post_is_refused(brow
     assert answer["status"] == 403
     assert answer["body"]["error"]["code"] == "PERMISSION_DENIED"
     assert readonly_daemon.record("watched")["state"] == "running"
+
+
+def test_connection_loss_shows_a_banner_and_the_page_reconnects_and_reloads(browser,
+                                                                           readonly_daemon):
+    """Last in the module: it restarts the read-only daemon (same port, one more process)."""
+    from selenium.webdriver.common.by import By
+
+    open_page(browser, readonly_daemon)
+    banner = browser.find_element(By.ID, "banner")
+    assert not banner.is_displayed()
+    readonly_daemon.write_config("newcomer", "command: sleep\nargs: ['3600']\n")
+    readonly_daemon.stop()
+    wait(browser, "the connection-lost banner",
+         lambda d: banner.is_displayed() and "reconnecting" in banner.text.lower())
+    readonly_daemon.start()
+    wait(browser, "the reloaded list with the new process",
+         lambda d: "newcomer" in row_states(d), timeout=30)
+    wait(browser, "the banner to go", lambda d: not banner.is_displayed())

@@ -338,11 +338,11 @@ async def test_logs_websocket_sends_the_tail_then_live_lines(make_manager):
                 assert [item["line"] for item in tail["lines"]] == ["one", "two"]
                 live = json.loads(await ws.get_message())
             assert live["type"] == "line" and live["line"] == "three" and live["stream"] == "stdout"
-        status, body = await http_call(url(info, "/logs?process=nope", "http"),
-                                       headers={"Upgrade": "websocket", "Connection": "Upgrade",
-                                                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                                                "Sec-WebSocket-Version": "13"})
-        assert status == 404 and body["error"]["code"] == "PROCESS_NOT_FOUND"
+        async with trio_websocket.open_websocket_url(url(info, "/logs?process=nope")) as ws:
+            with pytest.raises(trio_websocket.ConnectionClosed) as closed:
+                with trio.fail_after(5):
+                    await ws.get_message()
+        assert closed.value.reason.code == 4404 and "nope" in closed.value.reason.reason
 
 
 async def test_stats_websocket_pushes_rows_with_cpu_and_memory(make_manager):

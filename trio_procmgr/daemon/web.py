@@ -283,13 +283,6 @@ class WebServer:
     # ---------------------------------------------------------------- websockets
     async def _websocket(self, stream: trio.abc.Stream, conn: h11.Connection, req: Request,
                          *, authenticate: bool) -> None:
-        name = None
-        if req.path == "/logs":
-            try:
-                name = self.manager.resolve((req.query.get("process") or [""])[0])
-            except errors.ProcMgrError as exc:
-                await respond_json(stream, conn, 404, webapi.error_body(exc.code, exc.message))
-                return
         if authenticate and self.unauthenticated >= MAX_UNAUTHENTICATED:
             await respond_json(stream, conn, 503, webapi.error_body(
                 "RESOURCE_EXHAUSTED", "too many connections waiting to authenticate"))
@@ -303,7 +296,7 @@ class WebServer:
                 if authenticate and not await self._authenticate(ws):
                     return
                 nursery.start_soon(_discard_client_messages, ws, nursery.cancel_scope)
-                await self._stream(ws, req, name)
+                await self._stream(ws, req)
             finally:
                 nursery.cancel_scope.cancel()
 
@@ -315,12 +308,9 @@ class WebServer:
         finally:
             self.unauthenticated -= 1
 
-    async def _stream(self, ws: trio_websocket.WebSocketConnection, req: Request,
-                      name: str | None) -> None:
+    async def _stream(self, ws: trio_websocket.WebSocketConnection, req: Request) -> None:
         if req.path == "/logs":
-            assert name is not None
-            await webstreams.serve_logs(ws, self.manager, name,
-                                        webstreams.log_lines_wanted(req.query), self.is_stopping)
+            await self._logs(ws, req)
         elif req.path == "/stats":
             await webstreams.serve_stats(ws, self.live, self.is_stopping)
         else:
@@ -330,6 +320,18 @@ class WebServer:
                                               queue_size(req.query), self.is_stopping)
             finally:
                 self.stats["clients"] -= 1
+
+    async def _logs(self, ws: trio_websocket.WebSocketConnection, req: Request) -> None:
+        """``/logs``: resolved only once the client is authenticated, so an unknown name
+        tells nothing to a client without the token (close code 4404)."""
+        try:
+            name = self.manager.resolve((req.query.get("process") or [""])[0])
+        except errors.ProcMgrError as exc:
+            with trio.move_on_after(webstreams.CLOSE_TIMEOUT):
+                await ws.aclose(webstreams.CLOSE_NOT_FOUND, exc.message[:120])
+            return
+        await webstreams.serve_logs(ws, self.manager, name,
+                                    webstreams.log_lines_wanted(req.query), self.is_stopping)
 
 
 def queue_size(query: dict[str, list[str]]) -> int:
