@@ -419,7 +419,8 @@ const DETAIL_FIELDS = [
   ["Command", (r) => [r.command, ...(r.args || [])].join(" ")],
   ["Description", (r) => r.description], ["Type", (r) => r.process_type],
   ["Restart policy", (r) => r.restart], ["Auto start", (r) => (r.auto_start ? "yes" : "no")],
-  ["Group", (r) => r.group && r.group.name], ["Kill mode", (r) => r.kill_mode_effective],
+  ["Group", (r) => r.group && `${r.group.name} (${r.group.strategy}, ${r.group.state})`],
+  ["Kill mode", (r) => r.kill_mode_effective],
   ["Cgroup", (r) => r.cgroup], ["ID", (r) => r.id],
   ["Dependencies", (r) => (r.dependencies || []).map((d) => `${d.directive} ${d.name} (${d.state})`).join(", ")],
 ];
