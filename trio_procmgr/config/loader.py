@@ -298,7 +298,7 @@ def _split_templates(root: str, names: list[str], processes: dict[str, _Entry],
     for name in sorted(processes):
         entry = processes[name]
         base = tpl.template_base(name)
-        if not isinstance(entry.raw, dict) or (base is None and "replicas" not in entry.raw):
+        if not isinstance(entry.raw, dict) or (base is None and not set(tpl.TEMPLATE_KEYS) & set(entry.raw)):
             continue
         raw, instances, replicas, problems = tpl.split_template_fields(entry.raw, is_template=base is not None)
         for fld, message, expected in problems:
