@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from trio_procmgr.config.loader import load_config_dir
 from trio_procmgr.daemon import metrics
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def replicated(tmp_path: Path, replicas: int = 2):
@@ -47,3 +51,19 @@ async def test_scale_when_stopped_creates_instances_without_starting_them(make_m
         summary = await pm.scale("q", 4)
         assert summary["counts"] == {"created": 4} and summary["replicas"] == 4
         assert [r["name"] for r in summary["instances"]] == ["q@1", "q@2", "q@3", "q@4"]
+
+
+async def test_the_queue_workers_example_runs_three_numbered_consumers(make_manager, tmp_path):
+    cfg = tmp_path / "examples"
+    cfg.mkdir()
+    shutil.copy(EXAMPLES / "queue-workers.yaml", cfg)
+    async with make_manager(load_config_dir(cfg)) as pm:
+        summary = await pm.start("queue-workers")
+        assert summary["counts"] == {"running": 3}
+        for i in (1, 2, 3):
+            said = f"consumer {i} of queue-workers ready"
+            with trio.fail_after(15):
+                while not any(said in item["line"] for item in pm.logs(f"queue-workers@{i}")):
+                    await trio.sleep(0.05)
+        await pm.stop("queue-workers")
+        assert pm.describe("queue-workers")["counts"] == {"stopped": 3}
