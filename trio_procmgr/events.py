@@ -38,7 +38,8 @@ class Subscription(BoundedFeed):
         if self.types is not None and event["type"] not in self.types:
             return False
         if self.processes is not None and event.get("process") not in self.processes:
-            return False
+            # Watching a template or replica set NAME also shows its instances NAME@INST.
+            return (event.get("process") or "").partition("@")[0] in self.processes
         return True
 
     def offer(self, event: dict[str, Any]) -> bool:

@@ -157,3 +157,12 @@ def test_a_drop_in_for_an_unknown_instance_template_is_still_an_error(tmp_path):
     write(tmp_path, "nothing@a.yaml.d/x.yaml", "description: x\n")
     config = load_config_dir(tmp_path)
     assert any("unknown process 'nothing@a'" in i.message for i in config.issues)
+
+
+def test_watching_a_set_name_shows_the_events_of_its_instances():
+    from trio_procmgr.events import EventHub
+
+    hub = EventHub()
+    sub = hub.subscribe(processes=["q"])
+    assert [sub.matches({"type": "x", "process": n}) for n in ("q@1", "q", "other", "qq@1", None)] == \
+        [True, True, False, False, False]
