@@ -114,6 +114,8 @@ def test_scale_up_starts_new_ones_and_scale_down_stops_the_highest_first():
         bad = d.cli("scale", "nothing", "2")
         assert bad.code == 1 and "not a replicated process" in bad.err
         assert d.cli("scale", "q", "0").code == 2
+        beyond = d.cli("start", "q@9")
+        assert beyond.code == 1 and "use scale q N" in beyond.err and names(d) == ["q@1", "q@2"]
 
 
 def test_scale_survives_a_daemon_restart():

@@ -114,7 +114,7 @@ class Instances:
     def can_instantiate(self, ref: str) -> bool:
         parts = tpl.split_instance(ref)
         template = self.template(parts[0]) if parts is not None else None
-        return template is not None and not template.replicated and not self._exists(ref)
+        return template is not None and not self._exists(ref)  # instantiate explains replicas
 
     def _exists(self, name: str) -> bool:
         return any(s.name == name for s in self.pm.supervisors())
@@ -127,8 +127,9 @@ class Instances:
             raise errors.ProcessNotFound(f"no template named '{base}@' (a file {base}@.yaml) "
                                          f"or replicated process '{base}'", process=base)
         if template.replicated:
-            raise errors.InvalidArgument(f"'{base}' is a replicated process: use scale {base} N",
-                                         process=base)
+            raise errors.InvalidArgument(
+                f"'{base}' is a replicated process with {len(self.members(base))} instance(s): "
+                f"use scale {base} N to change how many run", process=base)
         why = tpl.instance_problem(instance)
         if why:
             raise errors.InvalidArgument(f"{why}: expected {tpl.INSTANCE_EXPECTED}", instance=instance)
