@@ -107,7 +107,7 @@ class Instances:
 
     def is_set(self, ref: str) -> bool:
         """``ref`` names a template or replica set (and no process of its own)."""
-        if any(s.name == ref or s.record.id == ref for s in self.pm.supervisors()):
+        if self._exists(ref):
             return False
         return self.template(ref) is not None or bool(self.members(ref))
 
@@ -116,8 +116,13 @@ class Instances:
         template = self.template(parts[0]) if parts is not None else None
         return template is not None and not self._exists(ref)  # instantiate explains replicas
 
-    def _exists(self, name: str) -> bool:
-        return any(s.name == name for s in self.pm.supervisors())
+    def _exists(self, ref: str) -> bool:
+        """A process (not a set) is named, or has the id, ``ref``."""
+        try:
+            self.pm.resolve(ref)
+        except errors.ProcessNotFound:
+            return False
+        return True
 
     # ------------------------------------------------------------ operations
     async def instantiate(self, base: str, instance: str, *, start: bool = False) -> dict[str, Any]:
