@@ -30,3 +30,24 @@ def complete_process_names(ctx: Any, _param: Any, incomplete: str) -> list[str]:
     socket = (root.params.get("socket_path") if root is not None else None) \
         or os.environ.get("DD_PM_SOCKET")
     return [name for name in process_names(socket) if name.startswith(incomplete)]
+
+
+#: Shells whose completion script ``dd-procmgr completion SHELL`` prints.
+SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_DD_PROCMGR_COMPLETE"
+
+
+def completion_source(shell: str, prog: str = "dd-procmgr") -> str:
+    """The script that makes ``shell`` complete ``prog`` (commands, options, names).
+
+    The script calls ``prog`` back with ``_DD_PROCMGR_COMPLETE`` set on each Tab press;
+    the package installs it in each shell's standard directory, so no ``eval`` is needed.
+    """
+    from asyncclick.shell_completion import get_completion_class
+
+    from dd_procmgr_cli.app import app
+
+    cls = get_completion_class(shell)
+    if cls is None:
+        raise ValueError(f"no completion for shell {shell!r} (one of: {', '.join(SHELLS)})")
+    return cls(app, {}, prog, COMPLETE_VAR).source()
