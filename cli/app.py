@@ -110,21 +110,31 @@ pass_inv = click.make_pass_decorator(Invocation)
 @app.command(context_settings={"ignore_unknown_options": True,
                                "help_option_names": ["--help"]})
 @click.argument("name")
-@click.argument("command")
+@click.argument("command", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @field_options
 @click.option("--start", "start_now", is_flag=True, help="Start it right after creating it.")
 @click.option("--transient", is_flag=True,
               help="Forget it when the daemon restarts (not persisted).")
+@click.option("--from", "from_template", metavar="TEMPLATE@",
+              help="Make instance NAME of template TEMPLATE@ (a file TEMPLATE@.yaml) instead.")
 @json_option
 @pass_inv
-def create(inv: Invocation, name, command, args, start_now, transient, **fields) -> int:
+def create(inv: Invocation, name, command, args, start_now, transient, from_template, **fields) -> int:
     """Create process NAME running COMMAND [ARGS...] (created, not started, by default).
 
     Options may come before or after COMMAND; put ARGS that look like this
     command's own options after `--`:
     dd-procmgr create web --restart always -- python3 -m http.server --bind 127.0.0.1
+
+    With --from worker@, NAME is an instance: `create --from worker@ a` makes worker@a.
     """
+    if from_template is not None:
+        if command is not None:
+            raise click.UsageError("create --from TEMPLATE@ INSTANCE takes no COMMAND")
+        return commands.do_instantiate(inv, from_template, name, start=start_now)
+    if command is None:
+        raise click.UsageError("Missing argument 'COMMAND'.")
     try:
         spec = create_spec(command, list(args), fields)
     except FlagValueError as exc:
@@ -135,15 +145,30 @@ def create(inv: Invocation, name, command, args, start_now, transient, **fields)
 
 @app.command()
 @click.argument("name", shell_complete=complete_process_names)
+@click.argument("replicas", type=click.IntRange(1, 1000))
+@json_option
+@pass_inv
+def scale(inv: Invocation, name, replicas) -> int:
+    """Run REPLICAS instances NAME@1..N of replicated process NAME (highest stop first)."""
+    return commands.do_scale(inv, name, replicas)
+
+
+@app.command()
+@click.argument("name", shell_complete=complete_process_names)
 @field_options
 @click.option("--dry-run", is_flag=True, help="Validate and show what would change.")
 @click.option("--restart-process", is_flag=True,
               help="Restart it if a changed field needs a restart.")
+@click.option("--replicas", type=click.IntRange(1, 1000),
+              help="Instances of a replicated process NAME (same as scale NAME N).")
 @json_option
 @pass_inv
-def update(inv: Invocation, name, dry_run, restart_process, **fields) -> int:
+def update(inv: Invocation, name, dry_run, restart_process, replicas, **fields) -> int:
     """Change fields of process NAME; hot fields apply without a restart."""
-    return commands.do_update(inv, name, _changes(fields), dry_run=dry_run,
+    changes = _changes(fields)
+    if replicas is not None:
+        changes["replicas"] = replicas
+    return commands.do_update(inv, name, changes, dry_run=dry_run,
                               restart_process=restart_process)
 
 

@@ -232,6 +232,30 @@ def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool =
     return EXIT_OK
 
 
+def do_instantiate(inv: Invocation, template: str, instance: str, *, start: bool = False) -> int:
+    """``create --from TEMPLATE@ INSTANCE`` (SPEC §16)."""
+    result = inv.call("instantiate", template=template, instance=instance, start=start)
+    if inv.json:
+        inv.emit_json(result)
+        return EXIT_OK
+    record = result.get("record", result) if isinstance(result, dict) else {}
+    inv.echo(f"created {record.get('name')} {record.get('id', '')} ({record.get('state')})".replace("  ", " "))
+    return EXIT_OK
+
+
+def do_scale(inv: Invocation, name: str, replicas: int) -> int:
+    """``scale NAME N``: prints each instance and its state."""
+    result = inv.call("scale", name=name, replicas=replicas)
+    record = result.get("record", result) if isinstance(result, dict) else {}
+    if inv.json:
+        inv.emit_json(record)
+        return EXIT_OK
+    inv.echo(f"{name}: {replicas} replica(s)")
+    for row in record.get("instances", []):
+        inv.echo(f"  {row['name']}  {row['state']}")
+    return EXIT_OK
+
+
 def do_update(inv: Invocation, name: str, changes: dict[str, Any], *, dry_run: bool = False,
               restart_process: bool = False) -> int:
     if not changes:

@@ -210,6 +210,8 @@ class ConfigSet:
     groups: Mapping[str, GroupSpec] = field(default_factory=lambda: EMPTY_MAP)
     issues: tuple[ConfigIssue, ...] = ()
     files: tuple[str, ...] = ()
+    #: Templates and replica sets by base name (config.templates.TemplateSpec, SPEC §16).
+    templates: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAP)
 
     @property
     def ok(self) -> bool:

@@ -75,7 +75,26 @@ class ManagerCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from self._processes(time.time())
+        yield from self._instances()
         yield from self._daemon(time.time())
+
+    def _instances(self) -> Iterator[Metric]:
+        """Template instances carry their template and instance (join on ``process``), and
+        each replicated process its wanted count (SPEC §16)."""
+        info = GaugeMetricFamily(f"{PREFIX}_process_instance_info",
+                                 "1 for each instance of a template or replicated process",
+                                 labels=["process", "template", "instance"])
+        wanted = GaugeMetricFamily(f"{PREFIX}_replicas_wanted",
+                                   "Instances wanted of a replicated process", labels=["template"])
+        for sup in self.manager.supervisors():
+            base, at, instance = sup.name.partition("@")
+            if at:
+                info.add_metric([sup.name, base, instance], 1.0)
+        for base in self.manager.config.templates:
+            replicas = self.manager.instances.summary(base)["replicas"]
+            if replicas is not None:
+                wanted.add_metric([base], float(replicas))
+        yield from (info, wanted)
 
     def _processes(self, now: float) -> Iterator[Metric]:
         labels = ["process"]

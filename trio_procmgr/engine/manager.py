@@ -84,8 +84,11 @@ class ProcessManager:
         self.spawn_listeners: list[Callable[[Supervisor], None]] = []
         self.added_listeners: list[Callable[[Supervisor], None]] = []
         from trio_procmgr.engine import features
+        from trio_procmgr.engine.instances import Instances
 
         features.install(self)
+        self.instances = Instances(self)
+        self.config = self.instances.with_overrides(self.config)
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> "ProcessManager":
@@ -174,13 +177,16 @@ class ProcessManager:
     # ------------------------------------------------------------------ registry
     def publish(self, type: str, process: str | None = None, id: str | None = None,
                 **fields: Any) -> dict[str, Any]:
+        if process and "@" in process:
+            fields.setdefault("instance", process.partition("@")[2])
         return self.hub.publish(type, process, id, **fields)
 
     @property
     def specs(self) -> dict[str, ProcessSpec]:
         """Every spec by name (cached until a process is added, deleted or updated)."""
         if self._specs_cache is None:
-            self._specs_cache = {name: sup.spec for name, sup in self._sups.items()}
+            self._specs_cache = dict(planner.expand_instance_dependencies(
+                {name: sup.spec for name, sup in self._sups.items()}))
         return self._specs_cache
 
     @property
@@ -327,6 +333,8 @@ class ProcessManager:
     def describe(self, ref: str) -> dict[str, Any]:
         from trio_procmgr.config.loader import spec_to_raw
 
+        if self.instances.is_set(ref):
+            return self.instances.summary(ref)
         sup = self.supervisor(ref)
         d = self._summary(sup)
         d["spec"] = spec_to_raw(sup.spec)
@@ -402,6 +410,7 @@ class ProcessManager:
         return replace(spec, transient=transient) if transient else spec
 
     def _check_graph(self, specs: Mapping[str, ProcessSpec]) -> None:
+        specs = planner.expand_instance_dependencies(specs)
         cycle = planner.find_ordering_cycle(specs)
         if cycle is not None:
             raise planner.ordering_cycle_error(specs, cycle)
@@ -413,7 +422,31 @@ class ProcessManager:
                             f"process '{spec.name}' {field} unknown process '{other}'",
                             process=spec.name, field=field, unknown=other)
 
+    async def add_process(self, spec: ProcessSpec) -> dict[str, Any]:
+        """Register an already-parsed spec (a template's instance) as a new process,
+        not started; runtime-created ones (no source file) are persisted."""
+        if spec.name in self._sups:
+            raise errors.AlreadyExists(f"a process named '{spec.name}' already exists", process=spec.name)
+        self._check_graph({**self.specs, spec.name: spec})
+        sup = await self._add(spec)
+        self.publish("process_created", spec.name, sup.record.id)
+        self._persist()
+        return sup.record.to_dict()
+
+    async def instantiate(self, template: str, instance: str, *, start: bool = False) -> dict[str, Any]:
+        """``create --from TEMPLATE@ INST``: see :mod:`trio_procmgr.engine.instances`."""
+        return await self.instances.instantiate(template.rstrip("@"), instance, start=start)
+
+    async def scale(self, ref: str, replicas: int) -> dict[str, Any]:
+        """Run ``replicas`` instances of the replicated process ``ref`` (SPEC §16)."""
+        return await self.instances.scale(ref, replicas)
+
     async def start(self, ref: str) -> dict[str, Any]:
+        if self.instances.is_set(ref):
+            return await self.instances.act("start", ref)
+        if self.instances.can_instantiate(ref):
+            base, _, instance = ref.partition("@")
+            await self.instances.instantiate(base, instance)
         name = self.resolve(ref)
         sup = self._sups[name]
         if sup.record.state in (S.RUNNING, S.STARTING, S.PAUSED):
@@ -428,6 +461,8 @@ class ProcessManager:
         return sup.record.to_dict()
 
     async def stop(self, ref: str) -> dict[str, Any]:
+        if self.instances.is_set(ref):
+            return await self.instances.act("stop", ref)
         name = self.resolve(ref)
         sup = self._sups[name]
         if not sup.is_active() and sup.record.state is not S.BACKOFF:
@@ -444,6 +479,8 @@ class ProcessManager:
         """Stop ``ref`` and what stops with it (its requires/binds_to/part_of dependants,
         dependants first), then start them all again in order (systemd: a restart on
         request propagates like a stop on request)."""
+        if self.instances.is_set(ref):
+            return await self.instances.act("restart", ref)
         name = self.resolve(ref)
         sup = self._sups[name]
         active = self._active_names()
@@ -503,6 +540,8 @@ class ProcessManager:
                      restart_process: bool = False) -> dict[str, Any]:
         from trio_procmgr.config.loader import spec_to_raw
 
+        if "replicas" in changes:
+            return await self.instances.update_replicas(ref, changes, dry_run=dry_run)
         name = self.resolve(ref)
         sup = self._sups[name]
         from trio_procmgr.config.yamldoc import LineMap, merge_over
@@ -536,6 +575,7 @@ class ProcessManager:
             from trio_procmgr.config.loader import load_config_dir
 
             config = load_config_dir(self.config_dir)
+        config = self.instances.with_overrides(config)
         old_names = {n for n, s in self._sups.items() if not self._is_runtime_created(s)}
         new = dict(config.processes)
         kept = {n: s.spec for n, s in self._sups.items() if self._is_runtime_created(s)}

@@ -426,6 +426,13 @@ class CallHandler:
                                              transient=p["transient"])
         return {"record": record}
 
+    async def do_scale(self) -> dict:
+        return {"record": await self.engine("scale")(self.params["name"], self.params["replicas"])}
+
+    async def do_instantiate(self) -> dict:
+        p = self.params
+        return {"record": await self.engine("instantiate")(p["template"], p["instance"], start=p["start"])}
+
     async def do_get(self) -> dict:
         ref = self.params["name"]
         self.engine("resolve")(ref)
