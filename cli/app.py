@@ -9,14 +9,17 @@ without an event loop (see ``entry.drive``) and neither asyncio nor trio is impo
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import asyncclick as click
 
 from dd_procmgr_cli import commands
 from dd_procmgr_cli.completion import complete_process_names
-from dd_procmgr_cli.fieldflags import FIELD_FLAGS, FlagValueError, changes_from_options, create_spec
+from dd_procmgr_cli.fieldflags import (FIELD_FLAGS, FlagValueError, changes_from_options,
+                                       command_changes, create_spec, resolve_relative_paths)
 from dd_procmgr_cli.invocation import DEFAULT_TIMEOUT, Invocation
+from dd_procmgr_cli.selection import SORT_KEYS
 
 ALIASES = {"remove": "delete", "rm": "delete", "ls": "list"}
 
@@ -129,6 +132,7 @@ def create(inv: Invocation, name, command, args, start_now, transient, **fields)
         spec = create_spec(command, list(args), fields)
     except FlagValueError as exc:
         raise click.UsageError(str(exc)) from None
+    spec = resolve_relative_paths(spec, os.getcwd())
     start = start_now or bool(spec.get("auto_start"))
     return commands.do_create(inv, name, spec, start=start, transient=transient)
 
@@ -136,14 +140,25 @@ def create(inv: Invocation, name, command, args, start_now, transient, **fields)
 @app.command()
 @click.argument("name", shell_complete=complete_process_names)
 @field_options
+@click.option("--command", "new_command", metavar="COMMAND",
+              help="New executable (restart required; ID and history are kept).")
+@click.option("--args", "new_args", metavar="'ARG ...'",
+              help="New arguments as one shell-quoted string ('' clears them).")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would change.")
 @click.option("--restart-process", is_flag=True,
               help="Restart it if a changed field needs a restart.")
 @json_option
 @pass_inv
-def update(inv: Invocation, name, dry_run, restart_process, **fields) -> int:
+def update(inv: Invocation, name, new_command, new_args, dry_run, restart_process,
+           **fields) -> int:
     """Change fields of process NAME; hot fields apply without a restart."""
-    return commands.do_update(inv, name, _changes(fields), dry_run=dry_run,
+    changes = _changes(fields)
+    try:
+        changes.update(command_changes(new_command, new_args))
+    except FlagValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    changes = resolve_relative_paths(changes, os.getcwd())
+    return commands.do_update(inv, name, changes, dry_run=dry_run,
                               restart_process=restart_process)
 
 
@@ -174,12 +189,21 @@ _lifecycle("delete", "Delete processes (alias: remove). Running ones need --forc
 # -- reading ---------------------------------------------------------------------------------
 
 @app.command("list")
-@click.option("-o", "--output", type=click.Choice(["wide"]), help="wide: more columns.")
+@click.argument("patterns", nargs=-1, metavar="[PATTERN]...",
+                shell_complete=complete_process_names)
+@click.option("-o", "--output", type=click.Choice(["wide"]),
+              help="wide: more columns (restarts, exit, group, times, reason).")
+@click.option("--state", "states", multiple=True, metavar="STATE[,STATE]",
+              help="Only processes in these states (repeatable, or running,failed).")
+@click.option("--sort", type=click.Choice(list(SORT_KEYS)),
+              help="Order by this key (uptime, restarts, cpu, mem: largest first).")
+@click.option("--groups", "groups", is_flag=True, help="List the supervision groups instead.")
 @json_option
 @pass_inv
-def list_(inv: Invocation, output) -> int:
-    """List processes (alias: ls)."""
-    return commands.do_list(inv, wide=output == "wide")
+def list_(inv: Invocation, patterns, output, states, sort, groups) -> int:
+    """List processes (alias: ls); PATTERNs are shell globs on names ('web*')."""
+    return commands.do_list(inv, wide=output == "wide", patterns=list(patterns),
+                            states=list(states), sort=sort, groups=groups)
 
 
 @app.command()
@@ -202,15 +226,35 @@ def status(inv: Invocation, names, output) -> int:
 
 
 @app.command()
-@click.argument("name", shell_complete=complete_process_names)
-@click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted.")
+@names_argument(required=False)
+@click.option("--all", "everything", is_flag=True, help="Every process, as one table.")
+@click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted (one NAME).")
 @click.option("--interval", type=float, default=2.0, show_default=True,
               help="Seconds between refreshes with --watch.")
 @json_option
 @pass_inv
-def stats(inv: Invocation, name, watch, interval) -> int:
-    """Resource usage of process NAME (memory, CPU, PIDs, fds, I/O, sockets)."""
-    return commands.do_stats(inv, name, watch=watch, interval=interval)
+def stats(inv: Invocation, names, everything, watch, interval) -> int:
+    """Resource usage: one NAME in detail (memory, CPU, PIDs, fds, I/O, sockets);
+    several NAMEs or --all as one table from a single call."""
+    if len(names) == 1 and not everything:
+        return commands.do_stats(inv, names[0], watch=watch, interval=interval)
+    if watch:
+        raise click.UsageError("stats --watch takes one NAME; use dd-procmgr top for all")
+    if not names and not everything:
+        raise click.UsageError("stats: give process names or --all")
+    return commands.do_stats_many(inv, list(names), everything=everything)
+
+
+def log_filter_options(func):
+    """--since/--until/--grep, shared by logs and tail."""
+    func = click.option("--grep", metavar="REGEX",
+                        help="Only lines matching this regular expression.")(func)
+    func = click.option("--until", metavar="WHEN",
+                        help="Only lines up to WHEN (same forms as --since).")(func)
+    func = click.option("--since", metavar="WHEN",
+                        help="Only lines since WHEN: 10m, 1h30m (ago), "
+                             "2026-12-01T10:00:00, @EPOCH.")(func)
+    return func
 
 
 @app.command()
@@ -220,12 +264,32 @@ def stats(inv: Invocation, name, watch, interval) -> int:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--stream", type=click.Choice(["stdout", "stderr"]), help="Only this stream.")
 @click.option("-t", "--timestamps", is_flag=True, help="Prefix time and stream.")
+@log_filter_options
 @json_option
 @pass_inv
-def logs(inv: Invocation, names, everything, lines, follow, stream, timestamps) -> int:
+def logs(inv: Invocation, names, everything, lines, follow, stream, timestamps, since, until,
+         grep) -> int:
     """Output of processes (-f: follow live; --json with -f: one JSON object per line)."""
     return commands.do_logs(inv, list(names), everything=everything, lines=lines,
-                            follow=follow, stream=stream, timestamps=timestamps)
+                            follow=follow, stream=stream, timestamps=timestamps,
+                            since=since, until=until, grep=grep)
+
+
+@app.command()
+@names_argument(required=False)
+@click.option("--all", "everything", is_flag=True, help="Every process, prefixed by name.")
+@click.option("-n", "--lines", type=int, help="Start with the last N lines (default 10).")
+@click.option("--stream", type=click.Choice(["stdout", "stderr"]), help="Only this stream.")
+@click.option("-t", "--timestamps", is_flag=True, help="Prefix time and stream.")
+@log_filter_options
+@json_option
+@pass_inv
+def tail(inv: Invocation, names, everything, lines, stream, timestamps, since, until,
+         grep) -> int:
+    """Follow output live: the same as logs -f."""
+    return commands.do_logs(inv, list(names), everything=everything, lines=lines,
+                            follow=True, stream=stream, timestamps=timestamps,
+                            since=since, until=until, grep=grep)
 
 
 @app.command()
@@ -248,6 +312,51 @@ def events(inv: Invocation, processes, types) -> int:
 def deps(inv: Invocation, name, reverse) -> int:
     """What process NAME pulls in, what depends on it, and its conflicts (live states)."""
     return commands.do_deps(inv, name, reverse=reverse)
+
+
+# -- signals and switches ------------------------------------------------------------------
+
+@app.command()
+@names_argument()
+@click.option("-s", "--signal", "signal_name", default="SIGTERM", show_default=True,
+              metavar="SIGNAL", help="Signal name (SIGHUP, HUP) or number.")
+@click.option("--main", "whom", flag_value="main",
+              help="Only the main process.")
+@click.option("--all", "whom", flag_value="all", default=True,
+              help="Every process of the service: its cgroup, else its process group (default).")
+@json_option
+@pass_inv
+def kill(inv: Invocation, names, signal_name, whom) -> int:
+    """Send a signal to processes without stopping them (like systemctl kill)."""
+    return commands.do_kill(inv, list(names), signal=signal_name, whom=whom)
+
+
+@app.command()
+@names_argument()
+@json_option
+@pass_inv
+def reload(inv: Invocation, names) -> int:
+    """Send each process its reload_signal (default SIGHUP): it re-reads its own
+    config, no restart. (reload-config re-reads the daemon's configuration.)"""
+    return commands.do_reload_process(inv, list(names))
+
+
+@app.command()
+@names_argument()
+@json_option
+@pass_inv
+def enable(inv: Invocation, names) -> int:
+    """Start processes with the daemon (auto_start: true, persisted)."""
+    return commands.do_enable(inv, list(names), enable=True)
+
+
+@app.command()
+@names_argument()
+@json_option
+@pass_inv
+def disable(inv: Invocation, names) -> int:
+    """Do not start processes with the daemon (auto_start: false, persisted)."""
+    return commands.do_enable(inv, list(names), enable=False)
 
 
 # -- daemon ----------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ RESULT_FIELD = {
     "list": "processes", "create": "record", "start": "record", "stop": "record",
     "restart": "record", "describe": "record", "delete": "record", "pause": "record",
     "resume": "record", "stats": "stats", "logs": "lines", "deps": "graph",
+    "kill": "record", "reload": "record", "groups": "groups", "stats_all": "stats",
 }
 
 
