@@ -314,6 +314,22 @@ def deps(inv: Invocation, name, reverse) -> int:
     return commands.do_deps(inv, name, reverse=reverse)
 
 
+@app.command()
+@click.option("--interval", type=float, default=2.0, show_default=True,
+              help="Seconds between stats pushes from the daemon.")
+@click.option("--sort", type=click.Choice(["name", "state", "cpu", "mem", "restarts", "uptime"]),
+              default="name", show_default=True, help="Initial order (key s cycles).")
+@click.option("--once", is_flag=True, help="Print one snapshot table and exit (also without a TTY).")
+@json_option
+@pass_inv
+def top(inv: Invocation, interval, sort, once) -> int:
+    """Live full-screen view of every process: state, CPU, memory, restarts, health and
+    the selected process's log tail. Keys: arrows/j k select, s sort, / filter,
+    S start, T stop, R restart, q quit."""
+    from dd_procmgr_cli.top import do_top
+    return do_top(inv, interval=interval, once=once, sort=sort)
+
+
 # -- signals and switches ------------------------------------------------------------------
 
 @app.command()

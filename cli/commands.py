@@ -571,8 +571,9 @@ def do_kill(inv: Invocation, names: list[str], *, signal: str = "SIGTERM",
     if not names:
         raise UsageProblem("kill: give at least one process name")
     shown = signal.upper() if not signal.isdigit() else signal
-    render = lambda rec: f"sent {shown} to {rec.get('name')} ({whom} processes" \
-        f"{', pid ' + str(rec['pid']) if rec.get('pid') else ''})"  # noqa: E731
+    reach = "its main process" if whom == "main" else "all its processes"
+    render = lambda rec: f"sent {shown} to {rec.get('name')} ({reach}" \
+        f"{', main pid ' + str(rec['pid']) if rec.get('pid') else ''})"  # noqa: E731
     return _each_or_one(inv, names, lambda n: inv.call("kill", name=n, signal=signal, whom=whom),
                         render)
 
