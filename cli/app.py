@@ -375,6 +375,29 @@ def disable(inv: Invocation, names) -> int:
     return commands.do_enable(inv, list(names), enable=False)
 
 
+@app.command()
+@click.argument("name", shell_complete=complete_process_names)
+@json_option
+@pass_inv
+def cat(inv: Invocation, name) -> int:
+    """Effective config of process NAME as YAML, each field labelled with where it
+    comes from (file, drop-in, runtime change)."""
+    from dd_procmgr_cli.editing import do_cat
+    return do_cat(inv, name)
+
+
+@app.command()
+@click.argument("name", shell_complete=complete_process_names)
+@json_option
+@pass_inv
+def edit(inv: Invocation, name) -> int:
+    """Edit process NAME in $EDITOR: a drop-in NAME.yaml.d/50-edit.yaml for a file-defined
+    process (validated, then reload-config), its spec for a runtime one (then update).
+    An invalid result is never saved."""
+    from dd_procmgr_cli.editing import do_edit
+    return do_edit(inv, name)
+
+
 # -- daemon ----------------------------------------------------------------------------------
 
 @app.command("reload-config")

@@ -339,6 +339,7 @@ class ProcessManager:
         d["consecutive_failures"] = sup.failures
         d["warnings"] = list(self.warnings)
         d["dependencies"] = self._dependency_states(sup)
+        d["source"] = {"file": sup.spec.source.file, "line": sup.spec.source.line}
         d.update(sup.extras)
         return d
 
