@@ -280,16 +280,17 @@ def _render_outcome(verb: str, record: dict) -> str:
     return views.render_action(verb, record)
 
 
-def _expand_group_names(inv: Invocation, method: str, names: list[str]) -> list[str]:
-    """start/stop/restart GROUP: a name that is a supervision group and not a process
-    stands for its members (in member order; stop: reverse order)."""
+def _group_members(inv: Invocation, method: str, name: str) -> list[str] | None:
+    """start/stop/restart GROUP: the members of the supervision group ``name`` (in
+    member order; stop: reverse), or None when it is no group. Asked only after the
+    daemon said no process has that name, so a process always wins over a group."""
     if method not in ("start", "stop", "restart"):
-        return names
-    groups = _groups_or_none(inv)
-    if not any(g.get("name") in names for g in groups):
-        return names
-    processes = {r["name"] for r in inv.call("list")}
-    return selection.expand_groups(names, processes, groups, reverse=method == "stop")
+        return None
+    for group in _groups_or_none(inv):
+        if group.get("name") == name:
+            members = list(group.get("members") or [])
+            return members[::-1] if method == "stop" else members
+    return None
 
 
 def do_action(inv: Invocation, method: str, names: list[str], *, everything: bool = False,
@@ -308,31 +309,35 @@ def do_action(inv: Invocation, method: str, names: list[str], *, everything: boo
             else:
                 inv.echo(f"Nothing to {method}.")
             return EXIT_OK
-    expanded = _expand_group_names(inv, method, names)
     render = lambda rec: _render_outcome(verb, rec)  # noqa: E731
-    if len(names) == 1 and not everything and expanded == names:
-        try:
-            record = inv.call(method, name=names[0], **params)
-        except _procmgr_error() as exc:
-            record = _settle(inv, method, names[0], exc)
+    # Many names: all calls in flight at once; the daemon orders dependants itself.
+    outcomes = dict(zip(names, inv.call_many(method, [{"name": n, **params} for n in names])))
+    targets: list[str] = []
+    for name in names:
+        members = (_group_members(inv, method, name)
+                   if getattr(outcomes[name], "code", None) == "PROCESS_NOT_FOUND" else None)
+        if members is None:
+            targets.append(name)
+            continue
+        for member in members:  # a group: one member after the other, in order
+            if member not in outcomes:
+                outcomes[member] = _call_or_error(inv, method, member, params)
+                targets.append(member)
+    if len(targets) == 1 and not everything and targets == names:
+        record = _settle(inv, method, names[0], outcomes[names[0]])
         if inv.json:
             inv.emit_json(record)
         else:
             inv.echo(render(record))
         return EXIT_OK
-    if expanded != names:
-        # A group: members one after the other, in order (each waits for the previous).
-        return _each(inv, expanded, lambda n: _settle_call(inv, method, n, params), render)
-    # Many names: all calls in flight at once; the daemon orders dependants itself.
-    outcomes = dict(zip(names, inv.call_many(method, [{"name": n, **params} for n in names])))
-    return _each(inv, names, lambda name: _settle(inv, method, name, outcomes[name]), render)
+    return _each(inv, targets, lambda name: _settle(inv, method, name, outcomes[name]), render)
 
 
-def _settle_call(inv: Invocation, method: str, name: str, params: dict) -> Any:
+def _call_or_error(inv: Invocation, method: str, name: str, params: dict) -> Any:
     try:
         return inv.call(method, name=name, **params)
     except _procmgr_error() as exc:
-        return _settle(inv, method, name, exc)
+        return exc
 
 
 def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool = False,
