@@ -71,6 +71,9 @@ FIELD_FLAGS: tuple[FieldFlag, ...] = (
        "Grace between the stop signal and SIGKILL.", metavar="DURATION"),
     _f("--kill-signal", "kill_signal", "text", "First stop signal (SIGTERM, SIGINT, 15).",
        metavar="SIGNAL"),
+    _f("--reload-signal", "reload_signal", "text",
+       "Signal `dd-procmgr reload` sends to the main process (default SIGHUP).",
+       metavar="SIGNAL"),
     _f("--kill-mode", "kill_mode", "choice", "Which processes the stop signal reaches.",
        choices=KILL_MODES),
     _f("--success-exit-status", "success_exit_status", "exit_status",
@@ -284,7 +287,8 @@ def resolve_relative_paths(spec: dict[str, Any], cwd: str) -> dict[str, Any]:
     if isinstance(files, list):
         resolved = []
         for item in files:
-            optional, path = (item.startswith("-"), item[1:]) if isinstance(item, str) else (False, item)
+            optional = isinstance(item, str) and item.startswith("-")
+            path = item[1:] if optional else item
             if isinstance(path, str) and path and not os.path.isabs(path):
                 path = os.path.normpath(os.path.join(cwd, path))
             resolved.append(("-" if optional else "") + path if isinstance(path, str) else item)
