@@ -15,7 +15,8 @@ from typing import Any
 import asyncclick as click
 
 from dd_procmgr_cli import commands
-from dd_procmgr_cli.completion import complete_process_names
+from dd_procmgr_cli.completion import (complete_process_names, complete_signals,
+                                       complete_states, complete_targets)
 from dd_procmgr_cli.fieldflags import (FIELD_FLAGS, FlagValueError, changes_from_options,
                                        command_changes, create_spec, resolve_relative_paths)
 from dd_procmgr_cli.invocation import DEFAULT_TIMEOUT, Invocation
@@ -47,9 +48,9 @@ def json_option(func):
                         callback=_set_json, help="Machine-readable output.")(func)
 
 
-def names_argument(required: bool = True, nargs: int = -1):
+def names_argument(required: bool = True, nargs: int = -1, complete=complete_process_names):
     return click.argument("names", nargs=nargs, required=required,
-                          shell_complete=complete_process_names, metavar="NAME...")
+                          shell_complete=complete, metavar="NAME...")
 
 
 def field_options(func):
@@ -165,7 +166,9 @@ def update(inv: Invocation, name, new_command, new_args, dry_run, restart_proces
 # -- lifecycle ------------------------------------------------------------------------------
 
 def _lifecycle(method: str, doc: str, extra=None):
-    @names_argument(required=False)
+    groups = method in ("start", "stop", "restart")
+
+    @names_argument(required=False, complete=complete_targets if groups else complete_process_names)
     @click.option("--all", "everything", is_flag=True, help=f"{method.capitalize()} every process.")
     @json_option
     @pass_inv
@@ -177,9 +180,11 @@ def _lifecycle(method: str, doc: str, extra=None):
     return app.command(method)(callback)
 
 
-_lifecycle("start", "Start processes (with their dependencies).")
-_lifecycle("stop", "Stop processes (kill_signal, then SIGKILL after timeout_stop_sec).")
-_lifecycle("restart", "Restart processes.")
+_lifecycle("start", "Start processes (with their dependencies) or a group's members in order; "
+           "already running is success.")
+_lifecycle("stop", "Stop processes (kill_signal, then SIGKILL after timeout_stop_sec) or a "
+           "group's members in reverse order; already stopped is success.")
+_lifecycle("restart", "Restart processes (or a group's members in order).")
 _lifecycle("pause", "Freeze processes (cgroup freezer or SIGSTOP).")
 _lifecycle("resume", "Thaw paused processes.")
 _lifecycle("delete", "Delete processes (alias: remove). Running ones need --force.",
@@ -194,6 +199,7 @@ _lifecycle("delete", "Delete processes (alias: remove). Running ones need --forc
 @click.option("-o", "--output", type=click.Choice(["wide"]),
               help="wide: more columns (restarts, exit, group, times, reason).")
 @click.option("--state", "states", multiple=True, metavar="STATE[,STATE]",
+              shell_complete=complete_states,
               help="Only processes in these states (repeatable, or running,failed).")
 @click.option("--sort", type=click.Choice(list(SORT_KEYS)),
               help="Order by this key (uptime, restarts, cpu, mem: largest first).")
@@ -207,11 +213,11 @@ def list_(inv: Invocation, patterns, output, states, sort, groups) -> int:
 
 
 @app.command()
-@names_argument()
+@names_argument(complete=complete_targets)
 @json_option
 @pass_inv
 def describe(inv: Invocation, names) -> int:
-    """Show everything about processes."""
+    """Show everything about processes (or a supervision group)."""
     return commands.do_describe(inv, list(names))
 
 
@@ -335,6 +341,7 @@ def top(inv: Invocation, interval, sort, once) -> int:
 @app.command()
 @names_argument()
 @click.option("-s", "--signal", "signal_name", default="SIGTERM", show_default=True,
+              shell_complete=complete_signals,
               metavar="SIGNAL", help="Signal name (SIGHUP, HUP) or number.")
 @click.option("--main", "whom", flag_value="main",
               help="Only the main process.")

@@ -346,3 +346,13 @@ def test_a_multi_line_command_stays_on_its_row(cli_daemon):
     assert cli_daemon.cli("create", "ml", "--", PY, "-c", script).code == 0
     lines = cli_daemon.cli("list").out.splitlines()
     assert len(lines) == 2 and "\\n" in lines[1] and lines[1].endswith("…")
+
+
+def test_completion_offers_group_names_for_start(cli_daemon):
+    cli_daemon.write_config("stack", GROUP_CONFIG)
+    assert cli_daemon.cli("reload-config").code == 0
+    env = cli_daemon.env(DD_PM_SOCKET=cli_daemon.socket, _DD_PROCMGR_COMPLETE="bash_complete",
+                         COMP_WORDS="dd-procmgr start ", COMP_CWORD="2")
+    done = subprocess.run([CLI], capture_output=True, text=True, env=env, timeout=30)
+    offered = {line.split(",", 1)[1] for line in done.stdout.split()}
+    assert offered == {"ga", "gb", "pair"}
