@@ -248,10 +248,11 @@ def edit_runtime(inv: Invocation, name: str, spec: dict) -> int:
             if text == original:
                 inv.echo(f"{name}: no changes")
                 return EXIT_OK
+            from trio_procmgr.errors import ConfigError
             try:
                 changes = runtime_changes(name, spec, yaml.safe_load(text))
                 break
-            except (ValueError, yaml.YAMLError) as exc:
+            except (ValueError, yaml.YAMLError, ConfigError) as exc:
                 if not _again(inv, [str(getattr(exc, "message", exc))]):
                     raise ExitWith(EXIT_REFUSED) from None
     if not changes:

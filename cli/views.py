@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 from dd_procmgr_cli.format import (
     DASH, STATE_COLOURS, cell, human_duration, human_size, local_timestamp, paint, percent,
-    render_pairs, render_table, shorten,
+    render_pairs, render_table,
 )
 
 LIST_COLUMNS = ["NAME", "ID", "PID", "STATE", "HEALTH", "RUNS", "UPTIME", "COMMAND"]

@@ -273,9 +273,6 @@ def test_logs_since_until_grep_and_json_lines_name_the_process(cli_daemon):
 
 
 def test_tail_is_logs_follow_and_every_json_line_names_the_process(cli_daemon):
-    script = ("import sys, time\nprint('old', flush=True)\n"
-              "for line in sys.stdin: print('echo ' + line.strip(), flush=True)\n"
-              "time.sleep(300)")
     assert cli_daemon.cli("create", "t", "--start", "--", PY, "-c",
                           "import time\nprint('backlog', flush=True)\ntime.sleep(1.5)\n"
                           "print('live', flush=True)\ntime.sleep(300)").code == 0
@@ -356,3 +353,13 @@ def test_completion_offers_group_names_for_start(cli_daemon):
     done = subprocess.run([CLI], capture_output=True, text=True, env=env, timeout=30)
     offered = {line.split(",", 1)[1] for line in done.stdout.split()}
     assert offered == {"ga", "gb", "pair"}
+
+
+def test_edit_of_a_runtime_process_refuses_an_invalid_spec(cli_daemon, tmp_path):
+    assert cli_daemon.cli("create", "rt", "sleep", "100").code == 0
+    env = cli_daemon.env(EDITOR=editor(tmp_path, "rt-bad.sh",
+                                       "command: sleep\nargs: ['100']\nrestart_sec: soon\n"))
+    result = cli_daemon.cli("edit", "rt", env=env)
+    assert result.code == 1 and "not valid and was not saved" in result.err
+    assert "restart_sec" in result.err
+    assert "restart_sec" not in cli_daemon.record("rt")["spec"]
