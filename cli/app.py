@@ -15,8 +15,8 @@ from typing import Any
 import asyncclick as click
 
 from dd_procmgr_cli import commands
-from dd_procmgr_cli.completion import (complete_process_names, complete_signals,
-                                       complete_states, complete_targets)
+from dd_procmgr_cli.completion import (SHELLS, complete_process_names, complete_signals,
+                                       complete_states, complete_targets, completion_source)
 from dd_procmgr_cli.fieldflags import (FIELD_FLAGS, FlagValueError, changes_from_options,
                                        command_changes, create_spec, resolve_relative_paths)
 from dd_procmgr_cli.invocation import DEFAULT_TIMEOUT, Invocation
@@ -457,6 +457,19 @@ def version(inv: Invocation) -> int:
 def validate(inv: Invocation, directory) -> int:
     """Check a config directory offline (default: $DD_PM_CONFIG_DIR or /etc/pm/processes.d)."""
     return commands.do_validate(inv, directory)
+
+
+@app.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell) -> int:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    The package installs these already; by hand: dd-procmgr completion bash >
+    /etc/bash_completion.d/dd-procmgr (zsh: a file named _dd-procmgr in $fpath; fish:
+    ~/.config/fish/completions/dd-procmgr.fish).
+    """
+    click.echo(completion_source(shell), nl=False)
+    return 0
 
 
 @app.command()

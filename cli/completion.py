@@ -67,3 +67,24 @@ def complete_signals(_ctx: Any, _param: Any, incomplete: str) -> list[str]:
     import signal
     names = sorted(s.name for s in signal.Signals if not s.name.startswith("SIG_"))
     return [name for name in names if name.startswith(incomplete.upper())]
+
+
+#: Shells whose completion script ``dd-procmgr completion SHELL`` prints.
+SHELLS = ("bash", "zsh", "fish")
+COMPLETE_VAR = "_DD_PROCMGR_COMPLETE"
+
+
+def completion_source(shell: str, prog: str = "dd-procmgr") -> str:
+    """The script that makes ``shell`` complete ``prog`` (commands, options, names).
+
+    The script calls ``prog`` back with ``_DD_PROCMGR_COMPLETE`` set on each Tab press;
+    the package installs it in each shell's standard directory, so no ``eval`` is needed.
+    """
+    from asyncclick.shell_completion import get_completion_class
+
+    from dd_procmgr_cli.app import app
+
+    cls = get_completion_class(shell)
+    if cls is None:
+        raise ValueError(f"no completion for shell {shell!r} (one of: {', '.join(SHELLS)})")
+    return cls(app, {}, prog, COMPLETE_VAR).source()

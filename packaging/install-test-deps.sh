@@ -9,6 +9,8 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v systemd-notify >/dev/null || need+=(systemd)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v tmux >/dev/null || need+=(tmux)
+command -v groff >/dev/null || need+=(groff-base)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
   echo "install-test-deps: not root; missing ${need[*]} (their tests will skip)" >&2
