@@ -172,6 +172,16 @@ def test_cat_labels_each_field_with_its_file_or_drop_in(cli_daemon):
     assert sources["restart"].startswith("file ") and sources["restart_sec"].startswith("drop-in ")
 
 
+def test_cat_labels_a_runtime_update_of_a_file_defined_process(cli_daemon):
+    cli_daemon.write_config("web", "command: sleep\nargs: ['400']\nrestart: on-failure\n")
+    assert cli_daemon.cli("reload-config").code == 0
+    assert cli_daemon.cli("enable", "web").code == 0
+    assert cli_daemon.cli("update", "web", "--restart", "always").code == 0
+    sources = cli_daemon.cli("--json", "cat", "web").json["sources"]
+    assert sources["auto_start"] == sources["restart"] == "runtime"
+    assert sources["command"] == f"file {cli_daemon.config_dir / 'web.yaml'}"
+
+
 def test_cat_of_a_runtime_process_says_so(cli_daemon):
     assert cli_daemon.cli("create", "rt", "sleep", "10").code == 0
     text = cli_daemon.cli("cat", "rt").out

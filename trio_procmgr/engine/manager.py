@@ -13,6 +13,7 @@ every process in reverse dependency order.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -511,6 +512,8 @@ class ProcessManager:
         # Maps merge key by key, as drop-ins do: `--cpu-limit 2` keeps the memory limit.
         raw, _ = merge_over(spec_to_raw(sup.spec), LineMap(), dict(changes), LineMap())
         new = self._parse_raw(name, raw, transient=sup.spec.transient)
+        # An updated file-defined process stays defined by its file (not runtime-created).
+        new = dataclasses.replace(new, source=sup.spec.source)
         self._check_graph({**self.specs, name: new})
         changed = changed_fields(sup.spec, new)
         needs = restart_required(changed)
