@@ -10,6 +10,7 @@ command -v nginx >/dev/null || need+=(nginx-light)
 command -v systemd-notify >/dev/null || need+=(systemd)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v chromium >/dev/null || need+=(chromium chromium-driver fonts-dejavu-core)
+command -v tmux >/dev/null || need+=(tmux)
 command -v groff >/dev/null || need+=(groff-base)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 # unit files converted by the import tests (SPEC §17): only their .service files are used

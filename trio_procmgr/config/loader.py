@@ -149,7 +149,7 @@ def spec_to_raw(spec: ProcessSpec) -> dict[str, Any]:
         if f.name == "success_exit_status":
             if value != _default(f) or spec.success_exit_signals:
                 raw[f.name] = sorted(value) + [units.signal_name(s) for s in sorted(spec.success_exit_signals)]
-        elif f.name == "kill_signal" and value != _default(f):
+        elif f.name in ("kill_signal", "reload_signal") and value != _default(f):
             raw[f.name] = units.signal_name(value)
         elif value != _default(f):
             raw[f.name] = _plain(value)

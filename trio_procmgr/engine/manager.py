@@ -13,6 +13,7 @@ every process in reverse dependency order.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -347,6 +348,7 @@ class ProcessManager:
         d["consecutive_failures"] = sup.failures
         d["warnings"] = list(self.warnings)
         d["dependencies"] = self._dependency_states(sup)
+        d["source"] = {"file": sup.spec.source.file, "line": sup.spec.source.line}
         d.update(sup.extras)
         return d
 
@@ -549,6 +551,8 @@ class ProcessManager:
         # Maps merge key by key, as drop-ins do: `--cpu-limit 2` keeps the memory limit.
         raw, _ = merge_over(spec_to_raw(sup.spec), LineMap(), dict(changes), LineMap())
         new = self._parse_raw(name, raw, transient=sup.spec.transient)
+        # An updated file-defined process stays defined by its file (not runtime-created).
+        new = dataclasses.replace(new, source=sup.spec.source)
         self._check_graph({**self.specs, name: new})
         changed = changed_fields(sup.spec, new)
         needs = restart_required(changed)
@@ -644,4 +648,63 @@ class ProcessManager:
         """Rotate the log files of ``ref`` (None: every process) now; the rotated paths."""
         return self.log_capture.rotate(ref)
 
+    # ------------------------------------------------------------------ operator verbs
+    async def kill(self, ref: str, sig: int | str = "SIGTERM", *, whom: str = "all") -> dict[str, Any]:
+        """``systemctl kill``: signal the service without changing what the daemon
+        expects of it (an exit it causes is handled like any other exit)."""
+        from trio_procmgr.units import parse_signal
 
+        if whom not in ("all", "main"):
+            raise errors.InvalidArgument(f"kill: whom must be 'all' or 'main', not {whom!r}",
+                                         field="whom")
+        try:
+            number = parse_signal(sig)
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"kill: {exc}", field="signal", value=sig) from None
+        sup = self.supervisor(ref)
+        await sup.request("kill", sig=number, whom=whom)
+        return self.summary(sup.name)
+
+    async def reload(self, ref: str) -> dict[str, Any]:
+        """Send the configured ``reload_signal`` (default SIGHUP) to the main process:
+        the service re-reads its own config, no restart (``systemctl reload``)."""
+        sup = self.supervisor(ref)
+        await sup.request("kill", sig=sup.spec.reload_signal, whom="main")
+        return self.summary(sup.name)
+
+    def summary(self, ref: str) -> dict[str, Any]:
+        """The record ``list`` shows plus the raw ``spec``: what mutating RPCs answer, so
+        ``--json`` of start/stop/... carries the same fields as ``describe``."""
+        from trio_procmgr.config.loader import spec_to_raw
+
+        sup = self.supervisor(ref)
+        d = self._summary(sup)
+        d["spec"] = spec_to_raw(sup.spec)
+        return d
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every supervision group with its runtime view and its members' states."""
+        view = getattr(self, "supervision_groups", None)
+        out = []
+        for name in sorted(self.config.groups):
+            status = dict(view.status(name)) if view is not None else {"name": name}
+            status["member_states"] = {m: self._state_of(m) for m in self.config.groups[name].members}
+            out.append(status)
+        return out
+
+    def stats_many(self, refs: list[str] | None = None) -> list[dict[str, Any]]:
+        """Stats of the named processes (None: every process), each naming its process;
+        one that vanished meanwhile is skipped rather than failing the batch."""
+        from trio_procmgr.engine.stats import collect_stats
+
+        names = [self.resolve(r) for r in refs] if refs else list(self._sups)
+        out = []
+        for name in names:
+            sup = self._sups.get(name)
+            if sup is None:
+                continue
+            item = dict(collect_stats(sup))
+            item.setdefault("name", name)
+            item.setdefault("state", sup.record.state.value)
+            out.append(item)
+        return out
