@@ -18,6 +18,7 @@ from trio_procmgr.feeds import DEFAULT_MAX_BYTES, BoundedFeed
 
 log = logging.getLogger("trio_procmgr.events")
 
+
 def _declared_event_types() -> frozenset[str]:
     """The schema's ``EventType`` values: the one declaration of every event type."""
     from dd_procmgr_rpc_schema.codec import default_codec
@@ -44,7 +45,8 @@ class Subscription(BoundedFeed):
         if self.types is not None and event["type"] not in self.types:
             return False
         if self.processes is not None and event.get("process") not in self.processes:
-            return False
+            # Watching a template or replica set NAME also shows its instances NAME@INST.
+            return (event.get("process") or "").partition("@")[0] in self.processes
         return True
 
     def offer(self, event: dict[str, Any]) -> bool:

@@ -102,4 +102,5 @@ def check_plan(plan: ListenerPlan) -> None:
         if endpoint is not None and not endpoint.loopback:
             raise ListenerError(
                 f"{endpoint.flag} {endpoint}: a non-loopback address ({endpoint.host}) needs "
-                "--token-file (clients then send Authorization: Bearer <token>)")
+                "--token-file (clients then send Authorization: Bearer <token>); without a "
+                "token file the web listener is read-only and local only")
