@@ -124,7 +124,7 @@ def test_nested_bad_value_points_at_its_own_line(tmp_path):
         """)
     issue = only_issue(load_config_dir(tmp_path))
     assert (issue.file, issue.line, issue.field) == (path, 7, "health_check.retries")
-    assert issue.expected == "an integer >= 1"
+    assert issue.expected == "an integer between 1 and 1000"
 
 
 def test_unknown_key_issue_has_its_line(tmp_path):
@@ -384,7 +384,8 @@ resources = st.builds(
                      pids=optional(st.integers(1, 10**5))),
 )
 logs = st.builds(LogSpec, mode=st.sampled_from(["capture", "inherit", "null"]), file=optional(abs_paths),
-                 max_bytes=sizes, backups=st.integers(0, 10), ring_lines=st.integers(0, 10**5), ring_bytes=sizes)
+                 max_bytes=sizes, backups=st.integers(0, 10), ring_lines=st.integers(0, 10**5),
+                 ring_bytes=st.integers(0, 2**28))
 deps = st.lists(names, unique=True, max_size=3).map(tuple)
 
 process_specs = st.builds(
