@@ -374,10 +374,6 @@ def _check_absolute(value: str) -> None:
         raise ValueError(f"{value!r} is not an absolute path")
 
 
-def _check_optional_absolute(value: str) -> None:
-    _check_absolute(value.removeprefix("-"))
-
-
 def _check_condition(value: str) -> None:
     _check_absolute(value.removeprefix("|").removeprefix("!"))
 
@@ -548,7 +544,8 @@ class ProcessSchema(StrictSchema):
     success_exit_status = ExitStatusList()
     working_dir = Str(expected="a directory path")
     env = EnvMap()
-    environment_file = StrList(Str(check=_check_optional_absolute, expected="an absolute path, optionally prefixed with '-'"))
+    environment_file = StrList(Str(expected="a file path, optionally prefixed with '-' (relative: to "
+                                            "working_dir, else to the defining file's directory)"))
     user = UserOrGroup()
     group = UserOrGroup()
     pidfile = Str(check=_check_absolute, expected="an absolute file path")
