@@ -87,7 +87,7 @@ def _lookup(command: str, path: str, cwd: str | None) -> str:
             full = os.path.normpath(os.path.join(base, command))
             where = f" (relative to {'working_dir' if cwd is not None else 'the daemon directory'} '{base}')"
         if not os.path.exists(full):
-            raise SpawnError(f"command not found: '{full}'{where}: no such file")
+            raise SpawnError(f"command not found: '{full}'{where}: No such file or directory")
         return full
     found = shutil.which(command, path=path)
     if found is None:
