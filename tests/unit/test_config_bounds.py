@@ -90,6 +90,23 @@ def test_no_value_makes_the_loader_raise(field, value):
         pass
 
 
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=12)
+FIELDS = ["command", "args", "restart_sec", "env", "resources", "health_check", "log", "user",
+          "success_exit_status", "wants", "kill_signal", "environment_file", "description"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=10), values, max_size=6))
+def test_any_plain_values_give_a_spec_or_a_config_error(raw):
+    try:
+        parse_process("w", raw)
+    except ConfigError as exc:
+        assert exc.details["issues"]
+
+
 # ------------------------------------------------------------------ YAML budgets
 
 BOMB = "\n".join(

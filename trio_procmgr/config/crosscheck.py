@@ -46,7 +46,7 @@ def crosscheck(processes: Mapping[str, ProcessSpec], sockets: Mapping[str, Socke
 def _warn_soft(result: CheckedSet, failed: set[str], dropped: set[str], locate: Locate) -> None:
     for name in sorted(result.processes):
         for fld, other in unknown_soft_dependencies(result.processes[name], result.processes.keys()):
-            message = f"process '{name}' {fld} {_why_missing(other, failed, dropped)} (ignored)"
+            message = f"process '{name}' {fld} {_why_missing(other, failed, dropped)}: ignored until it is defined"
             file, line = locate("process", name, fld)
             result.issues.append(ConfigIssue(file=file, line=line, field=fld, message=message,
                                              expected="the name of a defined process",
