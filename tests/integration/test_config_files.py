@@ -146,3 +146,15 @@ def test_validate_exits_0_on_warnings_and_1_on_errors_without_traceback(tmp_path
     for bad in ("burst.yaml", "bomb.yaml", "dup.yaml", "loop.yaml"):
         assert bad in result.stdout
     assert run_validate(tmp_path / "soft.yaml").returncode == 0
+
+
+def test_rpc_validate_carries_the_severity_of_each_issue(daemon):
+    from trio_procmgr.client import BlockingClient
+
+    with BlockingClient(daemon.socket, timeout=60) as client:
+        result = client.call("validate_config", config_dir=str(daemon.config_dir))
+        only_soft = client.call("validate_config", config_dir=str(daemon.config_dir / "soft.yaml"))
+    by_file = {(os.path.basename(i["file"]), i["severity"]) for i in result["issues"]}
+    assert ("soft.yaml", "warning") in by_file and ("dup.yaml", "error") in by_file
+    assert result["ok"] is False
+    assert only_soft["ok"] is True and {i["severity"] for i in only_soft["issues"]} == {"warning"}

@@ -210,3 +210,16 @@ def test_a_single_file_loads_as_if_it_were_alone_in_a_directory(tmp_path):
 def test_a_single_process_file_is_named_by_its_stem(tmp_path):
     path = write(tmp_path, "worker.yml", "command: sleep\n")
     assert list(load_config_path(path).processes) == ["worker"]
+
+
+def test_loads_in_parallel_threads_agree(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    for index in range(20):
+        write(tmp_path, f"p{index}.yaml", f"command: sleep {index}\nrestart: always\nwants: ghost\n")
+    write(tmp_path, "bad.yaml", "command: sleep\nrestart_sec: 366d\n")
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: load_config_dir(tmp_path), range(16)))
+    first = results[0]
+    assert len(first.processes) == 20 and len(first.errors) == 1 and len(first.warnings) == 20
+    assert all(r.processes == first.processes and r.issues == first.issues for r in results)
