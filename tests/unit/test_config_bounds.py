@@ -223,3 +223,13 @@ def test_loads_in_parallel_threads_agree(tmp_path):
     first = results[0]
     assert len(first.processes) == 20 and len(first.errors) == 1 and len(first.warnings) == 20
     assert all(r.processes == first.processes and r.issues == first.issues for r in results)
+
+
+def test_a_map_file_of_thousands_of_processes_loads_in_linear_time(tmp_path):
+    lines = ["processes:"] + [f"  p{i}: {{command: sleep {i}, restart: always, env: {{A: b}}}}"
+                              for i in range(4000)]
+    write(tmp_path, "all.yaml", "\n".join(lines) + "\n")
+    started = time.monotonic()
+    cfg = load_config_dir(tmp_path)
+    assert len(cfg.processes) == 4000 and cfg.ok
+    assert time.monotonic() - started < 15, "quadratic: one line-map scan per process?"

@@ -297,6 +297,7 @@ def _entries_of_file(path: str, filename: str, issues: list[ConfigIssue]) -> lis
 
 def _map_entries(path: str, data: dict, lines: LineMap, issues: list[ConfigIssue]) -> list[_Entry]:
     out = []
+    subs = lines.subs(2)
     for section in MAP_KEYS:
         table = data.get(section)
         if table is None:
@@ -308,7 +309,7 @@ def _map_entries(path: str, data: dict, lines: LineMap, issues: list[ConfigIssue
             continue
         for name, raw in table.items():
             line = lines.locate((section, name))[1]
-            out.append(_Entry(kind, name, raw, lines.sub((section, name)), path, line))
+            out.append(_Entry(kind, name, raw, subs.get((section, name), LineMap()), path, line))
     return out
 
 

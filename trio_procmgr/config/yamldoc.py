@@ -94,6 +94,15 @@ class LineMap:
         size = len(prefix)
         return LineMap({p[size:]: where for p, where in self.entries.items() if p[:size] == prefix})
 
+    def subs(self, depth: int) -> dict[Path, "LineMap"]:
+        """``sub`` of every prefix of length ``depth`` at once, in one pass (a map file of
+        thousands of processes would make one ``sub`` per process quadratic)."""
+        out: dict[Path, LineMap] = {}
+        for path, where in self.entries.items():
+            if len(path) >= depth:
+                out.setdefault(path[:depth], LineMap()).entries[path[depth:]] = where
+        return out
+
 
 @dataclass
 class YamlDoc:
