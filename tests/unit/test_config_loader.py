@@ -453,8 +453,7 @@ def test_spec_to_raw_is_plain_yaml_and_json(spec):
 
 def test_spec_to_raw_leaves_defaults_out_and_names_signals():
     spec = parse_process("w", {"command": "a", "kill_signal": 2, "success_exit_status": [0, "SIGHUP"]})
-    assert spec_to_raw(spec) == {"command": "a", "args": [], "kill_signal": "SIGINT",
-                                 "success_exit_status": [0, "SIGHUP"]}
+    assert spec_to_raw(spec) == {"command": "a", "kill_signal": "SIGINT", "success_exit_status": [0, "SIGHUP"]}
 
 
 def test_update_style_merge_over_raw():

@@ -120,3 +120,12 @@ def test_planner_ignores_soft_dependencies_on_missing_processes():
                                           "before": ["ghost2"], "conflicts": ["ghost3"]})}
     plan = planner.start_transaction(specs, ["web"])
     assert [name for layer in plan.layers for name in layer] == ["web"]
+
+
+def test_a_definition_with_a_source_file_resolves_like_the_loader(tmp_path):
+    from trio_procmgr.spec import SourceRef
+
+    path = write(tmp_path, "w.yaml", "command: ./run --fast\n")
+    loaded = load_config_dir(tmp_path).processes["w"]
+    parsed = parse_process("w", {"command": "./run --fast"}, SourceRef(path))
+    assert parsed == loaded and parsed.command == str(tmp_path / "run")
