@@ -129,3 +129,15 @@ def test_a_definition_with_a_source_file_resolves_like_the_loader(tmp_path):
     loaded = load_config_dir(tmp_path).processes["w"]
     parsed = parse_process("w", {"command": "./run --fast"}, SourceRef(path))
     assert parsed == loaded and parsed.command == str(tmp_path / "run")
+
+
+def test_a_template_instance_made_at_run_time_resolves_like_a_boot_instance(tmp_path):
+    from trio_procmgr.engine.instances import instance_spec
+
+    write(tmp_path, "w@.yaml", "command: ./worker --id %i\ninstances: [a]\n")
+    cfg = load_config_dir(tmp_path)
+    boot = cfg.processes["w@a"]
+    assert (boot.command, boot.args) == (str(tmp_path / "worker"), ("--id", "a"))
+    later = instance_spec(cfg.templates["w"], "b", from_config=False)
+    assert (later.command, later.args) == (str(tmp_path / "worker"), ("--id", "b"))
+    assert later.source.file is None
