@@ -233,7 +233,7 @@ def _clone(plan: ExecPlan, cgroup_dir: str | None, out_w: Any, err_w: Any,
     creds = plan.creds if not plan.use_setpriv else None
     try:
         pid, pidfd = clone_spawn.spawn_into(
-            cgroup_dir, exe=plan.argv[0], argv=plan.argv, env=plan.env, cwd=plan.cwd,
+            cgroup_dir, exe=plan.program(), argv=plan.argv, env=plan.env, cwd=plan.cwd,
             stdio=stdio, pass_fds=plan.pass_fds,
             uid=creds.uid if creds else None, gid=creds.gid if creds else None,
             groups=list(creds.groups) if creds else None)
