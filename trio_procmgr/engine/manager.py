@@ -344,6 +344,7 @@ class ProcessManager:
         d["spec"] = spec_to_raw(sup.spec)
         d["kill_mode_effective"] = sup.effective_kill_mode()
         d["cgroup"] = getattr(sup.cgroup, "v2_path", None)
+        d["spawn_mechanism"] = sup.instance.child.placement if sup.instance is not None else None
         d["limits"] = sup.enforcement
         d["start_limit"] = {"burst": sup.spec.start_limit_burst,
                             "interval": sup.spec.start_limit_interval,

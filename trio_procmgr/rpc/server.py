@@ -526,6 +526,24 @@ class CallHandler:
             extra = before or {}
         return {**extra, **record}
 
+    async def do_start_many(self) -> dict:
+        return await self._many("start")
+
+    async def do_stop_many(self) -> dict:
+        return await self._many("stop")
+
+    async def do_restart_many(self) -> dict:
+        return await self._many("restart")
+
+    async def _many(self, verb: str) -> dict:
+        from trio_procmgr.engine.batch import act_on_many
+
+        outcomes = await act_on_many(self.manager, verb, list(self.params["names"]))
+        for item in outcomes:
+            if item.get("record") is not None:
+                item["record"] = self.full_record(item["record"])
+        return {"outcomes": outcomes}
+
     async def do_scale(self) -> dict:
         return {"record": await self.engine("scale")(self.params["name"], self.params["replicas"])}
 
