@@ -45,6 +45,7 @@ from dd_procmgr_rpc_schema.loader import SCHEMA_PATH, Schemas, validation_summar
 from trio_procmgr import errors
 from trio_procmgr.feeds import DEFAULT_MAX_BYTES
 from trio_procmgr.listener_policy import ListenerError, plan_listeners
+from trio_procmgr.paths import read_only_socket_path
 from trio_procmgr.preauth import PreAuthGate, PreAuthLimits, PreAuthTicket
 from trio_procmgr.rpc import protocol as P
 from trio_procmgr.rpc.clipping import clip_text, clip_value
@@ -143,6 +144,8 @@ class RpcService:
         self.manager = manager
         self.admin_group = admin_group
         self.token = token
+        #: The read-only companion socket's path (its connections never mutate).
+        self.read_only_path: str | None = None
         self.max_frame = max_frame
         self.max_inflight = max_inflight
         self.preauth = PreAuthGate(preauth)
@@ -720,13 +723,17 @@ class CallHandler:
 
 # -- listeners ----------------------------------------------------------------------------
 
-#: Every local user may connect; SO_PEERCRED then decides what each may do (read-only
-#: unless root or in the admin group), so the file mode is not the access control.
-SOCKET_MODE = 0o666
+#: The main socket (SPEC §14): root and the socket's group connect, SO_PEERCRED then
+#: decides who may change things (root and the admin group).
+SOCKET_MODE = 0o660
+#: The read-only companion (``x.ro.sock``): every local user may connect; every call
+#: that changes something answers PERMISSION_DENIED there, and answers are redacted.
+READ_ONLY_SOCKET_MODE = 0o666
 
 
-def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
-    """A listening Unix socket at ``path``, mode 0666, replacing only a dead socket file."""
+def _bind_unix_socket(path: str, admin_group: str | None,
+                      mode: int = SOCKET_MODE) -> stdsocket.socket:
+    """A listening Unix socket at ``path`` with ``mode``, replacing only a dead socket file."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, mode=0o755, exist_ok=True)
     if os.path.lexists(path):
@@ -750,7 +757,7 @@ def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
         sock.bind(path)
     finally:
         os.umask(old_umask)
-    os.chmod(path, SOCKET_MODE)
+    os.chmod(path, mode)
     if admin_group:
         os.chown(path, -1, grp.getgrnam(admin_group).gr_gid)
     sock.listen(128)
@@ -781,11 +788,14 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
                          max_inflight=max_inflight, preauth=preauth, send_deadline=send_deadline)
     listeners: list[trio.SocketListener] = []
     info = RpcServerInfo(socket_path=socket_path)
-    inode = None
+    owned: dict[str, int] = {}  # socket files we created -> their inode
     if socket_path is not None:
-        sock = _bind_unix_socket(socket_path, admin_group)
-        inode = os.stat(socket_path).st_ino
-        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        read_only_path = read_only_socket_path(socket_path)
+        for path, mode in ((socket_path, SOCKET_MODE), (read_only_path, READ_ONLY_SOCKET_MODE)):
+            sock = _bind_unix_socket(path, admin_group, mode)
+            owned[path] = os.stat(path).st_ino
+            listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        service.read_only_path = read_only_path
     try:
         if plan.tcp is not None:
             tcp_listeners = await trio.open_tcp_listeners(plan.tcp.port, host=plan.tcp.host)
@@ -801,10 +811,10 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
                      f" and tcp {info.tcp_address}" if info.tcp_address else "")
             task_status.started(info)
     finally:
-        if socket_path is not None and inode is not None:
+        for path, inode in owned.items():
             try:
-                if os.stat(socket_path).st_ino == inode:
-                    os.unlink(socket_path)
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
             except OSError:
                 pass
 
@@ -815,7 +825,9 @@ async def _serve_connection(service: RpcService, stream: trio.SocketStream) -> N
         sock = stream.socket
         if sock.family == stdsocket.AF_UNIX:
             pid, uid, gid = peer_credentials(sock)
-            peer = Peer("unix", uid, gid, pid, can_mutate=is_admin(uid, gid, service.admin_group))
+            read_only = sock.getsockname() == service.read_only_path
+            peer = Peer("unix", uid, gid, pid,
+                        can_mutate=not read_only and is_admin(uid, gid, service.admin_group))
             await RpcConnection(service, stream, peer).run()
         else:
             await _serve_unauthenticated(service, stream, Peer("tcp", address=sock.getpeername()))
