@@ -9,6 +9,7 @@ the CLI's own work: parsing, field mapping, JSON shape, exit codes, fast path.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -54,8 +55,19 @@ class FakeDaemon:
         if method == "update":
             return {"updated_fields": sorted(params["changes"]), "restart_required": [],
                     "restarted": False, "dry_run": params["dry_run"]}
+        if method in ("start_many", "stop_many", "restart_many"):
+            outcomes = []
+            for name in params["names"]:
+                if name in self.records:
+                    outcomes.append({"name": name, "record": self.records[name]})
+                else:
+                    outcomes.append({"name": name, "error": {
+                        "code": "PROCESS_NOT_FOUND", "message": f"no process named {name!r}"}})
+            return {"outcomes": outcomes}
         if method == "ping":
             return {"time": NOW}
+        if method == "groups":
+            return {"groups": []}
         if method == "reload_config":
             return {"added": ["a"], "removed": [], "changed": [], "unchanged": [], "errors": []}
         raise AssertionError(method)
@@ -145,14 +157,14 @@ def test_create_keeps_the_commands_own_options_as_args(daemon, capsys):
     code, out, _ = run(["create", "worker", "./my-worker", "--threads", "4"], capsys)
     assert code == 0 and out.startswith("created worker id-worker")
     assert daemon.calls == [("create", {"name": "worker", "start": False, "transient": False,
-                                        "config": {"command": "./my-worker",
+                                        "config": {"command": os.path.join(os.getcwd(), "my-worker"),
                                                  "args": ["--threads", "4"]}})]
 
 
 def test_create_with_auto_start_sets_the_field_and_starts_now(daemon, capsys):
     run(["create", "api", "./server", "--auto-start"], capsys)
     (_, params), = daemon.calls
-    assert params["start"] is True and params["config"] == {"command": "./server",
+    assert params["start"] is True and params["config"] == {"command": os.path.join(os.getcwd(), "server"),
                                                            "auto_start": True}
 
 
@@ -191,8 +203,9 @@ def test_several_names_report_each_failure_and_exit_1(daemon, capsys):
 def test_stop_all_stops_only_live_processes_in_reverse_order(daemon, capsys):
     daemon.records["cache"] = rec("cache")
     run(["stop", "--all"], capsys)
-    assert [c for c in daemon.calls if c[0] == "stop"] == [("stop", {"name": "cache"}),
-                                                          ("stop", {"name": "web"})]
+    # one call, one transaction: the daemon orders the stops (dependants first)
+    assert [c for c in daemon.calls if c[0].startswith("stop")] == [
+        ("stop_many", {"names": ["cache", "web"]})]
 
 
 def test_remove_is_an_alias_of_delete_with_force(daemon, capsys):

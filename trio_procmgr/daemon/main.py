@@ -17,6 +17,8 @@ import sys
 import time
 from typing import Any
 
+from trio_procmgr.daemon.startup import DaemonStartError
+
 log = logging.getLogger("trio_procmgr.daemon")
 
 
@@ -38,15 +40,29 @@ def instance_name(state_dir: str, explicit: str | None) -> str:
     return f"dd-procmgrd-{digest}"
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, above 0 and at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and at most 86400 seconds")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dd-procmgrd", description=__doc__.split("\n")[0])
-    p.add_argument("--config-dir", help="directory of process YAML files "
+    p.add_argument("config", nargs="?", metavar="CONFIG",
+                   help="a directory of process YAML files, or one YAML file (same as --config-dir)")
+    p.add_argument("--config-dir", help="directory of process YAML files, or one YAML file "
                    "(default: $DD_PM_CONFIG_DIR, else /etc/pm/processes.d if it exists)")
     p.add_argument("--socket", help="Unix socket path of the RPC (default: /run/dd-procmgr.sock "
                    "as root, else $XDG_RUNTIME_DIR/dd-procmgr.sock)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="also serve the RPC over TCP (token required)")
     p.add_argument("--token-file", help="file holding the bearer token for TCP and websocket clients")
-    p.add_argument("--ws", metavar="HOST:PORT", help="serve the event stream over a websocket at /events")
+    p.add_argument("--ws", metavar="HOST:PORT", help="serve the live dashboard at /, its API and the "
+                   "/events, /logs, /stats websockets (read-only without --token-file)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at /metrics")
     p.add_argument("--state-dir", help="where runtime-created processes and PIDs are kept")
     p.add_argument("--log-dir", help="write each process's output to <log-dir>/<name>.log")
@@ -57,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="cgroup subtree name (default: derived from --state-dir)")
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not use cgroups (control-group falls back to process-group)")
+    p.add_argument("--auth-timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
+                   help="close a TCP client that has not authenticated within this (default 10)")
+    p.add_argument("--client-send-timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
+                   help="drop an RPC client that reads nothing for this long (default 30)")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     p.add_argument("--check-reexec", action="store_true",
                    help="check that this program can take over from a running daemon with "
@@ -77,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     import trio
 
+    from trio_procmgr.platform.rlimits import raise_nofile_limit
+
+    raise_nofile_limit()
     try:
         check_listener_args(args)
         return trio.run(run_daemon, args)
@@ -102,27 +125,9 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 
 def check_listener_args(args: argparse.Namespace) -> None:
     """Refuse bad listener flags before any process starts (DaemonStartError)."""
-    from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
+    from trio_procmgr.listener_policy import plan_listeners
 
-    if args.token_file:
-        try:
-            read_token(args.token_file)
-        except (OSError, ValueError) as exc:
-            raise DaemonStartError(f"--token-file: {exc}") from None
-    for flag, text in (("--tcp", args.tcp), ("--ws", args.ws), ("--metrics", args.metrics)):
-        if not text:
-            continue
-        try:
-            host, _ = parse_hostport(text)
-        except ValueError as exc:
-            raise DaemonStartError(f"{flag}: {exc}") from None
-        if args.token_file is None and (flag == "--tcp" or not is_loopback(host)):
-            why = "a TCP listener" if flag == "--tcp" else f"a non-loopback address ({host})"
-            raise DaemonStartError(f"{flag} {text}: {why} needs --token-file")
-
-
-class DaemonStartError(Exception):
-    pass
+    plan_listeners(tcp=args.tcp, ws=args.ws, metrics=args.metrics, token_file=args.token_file)
 
 
 def check_reexec(args: argparse.Namespace) -> int:
@@ -136,8 +141,12 @@ def check_reexec(args: argparse.Namespace) -> int:
                        "trio_procmgr.config.loader", "trio_procmgr.engine.features"):
             importlib.import_module(module)
         check_listener_args(args)
-        if args.config_dir and not os.path.isdir(args.config_dir):
-            raise DaemonStartError(f"--config-dir {args.config_dir}: no such directory")
+        from trio_procmgr.config.loader import config_path_problem
+
+        explicit = args.config or args.config_dir
+        problem = config_path_problem(explicit) if explicit else None
+        if problem:
+            raise DaemonStartError(f"configuration {problem}")
     except DaemonStartError as exc:
         print(f"dd-procmgrd: {exc}", file=sys.stderr)
         return 1
@@ -148,15 +157,19 @@ def check_reexec(args: argparse.Namespace) -> int:
 async def run_daemon(args: argparse.Namespace) -> int:
     import trio
 
-    from trio_procmgr.config.loader import load_config_dir, resolve_config_dir
+    from trio_procmgr.config.loader import config_path_problem, load_config_path, resolve_config_dir
     from trio_procmgr.daemon.sdnotify import sd_notify, watchdog_interval
     from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.paths import default_socket_path
 
-    config_dir = resolve_config_dir(args.config_dir, os.environ)
-    if args.config_dir and not os.path.isdir(args.config_dir):
-        raise DaemonStartError(f"--config-dir {args.config_dir}: no such directory")
-    config = _load(config_dir, load_config_dir)
+    if args.config and args.config_dir and args.config != args.config_dir:
+        raise DaemonStartError(f"two configurations given: {args.config} and --config-dir {args.config_dir}")
+    explicit = args.config or args.config_dir
+    config_dir = resolve_config_dir(explicit, os.environ)
+    problem = config_path_problem(explicit) if explicit else None
+    if problem:
+        raise DaemonStartError(f"configuration {problem}")
+    config = _load(config_dir, load_config_path)
     from trio_procmgr.daemon import handover
 
     state_dir = args.state_dir or default_state_dir()
@@ -200,7 +213,7 @@ def _load(config_dir: str | None, load_config_dir: Any) -> Any:
         return ConfigSet()
     config = load_config_dir(config_dir)
     for issue in config.issues:
-        log.error("config: %s", issue)
+        (log.warning if issue.severity == "warning" else log.error)("config: %s", issue)
     return config
 
 
@@ -250,12 +263,15 @@ async def _exec_soon(manager: Any, info: Any) -> None:
 async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
                            socket_path: str, inherited: Any = None) -> Any:
     from trio_procmgr.errors import ProcMgrError
+    from trio_procmgr.preauth import PreAuthLimits
     from trio_procmgr.rpc.server import serve_rpc
 
     try:
         info = await nursery.start(lambda task_status: serve_rpc(
             manager, socket_path=socket_path, tcp=args.tcp, token_file=args.token_file,
-            admin_group=args.admin_group, inherited=inherited, task_status=task_status))
+            admin_group=args.admin_group, preauth=PreAuthLimits(deadline=args.auth_timeout),
+            send_deadline=args.client_send_timeout, inherited=inherited,
+            task_status=task_status))
     except OSError as exc:
         raise DaemonStartError(f"cannot listen on {socket_path}: {exc}") from None
     except ProcMgrError as exc:

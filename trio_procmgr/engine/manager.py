@@ -15,6 +15,7 @@ re-exec'd image, which leaves them all running).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -101,8 +102,11 @@ class ProcessManager:
         self.spawn_listeners: list[Callable[[Supervisor], None]] = []
         self.added_listeners: list[Callable[[Supervisor], None]] = []
         from trio_procmgr.engine import features
+        from trio_procmgr.engine.instances import Instances
 
         features.install(self)
+        self.instances = Instances(self)
+        self.config = self.instances.with_overrides(self.config)
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> "ProcessManager":
@@ -397,13 +401,16 @@ class ProcessManager:
     # ------------------------------------------------------------------ registry
     def publish(self, type: str, process: str | None = None, id: str | None = None,
                 **fields: Any) -> dict[str, Any]:
+        if process and "@" in process:
+            fields.setdefault("instance", process.partition("@")[2])
         return self.hub.publish(type, process, id, **fields)
 
     @property
     def specs(self) -> dict[str, ProcessSpec]:
         """Every spec by name (cached until a process is added, deleted or updated)."""
         if self._specs_cache is None:
-            self._specs_cache = {name: sup.spec for name, sup in self._sups.items()}
+            self._specs_cache = dict(planner.expand_instance_dependencies(
+                {name: sup.spec for name, sup in self._sups.items()}))
         return self._specs_cache
 
     @property
@@ -467,7 +474,10 @@ class ProcessManager:
         fds: list[int] = []
         try:
             extra.update(runtime_files.create_runtime_dirs(spec, self.runtime_root))
-        except (OSError, LookupError) as exc:
+        except LookupError as exc:  # the identity, looked up to chown the directories
+            field = "user" if str(exc).startswith("unknown user") else "group"
+            raise SpawnError(f"{field}: {exc}") from None
+        except OSError as exc:
             raise SpawnError(f"runtime_directory: {exc}") from None
         for provider in self.exec_env_providers:
             env, more = provider(sup)
@@ -555,20 +565,30 @@ class ProcessManager:
     def describe(self, ref: str) -> dict[str, Any]:
         from trio_procmgr.config.loader import spec_to_raw
 
+        if self.instances.is_set(ref):
+            return self.instances.summary(ref)
         sup = self.supervisor(ref)
         d = self._summary(sup)
         d["spec"] = spec_to_raw(sup.spec)
         d["kill_mode_effective"] = sup.effective_kill_mode()
         d["cgroup"] = getattr(sup.cgroup, "v2_path", None)
+        d["spawn_mechanism"] = sup.instance.child.placement if sup.instance is not None else None
         d["limits"] = sup.enforcement
         d["start_limit"] = {"burst": sup.spec.start_limit_burst,
                             "interval": sup.spec.start_limit_interval,
                             "recent_starts": sup.limiter.recent}
         d["consecutive_failures"] = sup.failures
-        d["warnings"] = list(self.warnings)
+        d["warnings"] = list(self.warnings) + self._spec_warnings(sup.spec)
         d["dependencies"] = self._dependency_states(sup)
+        d["source"] = {"file": sup.spec.source.file, "line": sup.spec.source.line}
         d.update(sup.extras)
         return d
+
+    def _spec_warnings(self, spec: ProcessSpec) -> list[str]:
+        """The config warnings of the live definition (what ``validate`` says of it)."""
+        from trio_procmgr.config.lint import spec_warnings
+
+        return [f"{fld}: {message}" for fld, message in spec_warnings(spec, self.specs.keys())]
 
     def _dependency_states(self, sup: Supervisor) -> list[dict[str, Any]]:
         """Each declared relation of ``sup`` with the other side's current state
@@ -631,18 +651,43 @@ class ProcessManager:
         return replace(spec, transient=transient) if transient else spec
 
     def _check_graph(self, specs: Mapping[str, ProcessSpec]) -> None:
+        specs = planner.expand_instance_dependencies(specs)
         cycle = planner.find_ordering_cycle(specs)
         if cycle is not None:
             raise planner.ordering_cycle_error(specs, cycle)
         for spec in specs.values():
-            for field in ("requires", "wants", "binds_to", "part_of", "conflicts"):
+            for field in ("requires", "binds_to", "part_of"):  # soft ones may dangle (a warning)
                 for other in getattr(spec, field):
                     if other not in specs:
                         raise errors.ConfigError(
                             f"process '{spec.name}' {field} unknown process '{other}'",
                             process=spec.name, field=field, unknown=other)
 
+    async def add_process(self, spec: ProcessSpec) -> dict[str, Any]:
+        """Register an already-parsed spec (a template's instance) as a new process,
+        not started; runtime-created ones (no source file) are persisted."""
+        if spec.name in self._sups:
+            raise errors.AlreadyExists(f"a process named '{spec.name}' already exists", process=spec.name)
+        self._check_graph({**self.specs, spec.name: spec})
+        sup = await self._add(spec)
+        self.publish("process_created", spec.name, sup.record.id)
+        self._persist()
+        return sup.record.to_dict()
+
+    async def instantiate(self, template: str, instance: str, *, start: bool = False) -> dict[str, Any]:
+        """``create --from TEMPLATE@ INST``: see :mod:`trio_procmgr.engine.instances`."""
+        return await self.instances.instantiate(template.rstrip("@"), instance, start=start)
+
+    async def scale(self, ref: str, replicas: int) -> dict[str, Any]:
+        """Run ``replicas`` instances of the replicated process ``ref`` (SPEC §16)."""
+        return await self.instances.scale(ref, replicas)
+
     async def start(self, ref: str) -> dict[str, Any]:
+        if self.instances.is_set(ref):
+            return await self.instances.act("start", ref)
+        if self.instances.can_instantiate(ref):
+            base, _, instance = ref.partition("@")
+            await self.instances.instantiate(base, instance)
         name = self.resolve(ref)
         sup = self._sups[name]
         if sup.record.state in (S.RUNNING, S.STARTING, S.PAUSED):
@@ -657,6 +702,8 @@ class ProcessManager:
         return sup.record.to_dict()
 
     async def stop(self, ref: str) -> dict[str, Any]:
+        if self.instances.is_set(ref):
+            return await self.instances.act("stop", ref)
         name = self.resolve(ref)
         sup = self._sups[name]
         if not sup.is_active() and sup.record.state is not S.BACKOFF:
@@ -673,6 +720,8 @@ class ProcessManager:
         """Stop ``ref`` and what stops with it (its requires/binds_to/part_of dependants,
         dependants first), then start them all again in order (systemd: a restart on
         request propagates like a stop on request)."""
+        if self.instances.is_set(ref):
+            return await self.instances.act("restart", ref)
         name = self.resolve(ref)
         sup = self._sups[name]
         active = self._active_names()
@@ -733,6 +782,8 @@ class ProcessManager:
                      restart_process: bool = False) -> dict[str, Any]:
         from trio_procmgr.config.loader import spec_to_raw
 
+        if "replicas" in changes:
+            return await self.instances.update_replicas(ref, changes, dry_run=dry_run)
         name = self.resolve(ref)
         sup = self._sups[name]
         from trio_procmgr.config.yamldoc import LineMap, merge_over
@@ -740,6 +791,8 @@ class ProcessManager:
         # Maps merge key by key, as drop-ins do: `--cpu-limit 2` keeps the memory limit.
         raw, _ = merge_over(spec_to_raw(sup.spec), LineMap(), dict(changes), LineMap())
         new = self._parse_raw(name, raw, transient=sup.spec.transient)
+        # An updated file-defined process stays defined by its file (not runtime-created).
+        new = dataclasses.replace(new, source=sup.spec.source)
         self._check_graph({**self.specs, name: new})
         changed = changed_fields(sup.spec, new)
         needs = restart_required(changed)
@@ -766,6 +819,7 @@ class ProcessManager:
             from trio_procmgr.config.loader import load_config_dir
 
             config = load_config_dir(self.config_dir)
+        config = self.instances.with_overrides(config)
         old_names = {n for n, s in self._sups.items() if not self._is_runtime_created(s)}
         new = dict(config.processes)
         kept = {n: s.spec for n, s in self._sups.items() if self._is_runtime_created(s)}
@@ -835,4 +889,63 @@ class ProcessManager:
         """Rotate the log files of ``ref`` (None: every process) now; the rotated paths."""
         return self.log_capture.rotate(ref)
 
+    # ------------------------------------------------------------------ operator verbs
+    async def kill(self, ref: str, sig: int | str = "SIGTERM", *, whom: str = "all") -> dict[str, Any]:
+        """``systemctl kill``: signal the service without changing what the daemon
+        expects of it (an exit it causes is handled like any other exit)."""
+        from trio_procmgr.units import parse_signal
 
+        if whom not in ("all", "main"):
+            raise errors.InvalidArgument(f"kill: whom must be 'all' or 'main', not {whom!r}",
+                                         field="whom")
+        try:
+            number = parse_signal(sig)
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"kill: {exc}", field="signal", value=sig) from None
+        sup = self.supervisor(ref)
+        await sup.request("kill", sig=number, whom=whom)
+        return self.summary(sup.name)
+
+    async def reload(self, ref: str) -> dict[str, Any]:
+        """Send the configured ``reload_signal`` (default SIGHUP) to the main process:
+        the service re-reads its own config, no restart (``systemctl reload``)."""
+        sup = self.supervisor(ref)
+        await sup.request("kill", sig=sup.spec.reload_signal, whom="main")
+        return self.summary(sup.name)
+
+    def summary(self, ref: str) -> dict[str, Any]:
+        """The record ``list`` shows plus the raw ``spec``: what mutating RPCs answer, so
+        ``--json`` of start/stop/... carries the same fields as ``describe``."""
+        from trio_procmgr.config.loader import spec_to_raw
+
+        sup = self.supervisor(ref)
+        d = self._summary(sup)
+        d["spec"] = spec_to_raw(sup.spec)
+        return d
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every supervision group with its runtime view and its members' states."""
+        view = getattr(self, "supervision_groups", None)
+        out = []
+        for name in sorted(self.config.groups):
+            status = dict(view.status(name)) if view is not None else {"name": name}
+            status["member_states"] = {m: self._state_of(m) for m in self.config.groups[name].members}
+            out.append(status)
+        return out
+
+    def stats_many(self, refs: list[str] | None = None) -> list[dict[str, Any]]:
+        """Stats of the named processes (None: every process), each naming its process;
+        one that vanished meanwhile is skipped rather than failing the batch."""
+        from trio_procmgr.engine.stats import collect_stats
+
+        names = [self.resolve(r) for r in refs] if refs else list(self._sups)
+        out = []
+        for name in names:
+            sup = self._sups.get(name)
+            if sup is None:
+                continue
+            item = dict(collect_stats(sup))
+            item.setdefault("name", name)
+            item.setdefault("state", sup.record.state.value)
+            out.append(item)
+        return out

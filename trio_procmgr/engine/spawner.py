@@ -28,6 +28,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from trio_procmgr.platform import clone_spawn
 from trio_procmgr.platform.linux import Credentials, pidfd_open, resolve_credentials
 from trio_procmgr.spec import ProcessSpec
 
@@ -54,17 +55,40 @@ def base_environment(daemon_env: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(slots=True)
 class ExecPlan:
+    """What to run. ``argv[0]`` is the command as written (execvp semantics: ``sleep``
+    shows as ``sleep`` in ps and /proc/PID/cmdline); ``executable`` is the file it was
+    resolved to, for that argv."""
+
     argv: list[str]
     env: dict[str, str]
     cwd: str | None
     creds: Credentials | None
     pass_fds: tuple[int, ...] = ()
     use_setpriv: bool = False
+    executable: str | None = None
+    word: str | None = None
+
+    def program(self) -> str:
+        """The file to exec: ``executable`` while argv still starts with the command as
+        written. A wrapper put in front later (prlimit, the exec shim) makes argv[0] its
+        own absolute path and execs the command word itself, with the same PATH and
+        working directory, so it finds the same file."""
+        if self.executable is not None and self.argv[0] == self.word:
+            return self.executable
+        return self.argv[0]
 
 
 def _lookup(command: str, path: str, cwd: str | None) -> str:
+    """The file ``command`` names; SpawnError saying where it looked when there is none."""
     if "/" in command:
-        full = command if os.path.isabs(command) or cwd is None else os.path.join(cwd, command)
+        if os.path.isabs(command):
+            full, where = command, ""
+        else:
+            base = cwd if cwd is not None else os.getcwd()
+            full = os.path.normpath(os.path.join(base, command))
+            where = f" (relative to {'working_dir' if cwd is not None else 'the daemon directory'} '{base}')"
+        if not os.path.exists(full):
+            raise SpawnError(f"command not found: '{full}'{where}: No such file or directory")
         return full
     found = shutil.which(command, path=path)
     if found is None:
@@ -89,12 +113,12 @@ def build_exec_plan(spec: ProcessSpec, *, base_env: Mapping[str, str],
         env.update(extra_env)
     cwd = spec.working_dir
     exe = _lookup(spec.command, env.get("PATH", DEFAULT_PATH), cwd)
-    argv = [exe, *spec.args]
+    argv = [spec.command, *spec.args]
     use_setpriv = bool(spec.ambient_capabilities)
     if use_setpriv:
         argv = _setpriv_argv(spec, creds) + argv
     return ExecPlan(argv=argv, env=env, cwd=cwd, creds=creds, pass_fds=pass_fds,
-                    use_setpriv=use_setpriv)
+                    use_setpriv=use_setpriv, executable=exe, word=spec.command)
 
 
 def _setpriv_argv(spec: ProcessSpec, creds: Credentials | None) -> list[str]:
@@ -112,19 +136,34 @@ def _setpriv_argv(spec: ProcessSpec, creds: Credentials | None) -> list[str]:
 
 @dataclass(slots=True)
 class Child:
-    """A spawned main process: its Popen, its pidfd, and the read ends of its pipes."""
+    """A spawned main process: its Popen (None when cloned natively), its pidfd, and the
+    read ends of its pipes."""
 
-    popen: subprocess.Popen[bytes]
+    popen: subprocess.Popen[bytes] | None
     pid: int
     pidfd: int | None
     stdout_fd: int | None
     stderr_fd: int | None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: How the child was placed in its cgroup, in words for ``describe``.
+    placement: str = "fork+exec"
 
     def close_pidfd(self) -> None:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+
+    def returncode(self) -> int:
+        """The exit status as Popen's returncode (-N for signal N), once the pidfd is
+        readable (the child has exited); reaps it."""
+        if self.popen is not None:
+            return self.popen.wait()
+        assert self.pidfd is not None
+        info = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+        assert info is not None
+        if info.si_code == os.CLD_EXITED:
+            return info.si_status
+        return -info.si_status
 
 
 def _stdio(mode: str) -> tuple[Any, Any, int | None, int | None]:
@@ -149,6 +188,13 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
     Raises SpawnError with the OS reason (missing binary, bad working dir, ...).
     """
     out_w, err_w, out_r, err_r = output if output is not None else _stdio(log_mode)
+    if clone_spawn.available():
+        target = cgroup.clone_target() if cgroup is not None else None
+        if cgroup is None or target is not None:
+            try:
+                return _clone(plan, target, out_w, err_w, out_r, err_r)
+            except clone_spawn.NotSupported:
+                pass  # the portable path below places the child the same way
     creds = plan.creds
     kwargs: dict[str, Any] = {}
     if creds is not None and not plan.use_setpriv:
@@ -156,7 +202,7 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
     try:
         with cgroup.spawn_context() if cgroup is not None else nullcontext():
             popen = subprocess.Popen(
-                plan.argv, executable=plan.argv[0], stdin=subprocess.DEVNULL, stdout=out_w,
+                plan.argv, executable=plan.program(), stdin=subprocess.DEVNULL, stdout=out_w,
                 stderr=err_w, cwd=plan.cwd, env=plan.env, close_fds=True,
                 pass_fds=plan.pass_fds, start_new_session=True, **kwargs)
     except OSError as exc:
@@ -173,8 +219,52 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
         for fd in (out_w, err_w):
             if isinstance(fd, int) and fd >= 0:
                 os.close(fd)
+    placement = "fork+exec" if cgroup is None else "daemon migrates into the cgroup around fork"
     return Child(popen=popen, pid=popen.pid, pidfd=pidfd_open(popen.pid),
-                 stdout_fd=out_r, stderr_fd=err_r)
+                 stdout_fd=out_r, stderr_fd=err_r, placement=placement)
+
+
+def _clone(plan: ExecPlan, cgroup_dir: str | None, out_w: Any, err_w: Any,
+           out_r: int | None, err_r: int | None) -> Child:
+    """:func:`spawn` through clone3: born in ``cgroup_dir``, pidfd from the same call.
+
+    Owns the pipe ends once it returns or raises SpawnError; on NotSupported it leaves
+    them open for the portable path.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    stdio = (devnull, _fd_of(out_w, devnull), _fd_of(err_w, devnull))
+    creds = plan.creds if not plan.use_setpriv else None
+    try:
+        pid, pidfd = clone_spawn.spawn_into(
+            cgroup_dir, exe=plan.program(), argv=plan.argv, env=plan.env, cwd=plan.cwd,
+            stdio=stdio, pass_fds=plan.pass_fds,
+            uid=creds.uid if creds else None, gid=creds.gid if creds else None,
+            groups=list(creds.groups) if creds else None)
+    except clone_spawn.NotSupported:
+        os.close(devnull)
+        raise
+    except OSError as exc:
+        _close_fds(out_r, err_r, out_w, err_w, devnull)
+        raise SpawnError(_spawn_reason(exc, plan)) from None
+    _close_fds(out_w, err_w, devnull)
+    return Child(popen=None, pid=pid, pidfd=pidfd, stdout_fd=out_r, stderr_fd=err_r,
+                 placement=clone_spawn.mechanism())
+
+
+def _close_fds(*fds: Any) -> None:
+    for fd in fds:
+        if isinstance(fd, int) and fd >= 0:
+            os.close(fd)
+
+
+def _fd_of(sink: Any, devnull: int) -> int:
+    """An fd for the child's stdout/stderr: our pipe's write end, /dev/null, or -1 to
+    keep the daemon's own (log mode ``inherit``)."""
+    if sink is None:
+        return -1
+    if sink == subprocess.DEVNULL:
+        return devnull
+    return int(sink)
 
 
 def _spawn_reason(exc: OSError, plan: ExecPlan) -> str:

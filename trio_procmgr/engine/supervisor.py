@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
 
-from trio_procmgr import errors
+from trio_procmgr import errors, units
 from trio_procmgr.engine import notify, runtime_files, watchdog
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
@@ -349,12 +349,13 @@ class Supervisor:
         child = inst.child
         with trio.CancelScope() as inst.watch_scope:
             if pid == child.pid:
-                if child.popen is None:  # adopted: no Popen, maybe not even our child
+                if child.extra.get("adopted"):  # spawned by a predecessor: maybe not our child
                     return await self._wait_adopted(inst, child)
                 if child.pidfd is not None:
                     await wait_pidfd(child.pidfd)
-                    rc = child.popen.wait()
+                    rc = child.returncode()
                 else:
+                    assert child.popen is not None  # a cloned child always has a pidfd
                     rc = await trio.to_thread.run_sync(child.popen.wait)
                 return ExitStatus.from_returncode(rc)
             if inst.main_pidfd is not None:
@@ -391,7 +392,8 @@ class Supervisor:
         child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],  # type: ignore[arg-type]
                       stderr_fd=readers[1], extra={"fifos": fifos, "readers": {
                           p: fd for p, fd in zip(fifos, readers) if fd is not None},
-                          "notify_socket": entry.get("notify_socket")})
+                          "notify_socket": entry.get("notify_socket"), "adopted": True},
+                      placement="adopted from a previous daemon")
         if entry.get("notify_socket"):
             notify.rebind(self.manager, self, entry["notify_socket"])
         watchdog.rearm(self.manager, self)
@@ -626,7 +628,7 @@ class Supervisor:
             return not inst.exited.is_set()
         if self.cgroup is not None and mode in ("control-group", "mixed"):
             return not self.cgroup.is_empty()
-        if inst.child.popen is None:  # crash-adopted: its zombies wait for init, not us
+        if inst.child.extra.get("adopted"):  # its zombies may wait for init, not for us
             return not inst.exited.is_set() or _group_has_live_member(inst.pgid)
         return not inst.exited.is_set() or process_group_alive(inst.pgid)
 
@@ -641,7 +643,7 @@ class Supervisor:
     async def _wait_change(self, inst: Instance) -> None:
         """Until some child changed (SIGCHLD). A crash-adopted service's processes are not
         our children (no SIGCHLD when they die): poll those every 50 ms instead."""
-        if inst.child.popen is not None:
+        if not inst.child.extra.get("adopted"):
             await self.manager.reaper.wait_change()
             return
         with trio.move_on_after(0.05):
@@ -759,6 +761,26 @@ class Supervisor:
                 process=self.name)
         self._thaw(inst)
         self._transition(S.RUNNING, "resumed")
+        return self.record.to_dict()
+
+    # ------------------------------------------------------------------ signals
+    async def _on_kill(self, sig: int, whom: str = "all") -> dict[str, Any]:
+        """Send ``sig`` without stopping: ``main`` reaches the main PID only, ``all``
+        every process of the service (its cgroup, else its process group), like
+        ``systemctl kill``. The actor owns the instance, so the PID cannot be stale."""
+        inst = self.instance
+        if inst is None or inst.exited.is_set():
+            raise errors.NotRunning(
+                f"process '{self.name}' is not running (state {self.record.state.value}); "
+                "nothing to signal", process=self.name, state=self.record.state.value)
+        if whom == "main":
+            signal_pid(inst.main_pid, sig)
+        elif self.cgroup is not None and self.effective_kill_mode() != "process-group":
+            self.cgroup.signal(sig)
+        else:
+            signal_group(inst.pgid, sig)
+        self.manager.publish("process_signalled", self.name, self.record.id,
+                             signal=units.signal_name(sig), whom=whom)
         return self.record.to_dict()
 
     # ------------------------------------------------------------------ update / delete
