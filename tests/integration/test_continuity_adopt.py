@@ -204,3 +204,17 @@ def test_an_adopted_watchdog_service_keeps_its_notify_socket(daemon_factory, how
     wait_for(lambda: pings() >= 20, what="20 pings (2 s: two watchdog periods) to the new daemon")
     rec = d.records()["wd"]
     assert (rec["pid"], rec["restarts"], rec["state"]) == (pid, 0, "running")
+
+
+def test_stale_output_fifos_are_removed_and_live_ones_kept(daemon_factory):
+    d = daemon_factory()
+    write(d.config_dir / "s.yaml", "command: sleep\nargs: ['300']\nauto_start: true\n")
+    d.start()
+    wait_for(lambda: d.records()["s"]["pid"])
+    d.crash()
+    out = d.state_dir / "output"
+    live = sorted(p.name for p in out.iterdir())
+    assert len(live) == 2  # stdout and stderr of the running service
+    os.mkfifo(out / "stale.1.stdout")  # a crash between mkfifo and the journal line
+    d.start()
+    assert sorted(p.name for p in out.iterdir()) == live

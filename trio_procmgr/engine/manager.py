@@ -215,7 +215,19 @@ class ProcessManager:
         self.journal.compact()
         if self.cgroups is not None:
             self._kill_strays({v.entry.get("cgroup") for v in live.values()})
+        self._remove_stale_output({p for v in live.values() for p in v.entry.get("fifos") or ()})
         return live
+
+    def _remove_stale_output(self, keep: set[str]) -> None:
+        """FIFOs of runs no one will read again (a crash between mkfifo and the journal)."""
+        from trio_procmgr.engine import output_fifo
+
+        try:
+            names = os.listdir(self.output_dir) if self.output_dir else []
+        except FileNotFoundError:
+            return
+        output_fifo.remove([p for p in (os.path.join(self.output_dir, n) for n in names)
+                            if p not in keep])
 
     def _kill_strays(self, keep: set[str]) -> None:
         strays = self.cgroups.kill_strays({k for k in keep if k})
@@ -267,6 +279,10 @@ class ProcessManager:
         sets :attr:`reexec_hook` (``daemon.handover``); a library has no program to re-exec."""
         if self.reexec_hook is None:
             raise errors.Unimplemented("re-exec is only available in the daemon (dd-procmgrd)")
+        stopping = sorted(s.name for s in self._sups.values() if s.record.state is S.STOPPING)
+        if stopping:  # a stop sequence cannot be handed over half-way
+            raise errors.InvalidState(f"cannot re-exec while {', '.join(stopping)} "
+                                      "is stopping; retry when it has stopped", processes=stopping)
         await self.reexec_hook()
 
     async def _adopt(self, live: dict[str, Any]) -> list[str]:
