@@ -37,15 +37,24 @@ def state(d: Daemon) -> dict[str, tuple]:
 
 
 class SocketWatch(threading.Thread):
-    """Checks, every millisecond, that the RPC socket path exists."""
+    """Checks, every millisecond, that the RPC socket and its read-only companion exist
+    (and are the same socket files: same inodes)."""
 
     def __init__(self, path: str) -> None:
+        from trio_procmgr.paths import read_only_socket_path
+
         super().__init__(daemon=True)
-        self.path, self.missing, self.done = path, 0, threading.Event()
+        self.paths = (path, read_only_socket_path(path))
+        self.inodes = [os.stat(p).st_ino for p in self.paths]
+        self.missing, self.done = 0, threading.Event()
 
     def run(self) -> None:
         while not self.done.is_set():
-            self.missing += not os.path.exists(self.path)
+            for path, inode in zip(self.paths, self.inodes):
+                try:
+                    self.missing += os.stat(path).st_ino != inode
+                except FileNotFoundError:
+                    self.missing += 1
             time.sleep(0.001)
 
 
@@ -71,7 +80,7 @@ def test_cli_daemon_reexec_keeps_every_service_its_counters_and_its_output(daemo
     assert out.returncode == 0, out.stderr
     assert "re-executed in place" in out.stdout
     assert d.proc.poll() is None and d.proc.pid == daemon_pid
-    assert watch.missing == 0, "the socket path never disappears"
+    assert watch.missing == 0, "the socket paths never disappear nor change"
     assert state(d) == before
     seen = wait_for(lambda: (n := numbers(d, "counter")) and n[-1] > last + 25 and n)
     assert seen == list(range(seen[0], seen[-1] + 1)), "no line lost across the re-exec"
