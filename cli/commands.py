@@ -246,8 +246,8 @@ def do_update(inv: Invocation, name: str, changes: dict[str, Any], *, dry_run: b
 
 
 def do_reload(inv: Invocation) -> int:
-    """Exit 1 when some file was rejected: the valid files were applied, but scripts
-    must notice that the configuration on disk is not what runs."""
+    """Exit 1 when the daemon refused the config: one error anywhere and nothing was
+    applied, so scripts must notice that the configuration on disk is not what runs."""
     result = inv.call("reload_config")
     if inv.json:
         inv.emit_json(result)

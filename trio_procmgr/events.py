@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "start_limit_hit", "health_changed", "config_reloaded", "process_created",
     "process_updated", "process_deleted", "oom_kill", "daemon_started", "daemon_stopping",
     "condition_failed", "watchdog_timeout", "group_escalated", "lost",
+    "internal_error", "config_reload_failed", "daemon_stopped",
 )
 
 

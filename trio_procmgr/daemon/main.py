@@ -200,12 +200,39 @@ async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> N
                 if config_dir is None:
                     log.warning("SIGHUP: no configuration directory to reload")
                     continue
-                summary = await manager.reload_config()
-                log.info("configuration reloaded: %s", {k: v for k, v in summary.items() if v})
+                await _reload_on_signal(manager)
             elif signum == signal.SIGUSR1:
                 rotate = getattr(manager, "rotate_logs", None)
                 if rotate is not None:
                     rotate()
+
+
+async def _reload_on_signal(manager: Any) -> None:
+    """SIGHUP: reload, and whatever goes wrong, log and report it — never fatal.
+
+    The manager refuses a bad config itself (nothing changes, ``config_reload_failed``);
+    this boundary catches what it did not foresee, so a reload can never take the daemon
+    and every service down with it.
+    """
+    from trio_procmgr.errors import ProcMgrError
+
+    try:
+        summary = await manager.reload_config()
+    except ProcMgrError as exc:
+        log.error("SIGHUP: reload failed: %s", exc.message)
+        manager.publish("config_reload_failed", None, None, errors=[
+            {"file": manager.config_dir or "<config>", "message": exc.message}])
+        return
+    except Exception as exc:  # contained: logged with its traceback and reported
+        log.exception("SIGHUP: reload failed unexpectedly")
+        manager.publish("config_reload_failed", None, None, errors=[
+            {"file": manager.config_dir or "<config>", "message": f"internal error: {exc!r}"}])
+        return
+    if summary.get("errors"):
+        log.error("SIGHUP: configuration not reloaded (%d errors); nothing changed",
+                  len(summary["errors"]))
+    else:
+        log.info("configuration reloaded: %s", {k: v for k, v in summary.items() if v})
 
 
 async def _watchdog_pinger(interval: float) -> None:

@@ -529,17 +529,64 @@ class ProcessManager:
         return result
 
     async def reload_config(self, config: ConfigSet | None = None) -> dict[str, Any]:
-        """Apply a freshly loaded config: add, remove, replace changed, leave the rest."""
+        """Apply a freshly loaded config atomically: all of it, or nothing (SPEC §15).
+
+        The whole directory is read and checked first (off the event loop); any error —
+        a bad file, an unreadable directory, a dependency on a process that would not
+        exist, a file naming a runtime-created process — changes nothing, leaves every
+        running process as it is, and is reported (result ``errors``, event
+        ``config_reload_failed``, daemon log). A valid config is applied: added, removed,
+        replaced where changed, the rest left alone.
+        """
         if config is None:
             if self.config_dir is None:
                 raise errors.InvalidState("no configuration directory to reload from")
             from trio_procmgr.config.loader import load_config_dir
 
-            config = load_config_dir(self.config_dir)
+            config = await trio.to_thread.run_sync(load_config_dir, self.config_dir)
+        problems = self._reload_problems(config)
+        if problems:
+            return self._reject_reload(problems)
+        return await self._apply_reload(config)
+
+    def _reload_problems(self, config: ConfigSet) -> list[dict[str, Any]]:
+        """Every reason not to apply ``config``, as ConfigIssue dicts (warnings excluded)."""
+        problems = [i.to_dict() for i in config.issues
+                    if getattr(i, "severity", "error") == "error"]
+        runtime = {n: s for n, s in self._sups.items()
+                   if self._is_runtime_created(s) and n not in self.config.processes}
+        for name in sorted(set(config.processes) & set(runtime)):
+            spec = config.processes[name]
+            problems.append({"file": spec.source.file or "<config>", "line": spec.source.line,
+                             "field": None, "expected": "a name no runtime-created process has",
+                             "message": f"process '{name}' was created at run time "
+                                        "(dd-procmgr create); a file cannot take it over"})
+        if problems:
+            return problems
+        new = {**{n: s.spec for n, s in runtime.items()},
+               **{n: self.effective_spec(spec) for n, spec in config.processes.items()}}
+        try:
+            self._check_graph(new)
+        except errors.ProcMgrError as exc:
+            culprit = new.get(str(exc.details.get("process")))
+            problems.append({"file": (culprit.source.file if culprit else None) or "<runtime>",
+                             "line": culprit.source.line if culprit else None,
+                             "field": exc.details.get("field"), "expected": None,
+                             "message": exc.message})
+        return problems
+
+    def _reject_reload(self, problems: list[dict[str, Any]]) -> dict[str, Any]:
+        for issue in problems:
+            where = issue["file"] + (f":{issue['line']}" if issue.get("line") else "")
+            field = f" field '{issue['field']}':" if issue.get("field") else ""
+            log.error("reload refused, nothing changed: %s:%s %s", where, field, issue["message"])
+        self.publish("config_reload_failed", None, None, errors=problems)
+        return {"added": [], "removed": [], "changed": [], "unchanged": sorted(self._sups),
+                "errors": problems}
+
+    async def _apply_reload(self, config: ConfigSet) -> dict[str, Any]:
         old_names = {n for n, s in self._sups.items() if not self._is_runtime_created(s)}
-        new = dict(config.processes)
-        kept = {n: s.spec for n, s in self._sups.items() if self._is_runtime_created(s)}
-        self._check_graph({**kept, **new})
+        new = {n: self.effective_spec(spec) for n, spec in config.processes.items()}
         added = sorted(set(new) - set(self._sups))
         removed = sorted(old_names - set(new))
         changed, unchanged = [], []
@@ -559,15 +606,18 @@ class ProcessManager:
             sup = await self._add(new[name])
             self.publish("process_created", name, sup.record.id)
         self.config = config
-        if added:
-            plan = planner.start_transaction(self.specs, [n for n in added if new[n].auto_start]) \
-                if any(new[n].auto_start for n in added) else None
-            if plan is not None:
-                await self._run_start_plan(plan, manual=False)
+        autostart = [n for n in added if new[n].auto_start]
+        if autostart:
+            await self._run_start_plan(planner.start_transaction(self.specs, autostart),
+                                       manual=False)
         summary = {"added": added, "removed": removed, "changed": changed,
-                   "unchanged": unchanged, "errors": [i.to_dict() for i in config.issues]}
-        self.publish("config_reloaded", None, None, **{k: v for k, v in summary.items()})
+                   "unchanged": unchanged, "errors": []}
+        self.publish("config_reloaded", None, None, **summary)
         return summary
+
+    def effective_spec(self, spec: ProcessSpec) -> ProcessSpec:
+        """``spec`` from a file with the process's runtime overrides applied on top."""
+        return spec
 
     def _is_runtime_created(self, sup: Supervisor) -> bool:
         return sup.spec.source.file is None

@@ -130,7 +130,12 @@ class Child:
 def _stdio(mode: str) -> tuple[Any, Any, int | None, int | None]:
     if mode == "capture":
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        except OSError:
+            os.close(out_r)
+            os.close(out_w)
+            raise
         return out_w, err_w, out_r, err_r
     if mode == "inherit":
         return None, None, None, None
@@ -145,7 +150,10 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
     sink) as stdout/stderr, and no fd of ours except ``plan.pass_fds``.
     Raises SpawnError with the OS reason (missing binary, bad working dir, ...).
     """
-    out_w, err_w, out_r, err_r = _stdio(log_mode)
+    try:
+        out_w, err_w, out_r, err_r = _stdio(log_mode)
+    except OSError as exc:  # EMFILE/ENFILE/ENOMEM before Popen: the same failure path
+        raise SpawnError(f"cannot create the output pipes: {_errno_words(exc)}") from None
     creds = plan.creds
     kwargs: dict[str, Any] = {}
     if creds is not None and not plan.use_setpriv:
@@ -170,8 +178,24 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
         for fd in (out_w, err_w):
             if isinstance(fd, int) and fd >= 0:
                 os.close(fd)
-    return Child(popen=popen, pid=popen.pid, pidfd=pidfd_open(popen.pid),
+    return Child(popen=popen, pid=popen.pid, pidfd=_pidfd_or_none(popen.pid),
                  stdout_fd=out_r, stderr_fd=err_r)
+
+
+def _pidfd_or_none(pid: int) -> int | None:
+    """The child's pidfd; None when none can be had now (EMFILE right after the spawn):
+    the supervisor then waits for the child in a thread instead of failing a running
+    service."""
+    try:
+        return pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _errno_words(exc: OSError) -> str:
+    from trio_procmgr.platform.linux import errno_reason
+
+    return errno_reason(exc)
 
 
 def _spawn_reason(exc: OSError, plan: ExecPlan) -> str:
