@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 from dd_procmgr_cli import views
-from dd_procmgr_cli.invocation import EXIT_OK, EXIT_REFUSED, Invocation, UsageProblem
+from dd_procmgr_cli.invocation import (EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, Invocation,
+                                       UsageProblem)
 
 LIVE = frozenset({"starting", "running", "stopping", "paused", "backoff"})
 DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
@@ -308,8 +309,10 @@ def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
             else:
                 _follow_several(inv, names, show, lines=lines, stream=stream)
         except KeyboardInterrupt:
-            pass
-        return EXIT_OK
+            return EXIT_OK
+        except ConnectionError:
+            return daemon_gone(inv)
+        return EXIT_OK if one is not None and _deleted(inv, one) else daemon_gone(inv)
     if everything or len(names) == 1:
         items = inv.call("logs", name=one, lines=lines, stream=stream)
     else:
@@ -364,8 +367,31 @@ def do_events(inv: Invocation, processes: list[str], types: list[str]) -> int:
                 inv.echo(views.render_event(event, colour=inv.colour))
                 inv.flush()
     except KeyboardInterrupt:
+        return EXIT_OK
+    except ConnectionError:
         pass
-    return EXIT_OK
+    return daemon_gone(inv)  # the daemon ends event streams only when it stops
+
+
+DAEMON_GONE = "dd-procmgr: daemon stopped (connection closed)"
+
+
+def daemon_gone(inv: Invocation) -> int:
+    """A follower (``events``, ``logs -f``) whose daemon went away: one line, exit 3."""
+    inv.flush()
+    inv.warn(DAEMON_GONE)
+    return EXIT_UNREACHABLE
+
+
+def _deleted(inv: Invocation, name: str) -> bool:
+    """Did a followed stream end because its process was deleted (not the daemon)?"""
+    try:
+        inv.call("describe", name=name)
+    except ConnectionError:
+        return False
+    except _procmgr_error() as exc:
+        return getattr(exc, "code", "") == "PROCESS_NOT_FOUND"
+    return False
 
 
 # -- dependencies ------------------------------------------------------------------------

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="cgroup subtree name (default: derived from --state-dir)")
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not use cgroups (control-group falls back to process-group)")
+    p.add_argument("--exit-with", metavar="NAME",
+                   help="shut down when process NAME ends for good and exit with its status "
+                        "(128+signal if killed): the main process of a container")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     return p
 
@@ -136,22 +139,69 @@ async def run_daemon(args: argparse.Namespace) -> int:
     manager = ProcessManager(config, state_dir=state_dir, log_dir=args.log_dir,
                              instance=instance_name(state_dir, args.instance),
                              use_cgroups=not args.no_cgroups, config_dir=config_dir)
+    status = ExitStatusBox()
     async with manager:
         async with trio.open_nursery() as nursery:
             await _start_listeners(nursery, manager, args, socket_path)
             nursery.start_soon(_handle_signals, manager, config_dir, nursery.cancel_scope)
+            if args.exit_with:
+                _check_exit_with(manager, args.exit_with)
+                nursery.start_soon(_exit_with, manager, args.exit_with, status)
             interval = watchdog_interval()
             if interval:
                 nursery.start_soon(_watchdog_pinger, interval)
-            log.info("dd-procmgrd ready: %d processes, socket %s, config %s",
-                     len(manager.supervisors()), socket_path, config_dir or "(none)")
+            log.info("dd-procmgrd ready: %d processes, socket %s, config %s%s",
+                     len(manager.supervisors()), socket_path, config_dir or "(none)",
+                     " (PID 1)" if os.getpid() == 1 else "")
             sd_notify("READY=1\nSTATUS=supervising")
             await manager.wait_shutdown()
             log.info("shutting down: stopping every process")
             sd_notify("STOPPING=1")
-            nursery.cancel_scope.cancel()
+            await _stop_then_close_listeners(manager, nursery.cancel_scope)
     _unlink(socket_path)
-    return 0
+    return status.code
+
+
+class ExitStatusBox:
+    """The daemon's exit status: 0, or that of the ``--exit-with`` process."""
+
+    code = 0
+
+
+async def _stop_then_close_listeners(manager: Any, listeners: Any) -> None:
+    """Stop everything while the listeners still serve, so RPC watchers receive
+    ``daemon_stopping``, each process's stop and ``daemon_stopped`` and then the normal
+    end of their stream; only then close the listeners. The final frames are flushed
+    once every task is idle (bounded: a client that never reads cannot hold us)."""
+    import trio
+    import trio.testing
+
+    await manager.stop_for_shutdown()
+    with trio.move_on_after(2.0):
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+    listeners.cancel()
+
+
+def _check_exit_with(manager: Any, name: str) -> None:
+    from trio_procmgr.errors import ProcMgrError
+
+    try:
+        manager.resolve(name)
+    except ProcMgrError:
+        raise DaemonStartError(f"--exit-with {name}: no such process in the configuration") from None
+
+
+async def _exit_with(manager: Any, name: str, status: ExitStatusBox) -> None:
+    """Shut the daemon down once ``name`` has ended for good (exited, failed or crashed
+    with no restart pending, or stopped after having run); its status becomes ours."""
+    from trio_procmgr.daemon.exit_with import ended_for_good, exit_status_of
+
+    sup = manager.supervisor(name)
+    await sup.wait_until(lambda s: ended_for_good(s.record))
+    status.code = exit_status_of(sup.record)
+    log.info("--exit-with %s: it ended (%s); shutting down with status %d", name,
+             sup.record.reason, status.code)
+    await manager.shutdown()
 
 
 def _load(config_dir: str | None, load_config_dir: Any) -> Any:

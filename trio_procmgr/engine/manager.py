@@ -67,6 +67,7 @@ class ProcessManager:
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
         self._shutdown = trio.Event()
+        self._stopped_for_shutdown = False
         self._runtime_dirty = trio.Event()
         #: RPC calls by method and errors by code, kept by the RPC server for /metrics.
         self.rpc_stats: dict[str, dict[str, int]] = {"calls": {}, "errors": {}}
@@ -121,9 +122,8 @@ class ProcessManager:
 
     async def _close(self, *exc_info: Any) -> bool | None:
         with trio.CancelScope(shield=True):
-            self.publish("daemon_stopping", None, None)
             try:
-                await self.stop_all()
+                await self.stop_for_shutdown()
             finally:
                 for sup in self._sups.values():
                     sup.close()
@@ -170,6 +170,22 @@ class ProcessManager:
 
     async def wait_shutdown(self) -> None:
         await self._shutdown.wait()
+
+    async def stop_for_shutdown(self) -> None:
+        """Publish ``daemon_stopping``, stop every process in reverse dependency order,
+        publish ``daemon_stopped``, then end every event and log stream — in that order,
+        so a watcher sees all of it before its stream ends. Runs once: the daemon calls
+        it while its listeners still serve, and leaving the manager calls it again.
+        """
+        if self._stopped_for_shutdown:
+            return
+        self._stopped_for_shutdown = True
+        self.publish("daemon_stopping", None, None)
+        try:
+            await self.stop_all()
+        finally:
+            self.publish("daemon_stopped", None, None)
+            self.hub.close_all()
 
     # ------------------------------------------------------------------ registry
     def publish(self, type: str, process: str | None = None, id: str | None = None,
