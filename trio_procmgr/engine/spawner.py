@@ -110,6 +110,20 @@ def _setpriv_argv(spec: ProcessSpec, creds: Credentials | None) -> list[str]:
     return argv
 
 
+def check_executable(plan: ExecPlan) -> None:
+    """Fail as a direct exec would (SpawnError, same words) for a command that is exec'd
+    through a wrapper — the exec shim — whose own start would otherwise hide the failure
+    and report the service started."""
+    argv = plan.argv
+    exe = argv[argv.index("--") + 1] if plan.use_setpriv and "--" in argv else argv[0]
+    if plan.cwd is not None and not os.path.isabs(exe):
+        exe = os.path.join(plan.cwd, exe)
+    if not os.path.exists(exe):
+        raise SpawnError(f"cannot execute '{exe}': No such file or directory (ENOENT)")
+    if os.path.isdir(exe) or not os.access(exe, os.X_OK):
+        raise SpawnError(f"cannot execute '{exe}': Permission denied (EACCES)")
+
+
 @dataclass(slots=True)
 class Child:
     """A spawned main process: its Popen, its pidfd, and the read ends of its pipes."""
