@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import trio
@@ -24,6 +25,7 @@ from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
+from trio_procmgr.engine.overrides import OverrideLayer
 from trio_procmgr.engine.state_store import StateStore
 from trio_procmgr.engine.supervisor import Instance, Supervisor
 from trio_procmgr.engine.transactions import Transactions
@@ -59,6 +61,7 @@ class ProcessManager:
         self.cgroups: Any = None
         self.warnings: list[str] = []
         self.store = StateStore(state_dir) if state_dir else None
+        self.overrides = OverrideLayer(state_dir)
         self.transactions = Transactions(self)
         self._sups: dict[str, Supervisor] = {}
         self._specs_cache: dict[str, ProcessSpec] | None = None
@@ -103,7 +106,7 @@ class ProcessManager:
             if self.store is not None:
                 self._nursery.start_soon(self._runtime_writer)
             for spec in self.config.processes.values():
-                await self._add(spec)
+                await self._add(self.boot_spec(spec))
             if self.store is not None:
                 for spec, saved in self.store.load_processes(self._parse_raw):
                     if spec.name not in self._sups:
@@ -355,6 +358,8 @@ class ProcessManager:
         d["consecutive_failures"] = sup.failures
         d["warnings"] = list(self.warnings)
         d["dependencies"] = self._dependency_states(sup)
+        d["overrides"] = self.overrides.get(sup.name) if self._from_config(sup.name) else {}
+        d["sources"] = self._sources(sup)
         d.update(sup.extras)
         return d
 
@@ -410,8 +415,6 @@ class ProcessManager:
         return sup.record.to_dict()
 
     def _parse_raw(self, name: str, raw: Mapping[str, Any], *, transient: bool = False) -> ProcessSpec:
-        from dataclasses import replace
-
         from trio_procmgr.config.loader import parse_process
 
         spec = parse_process(name, dict(raw))
@@ -525,7 +528,8 @@ class ProcessManager:
 
         # Maps merge key by key, as drop-ins do: `--cpu-limit 2` keeps the memory limit.
         raw, _ = merge_over(spec_to_raw(sup.spec), LineMap(), dict(changes), LineMap())
-        new = self._parse_raw(name, raw, transient=sup.spec.transient)
+        new = replace(self._parse_raw(name, raw, transient=sup.spec.transient),
+                      source=sup.spec.source)
         self._check_graph({**self.specs, name: new})
         changed = changed_fields(sup.spec, new)
         needs = restart_required(changed)
@@ -537,6 +541,8 @@ class ProcessManager:
         await sup.request("replace_spec", spec=new)
         self.publish("process_updated", name, sup.record.id, fields=changed,
                      restart_required=needs)
+        if self._from_config(name):  # a layer over the file, kept across reloads/restarts
+            self.overrides.add(name, changes)
         self._persist()
         if needs and restart_process and (sup.is_active() or sup.record.state is S.BACKOFF):
             await self.restart(name)
@@ -579,8 +585,18 @@ class ProcessManager:
                                         "(dd-procmgr create); a file cannot take it over"})
         if problems:
             return problems
-        new = {**{n: s.spec for n, s in runtime.items()},
-               **{n: self.effective_spec(spec) for n, spec in config.processes.items()}}
+        new = {n: s.spec for n, s in runtime.items()}
+        for name, spec in config.processes.items():
+            try:
+                new[name] = self.effective_spec(spec)
+            except errors.ProcMgrError as exc:
+                problems.append({"file": spec.source.file or "<config>", "line": spec.source.line,
+                                 "field": None, "expected": None,
+                                 "message": f"the runtime overrides of '{name}' "
+                                            f"({self.overrides.path or 'in memory'}) no longer "
+                                            f"apply: {exc.message}"})
+        if problems:
+            return problems
         try:
             self._check_graph(new)
         except errors.ProcMgrError as exc:
@@ -622,6 +638,7 @@ class ProcessManager:
             sup = await self._add(new[name])
             self.publish("process_created", name, sup.record.id)
         self.config = config
+        self.overrides.forget_except(set(config.processes))
         autostart = [n for n in added if new[n].auto_start]
         if autostart:
             await self._run_start_plan(planner.start_transaction(self.specs, autostart),
@@ -632,8 +649,30 @@ class ProcessManager:
         return summary
 
     def effective_spec(self, spec: ProcessSpec) -> ProcessSpec:
-        """``spec`` from a file with the process's runtime overrides applied on top."""
-        return spec
+        """``spec`` from a file with the process's runtime overrides applied on top
+        (ConfigError when they no longer fit the file)."""
+        from trio_procmgr.config.loader import spec_to_raw
+
+        return self.overrides.apply(spec, spec_to_raw, self._parse_raw)
+
+    def boot_spec(self, spec: ProcessSpec) -> ProcessSpec:
+        """At boot, an override that no longer fits its file is reported, not fatal."""
+        try:
+            return self.effective_spec(spec)
+        except errors.ProcMgrError as exc:
+            self.warn(f"process '{spec.name}': runtime overrides ignored: {exc.message}")
+            return spec
+
+    def _from_config(self, name: str) -> bool:
+        return name in self.config.processes
+
+    def _sources(self, sup: Supervisor) -> list[str]:
+        """Where the definition comes from: its file (or the RPC), then the override layer."""
+        src = sup.spec.source
+        first = src.file if src.file else ("config" if self._from_config(sup.name) else "runtime")
+        layer = [self.overrides.path or "overrides (in memory)"] \
+            if self._from_config(sup.name) and self.overrides.get(sup.name) else []
+        return [first, *layer]
 
     def _is_runtime_created(self, sup: Supervisor) -> bool:
         return sup.spec.source.file is None
