@@ -193,8 +193,8 @@ class Supervisor:
                 await self._kill_instance(inst, for_failure=True)  # the waiter reports the exit
                 return
             await self._settle_orphaned_instance(inst)
-        elif inst is None and self.record.state is S.STARTING:
-            self._exit_without_child(reason, automatic=True)
+        elif inst is None and self.record.state in (S.STARTING, S.RUNNING, S.PAUSED, S.STOPPING):
+            self._exit_without_child(reason, automatic=True)  # no child left: settle the record
 
     async def _settle_orphaned_instance(self, inst: Instance) -> None:
         """The instance's waiter died with the fault: kill the service, reap it, and
