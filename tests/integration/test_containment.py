@@ -159,3 +159,26 @@ def test_the_real_daemon_contains_a_probe_fault(monkeypatch):
         assert d.record("good")["pid"] == good_pid and d.proc.poll() is None
         assert d.cli("stop", "bad").code == 0
         assert d.cli("stop", "good").code == 0
+
+
+async def test_a_failing_transaction_step_is_that_processs_error_only(make_manager, monkeypatch):
+    from trio_procmgr import errors, planner
+    from trio_procmgr.engine.transactions import Transactions
+
+    real = Transactions._start_one
+
+    async def start_one(self, sup, step, *, manual):
+        if sup.name == "bad":
+            raise LookupError("step bug")
+        return await real(self, sup, step, manual=manual)
+
+    monkeypatch.setattr(Transactions, "_start_one", start_one)
+    cfg = specs(bad={"command": "sleep", "args": ["1000"]},
+                good={"command": "sleep", "args": ["1000"]})
+    async with make_manager(cfg) as pm:
+        plan = planner.start_transaction(pm.specs, ["bad", "good"])
+        results = await pm.transactions.run_start_plan(plan, manual=True)
+        assert isinstance(results["bad"], errors.Internal)
+        assert results["good"]["state"] == "running"
+        assert pm.describe("bad")["last_internal_error"]["where"] == "transaction step"
+        await pm.stop("good")

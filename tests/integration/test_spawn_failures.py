@@ -7,6 +7,7 @@ Once the limit is lifted the service recovers by itself, and ``start``/``stop`` 
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -14,9 +15,13 @@ import subprocess
 import pytest
 
 from cli_daemon import cli_daemon, shared_cli_daemon  # noqa: F401  (fixtures)
+from support import specs
+from trio_procmgr import errors
+from trio_procmgr.engine import spawner
+from trio_procmgr.states import State
 
-pytestmark = pytest.mark.skipif(shutil.which("prlimit") is None,
-                                reason="util-linux prlimit is not installed")
+needs_prlimit = pytest.mark.skipif(shutil.which("prlimit") is None,
+                                   reason="util-linux prlimit is not installed")
 
 
 def open_fds(pid: int) -> int:
@@ -36,6 +41,7 @@ def nofile(pid: int) -> tuple[str, str]:
     raise AssertionError("no open-files limit in /proc/PID/limits")
 
 
+@needs_prlimit
 def test_emfile_during_a_spawn_fails_retries_and_recovers(cli_daemon):
     d = cli_daemon
     pid = d.proc.pid
@@ -66,3 +72,30 @@ def test_emfile_during_a_spawn_fails_retries_and_recovers(cli_daemon):
     assert d.wait_state("after", "running")["pid"]
     assert d.cli("stop", "after").code == 0
     assert d.record("steady")["pid"] == steady_pid and d.proc.poll() is None
+
+
+@pytest.mark.parametrize("err", [errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN])
+async def test_any_errno_creating_the_output_pipes_fails_then_retries(make_manager, monkeypatch, err):
+    """In-process, every errno of the pipe creation before the fork: failed, backoff,
+    then a normal start once the pipes can be had again."""
+    real_pipe2 = os.pipe2
+    failures = []
+
+    def pipe2(flags):
+        if len(failures) < 2:
+            failures.append(err)
+            raise OSError(err, os.strerror(err))
+        return real_pipe2(flags)
+
+    cfg = specs(svc={"command": "sleep", "args": ["1000"], "restart": "always",
+                     "restart_sec": 0.05, "start_limit_burst": 100})
+    async with make_manager(cfg) as pm:
+        monkeypatch.setattr(spawner.os, "pipe2", pipe2)
+        with pytest.raises(errors.SpawnFailed, match=errno.errorcode[err]):
+            await pm.start("svc")
+        sup = pm.supervisor("svc")
+        assert sup.record.state in (State.BACKOFF, State.STARTING, State.RUNNING)
+        assert await sup.wait_until(lambda s: s.record.state is State.RUNNING, timeout=15)
+        assert sup.record.runs == 3 and len(failures) == 2
+        await pm.stop("svc")
+        assert sup.record.state is State.STOPPED
