@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-deps bench clean
+.PHONY: setup run test test-deps bench install deb man clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,5 +30,19 @@ test: setup test-deps
 bench: setup
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
+## Install daemon + CLI (+ deps, unit, man pages, completions) under $(DESTDIR)$(PREFIX).
+## PREFIX defaults to /usr/local; see packaging/install.sh for the layout and variables.
+PREFIX ?= /usr/local
+install: setup
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" PYTHON="$(abspath $(PY))" bash packaging/install.sh
+
+## Build dist/dd-procmgr_VERSION_ARCH.deb (dpkg-deb); install with `dpkg -i dist/dd-procmgr_*.deb`.
+deb: setup
+	PYTHON="$(abspath $(PY))" bash packaging/build-deb.sh
+
+## Write the man pages dd-procmgr.1 and dd-procmgrd.8 into build/man/.
+man: setup
+	mkdir -p build/man && $(PY) -m dd_procmgr_cli.manpage build/man
+
 clean:
-	rm -rf $(VENV) .run build *.egg-info
+	rm -rf $(VENV) .run build dist *.egg-info

@@ -9,14 +9,18 @@ without an event loop (see ``entry.drive``) and neither asyncio nor trio is impo
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import asyncclick as click
 
-from dd_procmgr_cli import commands
-from dd_procmgr_cli.completion import complete_process_names
-from dd_procmgr_cli.fieldflags import FIELD_FLAGS, FlagValueError, changes_from_options, create_spec
+from dd_procmgr_cli import commands, importing
+from dd_procmgr_cli.completion import (SHELLS, complete_process_names, complete_signals,
+                                       complete_states, complete_targets, completion_source)
+from dd_procmgr_cli.fieldflags import (FIELD_FLAGS, FlagValueError, changes_from_options,
+                                       command_changes, create_spec, resolve_relative_paths)
 from dd_procmgr_cli.invocation import DEFAULT_TIMEOUT, Invocation
+from dd_procmgr_cli.selection import SORT_KEYS
 
 ALIASES = {"remove": "delete", "rm": "delete", "ls": "list"}
 
@@ -44,9 +48,9 @@ def json_option(func):
                         callback=_set_json, help="Machine-readable output.")(func)
 
 
-def names_argument(required: bool = True, nargs: int = -1):
+def names_argument(required: bool = True, nargs: int = -1, complete=complete_process_names):
     return click.argument("names", nargs=nargs, required=required,
-                          shell_complete=complete_process_names, metavar="NAME...")
+                          shell_complete=complete, metavar="NAME...")
 
 
 def field_options(func):
@@ -110,47 +114,85 @@ pass_inv = click.make_pass_decorator(Invocation)
 @app.command(context_settings={"ignore_unknown_options": True,
                                "help_option_names": ["--help"]})
 @click.argument("name")
-@click.argument("command")
+@click.argument("command", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @field_options
 @click.option("--start", "start_now", is_flag=True, help="Start it right after creating it.")
 @click.option("--transient", is_flag=True,
               help="Forget it when the daemon restarts (not persisted).")
+@click.option("--from", "from_template", metavar="TEMPLATE@",
+              help="Make instance NAME of template TEMPLATE@ (a file TEMPLATE@.yaml) instead.")
 @json_option
 @pass_inv
-def create(inv: Invocation, name, command, args, start_now, transient, **fields) -> int:
+def create(inv: Invocation, name, command, args, start_now, transient, from_template, **fields) -> int:
     """Create process NAME running COMMAND [ARGS...] (created, not started, by default).
 
     Options may come before or after COMMAND; put ARGS that look like this
     command's own options after `--`:
     dd-procmgr create web --restart always -- python3 -m http.server --bind 127.0.0.1
+
+    With --from worker@, NAME is an instance: `create --from worker@ a` makes worker@a.
     """
+    if from_template is not None:
+        if command is not None:
+            raise click.UsageError("create --from TEMPLATE@ INSTANCE takes no COMMAND")
+        return commands.do_instantiate(inv, from_template, name, start=start_now)
+    if command is None:
+        raise click.UsageError("Missing argument 'COMMAND'.")
     try:
         spec = create_spec(command, list(args), fields)
     except FlagValueError as exc:
         raise click.UsageError(str(exc)) from None
+    spec = resolve_relative_paths(spec, os.getcwd())
     start = start_now or bool(spec.get("auto_start"))
     return commands.do_create(inv, name, spec, start=start, transient=transient)
 
 
 @app.command()
 @click.argument("name", shell_complete=complete_process_names)
+@click.argument("replicas", type=click.IntRange(1, 1000))
+@json_option
+@pass_inv
+def scale(inv: Invocation, name, replicas) -> int:
+    """Run REPLICAS instances NAME@1..N of replicated process NAME (highest stop first)."""
+    return commands.do_scale(inv, name, replicas)
+
+
+@app.command()
+@click.argument("name", shell_complete=complete_process_names)
 @field_options
+@click.option("--command", "new_command", metavar="COMMAND",
+              help="New executable (restart required; ID and history are kept).")
+@click.option("--args", "new_args", metavar="'ARG ...'",
+              help="New arguments as one shell-quoted string ('' clears them).")
 @click.option("--dry-run", is_flag=True, help="Validate and show what would change.")
 @click.option("--restart-process", is_flag=True,
               help="Restart it if a changed field needs a restart.")
+@click.option("--replicas", type=click.IntRange(1, 1000),
+              help="Instances of a replicated process NAME (same as scale NAME N).")
 @json_option
 @pass_inv
-def update(inv: Invocation, name, dry_run, restart_process, **fields) -> int:
+def update(inv: Invocation, name, new_command, new_args, dry_run, restart_process, replicas,
+           **fields) -> int:
     """Change fields of process NAME; hot fields apply without a restart."""
-    return commands.do_update(inv, name, _changes(fields), dry_run=dry_run,
+    changes = _changes(fields)
+    try:
+        changes.update(command_changes(new_command, new_args))
+    except FlagValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    changes = resolve_relative_paths(changes, os.getcwd())
+    if replicas is not None:
+        changes["replicas"] = replicas
+    return commands.do_update(inv, name, changes, dry_run=dry_run,
                               restart_process=restart_process)
 
 
 # -- lifecycle ------------------------------------------------------------------------------
 
 def _lifecycle(method: str, doc: str, extra=None):
-    @names_argument(required=False)
+    groups = method in ("start", "stop", "restart")
+
+    @names_argument(required=False, complete=complete_targets if groups else complete_process_names)
     @click.option("--all", "everything", is_flag=True, help=f"{method.capitalize()} every process.")
     @json_option
     @pass_inv
@@ -162,9 +204,11 @@ def _lifecycle(method: str, doc: str, extra=None):
     return app.command(method)(callback)
 
 
-_lifecycle("start", "Start processes (with their dependencies).")
-_lifecycle("stop", "Stop processes (kill_signal, then SIGKILL after timeout_stop_sec).")
-_lifecycle("restart", "Restart processes.")
+_lifecycle("start", "Start processes (with their dependencies) or a group's members in order; "
+           "already running is success.")
+_lifecycle("stop", "Stop processes (kill_signal, then SIGKILL after timeout_stop_sec) or a "
+           "group's members in reverse order; already stopped is success.")
+_lifecycle("restart", "Restart processes (or a group's members in order).")
 _lifecycle("pause", "Freeze processes (cgroup freezer or SIGSTOP).")
 _lifecycle("resume", "Thaw paused processes.")
 _lifecycle("delete", "Delete processes (alias: remove). Running ones need --force.",
@@ -174,20 +218,30 @@ _lifecycle("delete", "Delete processes (alias: remove). Running ones need --forc
 # -- reading ---------------------------------------------------------------------------------
 
 @app.command("list")
-@click.option("-o", "--output", type=click.Choice(["wide"]), help="wide: more columns.")
+@click.argument("patterns", nargs=-1, metavar="[PATTERN]...",
+                shell_complete=complete_process_names)
+@click.option("-o", "--output", type=click.Choice(["wide"]),
+              help="wide: more columns (restarts, exit, group, times, reason).")
+@click.option("--state", "states", multiple=True, metavar="STATE[,STATE]",
+              shell_complete=complete_states,
+              help="Only processes in these states (repeatable, or running,failed).")
+@click.option("--sort", type=click.Choice(list(SORT_KEYS)),
+              help="Order by this key (uptime, restarts, cpu, mem: largest first).")
+@click.option("--groups", "groups", is_flag=True, help="List the supervision groups instead.")
 @json_option
 @pass_inv
-def list_(inv: Invocation, output) -> int:
-    """List processes (alias: ls)."""
-    return commands.do_list(inv, wide=output == "wide")
+def list_(inv: Invocation, patterns, output, states, sort, groups) -> int:
+    """List processes (alias: ls); PATTERNs are shell globs on names ('web*')."""
+    return commands.do_list(inv, wide=output == "wide", patterns=list(patterns),
+                            states=list(states), sort=sort, groups=groups)
 
 
 @app.command()
-@names_argument()
+@names_argument(complete=complete_targets)
 @json_option
 @pass_inv
 def describe(inv: Invocation, names) -> int:
-    """Show everything about processes."""
+    """Show everything about processes (or a supervision group)."""
     return commands.do_describe(inv, list(names))
 
 
@@ -202,15 +256,35 @@ def status(inv: Invocation, names, output) -> int:
 
 
 @app.command()
-@click.argument("name", shell_complete=complete_process_names)
-@click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted.")
+@names_argument(required=False)
+@click.option("--all", "everything", is_flag=True, help="Every process, as one table.")
+@click.option("-w", "--watch", is_flag=True, help="Refresh until interrupted (one NAME).")
 @click.option("--interval", type=float, default=2.0, show_default=True,
               help="Seconds between refreshes with --watch.")
 @json_option
 @pass_inv
-def stats(inv: Invocation, name, watch, interval) -> int:
-    """Resource usage of process NAME (memory, CPU, PIDs, fds, I/O, sockets)."""
-    return commands.do_stats(inv, name, watch=watch, interval=interval)
+def stats(inv: Invocation, names, everything, watch, interval) -> int:
+    """Resource usage: one NAME in detail (memory, CPU, PIDs, fds, I/O, sockets);
+    several NAMEs or --all as one table from a single call."""
+    if len(names) == 1 and not everything:
+        return commands.do_stats(inv, names[0], watch=watch, interval=interval)
+    if watch:
+        raise click.UsageError("stats --watch takes one NAME; use dd-procmgr top for all")
+    if not names and not everything:
+        raise click.UsageError("stats: give process names or --all")
+    return commands.do_stats_many(inv, list(names), everything=everything)
+
+
+def log_filter_options(func):
+    """--since/--until/--grep, shared by logs and tail."""
+    func = click.option("--grep", metavar="REGEX",
+                        help="Only lines matching this regular expression.")(func)
+    func = click.option("--until", metavar="WHEN",
+                        help="Only lines up to WHEN (same forms as --since).")(func)
+    func = click.option("--since", metavar="WHEN",
+                        help="Only lines since WHEN: 10m, 1h30m (ago), "
+                             "2026-12-01T10:00:00, @EPOCH.")(func)
+    return func
 
 
 @app.command()
@@ -220,12 +294,32 @@ def stats(inv: Invocation, name, watch, interval) -> int:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new lines.")
 @click.option("--stream", type=click.Choice(["stdout", "stderr"]), help="Only this stream.")
 @click.option("-t", "--timestamps", is_flag=True, help="Prefix time and stream.")
+@log_filter_options
 @json_option
 @pass_inv
-def logs(inv: Invocation, names, everything, lines, follow, stream, timestamps) -> int:
+def logs(inv: Invocation, names, everything, lines, follow, stream, timestamps, since, until,
+         grep) -> int:
     """Output of processes (-f: follow live; --json with -f: one JSON object per line)."""
     return commands.do_logs(inv, list(names), everything=everything, lines=lines,
-                            follow=follow, stream=stream, timestamps=timestamps)
+                            follow=follow, stream=stream, timestamps=timestamps,
+                            since=since, until=until, grep=grep)
+
+
+@app.command()
+@names_argument(required=False)
+@click.option("--all", "everything", is_flag=True, help="Every process, prefixed by name.")
+@click.option("-n", "--lines", type=int, help="Start with the last N lines (default 10).")
+@click.option("--stream", type=click.Choice(["stdout", "stderr"]), help="Only this stream.")
+@click.option("-t", "--timestamps", is_flag=True, help="Prefix time and stream.")
+@log_filter_options
+@json_option
+@pass_inv
+def tail(inv: Invocation, names, everything, lines, stream, timestamps, since, until,
+         grep) -> int:
+    """Follow output live: the same as logs -f."""
+    return commands.do_logs(inv, list(names), everything=everything, lines=lines,
+                            follow=True, stream=stream, timestamps=timestamps,
+                            since=since, until=until, grep=grep)
 
 
 @app.command()
@@ -248,6 +342,91 @@ def events(inv: Invocation, processes, types) -> int:
 def deps(inv: Invocation, name, reverse) -> int:
     """What process NAME pulls in, what depends on it, and its conflicts (live states)."""
     return commands.do_deps(inv, name, reverse=reverse)
+
+
+@app.command()
+@click.option("--interval", type=float, default=2.0, show_default=True,
+              help="Seconds between stats pushes from the daemon.")
+@click.option("--sort", type=click.Choice(["name", "state", "cpu", "mem", "restarts", "uptime"]),
+              default="name", show_default=True, help="Initial order (key s cycles).")
+@click.option("--once", is_flag=True, help="Print one snapshot table and exit (also without a TTY).")
+@json_option
+@pass_inv
+def top(inv: Invocation, interval, sort, once) -> int:
+    """Live full-screen view of every process: state, CPU, memory, restarts, health and
+    the selected process's log tail. Keys: arrows/j k select, s sort, / filter,
+    S start, T stop, R restart, q quit."""
+    from dd_procmgr_cli.top import do_top
+    return do_top(inv, interval=interval, once=once, sort=sort)
+
+
+# -- signals and switches ------------------------------------------------------------------
+
+@app.command()
+@names_argument()
+@click.option("-s", "--signal", "signal_name", default="SIGTERM", show_default=True,
+              shell_complete=complete_signals,
+              metavar="SIGNAL", help="Signal name (SIGHUP, HUP) or number.")
+@click.option("--main", "whom", flag_value="main",
+              help="Only the main process.")
+@click.option("--all", "whom", flag_value="all", default=True,
+              help="Every process of the service: its cgroup, else its process group (default).")
+@json_option
+@pass_inv
+def kill(inv: Invocation, names, signal_name, whom) -> int:
+    """Send a signal to processes without stopping them (like systemctl kill)."""
+    return commands.do_kill(inv, list(names), signal=signal_name, whom=whom)
+
+
+@app.command()
+@names_argument()
+@json_option
+@pass_inv
+def reload(inv: Invocation, names) -> int:
+    """Send each process its reload_signal (default SIGHUP): it re-reads its own
+    config, no restart. (reload-config re-reads the daemon's configuration.)"""
+    return commands.do_reload_process(inv, list(names))
+
+
+@app.command()
+@names_argument()
+@json_option
+@pass_inv
+def enable(inv: Invocation, names) -> int:
+    """Start processes with the daemon (auto_start: true, persisted)."""
+    return commands.do_enable(inv, list(names), enable=True)
+
+
+@app.command()
+@names_argument()
+@json_option
+@pass_inv
+def disable(inv: Invocation, names) -> int:
+    """Do not start processes with the daemon (auto_start: false, persisted)."""
+    return commands.do_enable(inv, list(names), enable=False)
+
+
+@app.command()
+@click.argument("name", shell_complete=complete_process_names)
+@json_option
+@pass_inv
+def cat(inv: Invocation, name) -> int:
+    """Effective config of process NAME as YAML, each field labelled with where it
+    comes from (file, drop-in, runtime change)."""
+    from dd_procmgr_cli.editing import do_cat
+    return do_cat(inv, name)
+
+
+@app.command()
+@click.argument("name", shell_complete=complete_process_names)
+@json_option
+@pass_inv
+def edit(inv: Invocation, name) -> int:
+    """Edit process NAME in $EDITOR: a drop-in NAME.yaml.d/50-edit.yaml for a file-defined
+    process (validated, then reload-config), its spec for a runtime one (then update).
+    An invalid result is never saved."""
+    from dd_procmgr_cli.editing import do_edit
+    return do_edit(inv, name)
 
 
 # -- daemon ----------------------------------------------------------------------------------
@@ -305,7 +484,32 @@ def validate(inv: Invocation, directory) -> int:
 
 
 @app.command()
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion(shell) -> int:
+    """Print the shell completion script for SHELL (bash, zsh or fish).
+
+    The package installs these already; by hand: dd-procmgr completion bash >
+    /etc/bash_completion.d/dd-procmgr (zsh: a file named _dd-procmgr in $fpath; fish:
+    ~/.config/fish/completions/dd-procmgr.fish).
+    """
+    click.echo(completion_source(shell), nl=False)
+    return 0
+
+
+@app.command()
 @pass_inv
 def schema(inv: Invocation) -> int:
     """Print the JSON Schema of the config file format (for editors)."""
     return commands.do_schema(inv)
+
+
+@app.command("import")
+@click.argument("source", type=click.Choice(importing.SOURCES))
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("-o", "--output-dir", "out_dir", metavar="DIR", help="Write one file per process into DIR.")
+@click.option("--force", is_flag=True, help="With -o, replace files that exist already.")
+@json_option
+@pass_inv
+def import_(inv: Invocation, source, files, out_dir, force) -> int:
+    """Convert systemd units, supervisord or PM2 files to our YAML (offline)."""
+    return importing.do_import(inv, source, list(files), out_dir, force=force)

@@ -17,7 +17,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-from dd_procmgr_cli import views
+from dd_procmgr_cli import selection, views
 from dd_procmgr_cli.invocation import (EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, Invocation,
                                        UsageProblem)
 
@@ -42,18 +42,74 @@ def _procmgr_error() -> type[Exception]:
 
 # -- reading ---------------------------------------------------------------------------
 
-def do_list(inv: Invocation, *, wide: bool = False) -> int:
+def do_list(inv: Invocation, *, wide: bool = False, patterns: list[str] | None = None,
+            states: list[str] | None = None, sort: str | None = None,
+            groups: bool = False) -> int:
+    """The table, filtered by glob patterns and ``--state``, sorted by ``--sort`` (cpu
+    and mem take every process's stats in one ``stats_all`` call); ``--groups`` lists
+    the supervision groups instead."""
+    if groups:
+        return do_groups(inv)
+    try:
+        wanted = selection.parse_states(states or [])
+    except selection.SelectionError as exc:
+        raise UsageProblem(str(exc)) from None
     records = inv.call("list")
+    records = selection.filter_records(records, list(patterns or []), wanted)
+    if wide:
+        members = selection.group_names_of(_groups_or_none(inv))
+        records = [dict(r, group=members.get(r.get("name"))) for r in records]
+    if sort:
+        stats = None
+        if sort in ("cpu", "mem") and records:
+            stats = selection.stats_by_name(
+                inv.call("stats_all", names=[r["name"] for r in records]))
+        try:
+            records = selection.sort_records(records, sort, time.time(), stats)
+        except selection.SelectionError as exc:
+            raise UsageProblem(str(exc)) from None
     if inv.json:
         inv.emit_json(records)
+    elif not records and (patterns or wanted):
+        inv.echo("No process matches.")
     else:
         inv.echo(views.render_list(records, time.time(), wide=wide, colour=inv.colour))
     return EXIT_OK
 
 
+def _groups_or_none(inv: Invocation) -> list[dict]:
+    """The daemon's supervision groups; [] from a daemon that predates ``groups``."""
+    try:
+        return inv.call("groups") or []
+    except _procmgr_error() as exc:
+        if getattr(exc, "code", None) == "UNIMPLEMENTED":
+            return []
+        raise
+
+
+def do_groups(inv: Invocation) -> int:
+    """``list --groups``: each supervision group, its strategy, state and members."""
+    groups = _groups_or_none(inv)
+    if inv.json:
+        inv.emit_json(groups)
+    else:
+        inv.echo(views.render_groups(groups, colour=inv.colour))
+    return EXIT_OK
+
+
 def do_describe(inv: Invocation, names: list[str]) -> int:
     if len(names) == 1:
-        record = inv.call("describe", name=names[0])
+        try:
+            record = inv.call("describe", name=names[0])
+        except _procmgr_error() as exc:
+            group = _group_named(inv, names[0]) if exc.code == "PROCESS_NOT_FOUND" else None
+            if group is None:
+                raise
+            if inv.json:
+                inv.emit_json(group)
+            else:
+                inv.echo(views.render_group(group, colour=inv.colour))
+            return EXIT_OK
         if inv.json:
             inv.emit_json(record)
         else:
@@ -62,6 +118,13 @@ def do_describe(inv: Invocation, names: list[str]) -> int:
     return _each(inv, names, lambda name: inv.call("describe", name=name),
                  lambda rec: views.render_describe(rec, time.time(), colour=inv.colour),
                  separator="")
+
+
+def _group_named(inv: Invocation, name: str) -> dict | None:
+    for group in _groups_or_none(inv):
+        if group.get("name") == name:
+            return group
+    return None
 
 
 def do_status(inv: Invocation, names: list[str], *, wide: bool = False) -> int:
@@ -101,6 +164,19 @@ def do_version(inv: Invocation) -> int:
         inv.echo(f"dd-procmgrd {version}" + (f" ({', '.join(bits)})" if bits else ""))
     else:
         inv.echo(f"dd-procmgrd {daemon}")
+    return EXIT_OK
+
+
+def do_stats_many(inv: Invocation, names: list[str], *, everything: bool = False) -> int:
+    """``stats A B`` / ``stats --all``: every named process's figures from one
+    ``stats_all`` call, as one table (``--json``: the list of stats)."""
+    if everything and names:
+        raise UsageProblem("stats: give process names or --all, not both")
+    items = inv.call("stats_all", names=None if everything else names)
+    if inv.json:
+        inv.emit_json(items)
+    else:
+        inv.echo(views.render_stats_table(items))
     return EXIT_OK
 
 
@@ -180,9 +256,47 @@ def _targets_for_all(inv: Invocation, method: str) -> list[str]:
     return [r["name"] for r in chosen]
 
 
+# The RPC keeps its codes for library users (ALREADY_RUNNING, NOT_RUNNING); the CLI,
+# like systemctl, treats "already there" as success and says so.
+_ALREADY = {"start": ("ALREADY_RUNNING", "already running"),
+            "stop": ("NOT_RUNNING", "already stopped")}
+
+
+def _settle(inv: Invocation, method: str, name: str, outcome: Any) -> Any:
+    """The outcome of one call, with an "already in that state" refusal turned into
+    the process's record marked ``already`` (idempotent start/stop)."""
+    if not isinstance(outcome, BaseException):
+        return outcome
+    code, words = _ALREADY.get(method, (None, None))
+    if getattr(outcome, "code", None) != code:
+        raise outcome
+    record = dict(inv.call("describe", name=name))
+    record["already"] = words
+    return record
+
+
+def _render_outcome(verb: str, record: dict) -> str:
+    if record.get("already"):
+        return views.render_already(record)
+    return views.render_action(verb, record)
+
+
+def _group_members(inv: Invocation, method: str, name: str) -> list[str] | None:
+    """start/stop/restart GROUP: the members of the supervision group ``name`` (in
+    member order; stop: reverse), or None when it is no group. Asked only after the
+    daemon said no process has that name, so a process always wins over a group."""
+    if method not in ("start", "stop", "restart"):
+        return None
+    for group in _groups_or_none(inv):
+        if group.get("name") == name:
+            members = list(group.get("members") or [])
+            return members[::-1] if method == "stop" else members
+    return None
+
+
 def do_action(inv: Invocation, method: str, names: list[str], *, everything: bool = False,
               **params: Any) -> int:
-    """start/stop/restart/pause/resume/delete on names (or ``--all``)."""
+    """start/stop/restart/pause/resume/delete on names, groups (or ``--all``)."""
     if everything and names:
         raise UsageProblem(f"{method}: give process names or --all, not both")
     if not everything and not names:
@@ -196,24 +310,35 @@ def do_action(inv: Invocation, method: str, names: list[str], *, everything: boo
             else:
                 inv.echo(f"Nothing to {method}.")
             return EXIT_OK
-    render = lambda rec: views.render_action(verb, rec)  # noqa: E731
-    if len(names) == 1 and not everything:
-        record = inv.call(method, name=names[0], **params)
+    render = lambda rec: _render_outcome(verb, rec)  # noqa: E731
+    # Many names: all calls in flight at once; the daemon orders dependants itself.
+    outcomes = dict(zip(names, inv.call_many(method, [{"name": n, **params} for n in names])))
+    targets: list[str] = []
+    for name in names:
+        members = (_group_members(inv, method, name)
+                   if getattr(outcomes[name], "code", None) == "PROCESS_NOT_FOUND" else None)
+        if members is None:
+            targets.append(name)
+            continue
+        for member in members:  # a group: one member after the other, in order
+            if member not in outcomes:
+                outcomes[member] = _call_or_error(inv, method, member, params)
+                targets.append(member)
+    if len(targets) == 1 and not everything and targets == names:
+        record = _settle(inv, method, names[0], outcomes[names[0]])
         if inv.json:
             inv.emit_json(record)
         else:
             inv.echo(render(record))
         return EXIT_OK
-    # Many names: all calls in flight at once; the daemon orders dependants itself.
-    outcomes = dict(zip(names, inv.call_many(method, [{"name": n, **params} for n in names])))
+    return _each(inv, targets, lambda name: _settle(inv, method, name, outcomes[name]), render)
 
-    def act(name: str) -> Any:
-        outcome = outcomes[name]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
 
-    return _each(inv, names, act, render)
+def _call_or_error(inv: Invocation, method: str, name: str, params: dict) -> Any:
+    try:
+        return inv.call(method, name=name, **params)
+    except _procmgr_error() as exc:
+        return exc
 
 
 def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool = False,
@@ -230,6 +355,30 @@ def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool =
     if record.get("pid"):
         bits.append(f"pid {record['pid']}")
     inv.echo(line + (f" ({', '.join(bits)})" if bits else ""))
+    return EXIT_OK
+
+
+def do_instantiate(inv: Invocation, template: str, instance: str, *, start: bool = False) -> int:
+    """``create --from TEMPLATE@ INSTANCE`` (SPEC §16)."""
+    result = inv.call("instantiate", template=template, instance=instance, start=start)
+    if inv.json:
+        inv.emit_json(result)
+        return EXIT_OK
+    record = result.get("record", result) if isinstance(result, dict) else {}
+    inv.echo(f"created {record.get('name')} {record.get('id', '')} ({record.get('state')})".replace("  ", " "))
+    return EXIT_OK
+
+
+def do_scale(inv: Invocation, name: str, replicas: int) -> int:
+    """``scale NAME N``: prints each instance and its state."""
+    result = inv.call("scale", name=name, replicas=replicas)
+    record = result.get("record", result) if isinstance(result, dict) else {}
+    if inv.json:
+        inv.emit_json(record)
+        return EXIT_OK
+    inv.echo(f"{name}: {replicas} replica(s)")
+    for row in record.get("instances", []):
+        inv.echo(f"  {row['name']}  {row['state']}")
     return EXIT_OK
 
 
@@ -281,19 +430,33 @@ def do_rotate_logs(inv: Invocation, names: list[str]) -> int:
 
 # -- streams ---------------------------------------------------------------------------
 
+WHOLE_RING = 1_000_000_000  # `lines` asking for every buffered line, also with follow
+
+
 def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
             lines: int | None = None, follow: bool = False, stream: str | None = None,
-            timestamps: bool = False) -> int:
+            timestamps: bool = False, since: str | None = None, until: str | None = None,
+            grep: str | None = None) -> int:
     """Captured output. One name or ``--all`` is one RPC call (or one stream with -f);
-    several names are merged here. ``-n N`` counts lines of the merged output."""
+    several names are merged here. ``-n N`` counts lines of the merged output, after
+    ``--since``/``--until``/``--grep`` (applied here, to backlog and live lines alike)."""
     if everything and names:
         raise UsageProblem("logs: give process names or --all, not both")
     if not everything and not names:
         raise UsageProblem("logs: give a process name (or --all)")
+    from dd_procmgr_cli.logfilter import LogFilter, WhenError
+    try:
+        keep = LogFilter.build(since, until, grep, time.time())
+    except WhenError as exc:
+        raise UsageProblem(str(exc)) from None
     prefixed = everything or len(names) > 1
     one = None if everything else names[0]
 
     def show(item: dict) -> None:
+        if not keep.keeps(item):
+            return
+        if one is not None and len(names) == 1:
+            item = dict(item, process=item.get("process") or one)
         if inv.json:
             inv.emit_json_line(item)
         else:
@@ -302,28 +465,48 @@ def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
             inv.flush()
 
     if follow:
-        try:
-            if everything or len(names) == 1:
-                for item in inv.stream("logs", name=one, lines=lines, stream=stream, follow=True):
-                    show(item)
-            else:
-                _follow_several(inv, names, show, lines=lines, stream=stream)
-        except KeyboardInterrupt:
-            return EXIT_OK
-        except ConnectionError:
-            return daemon_gone(inv)
-        return EXIT_OK if one is not None and _deleted(inv, one) else daemon_gone(inv)
+        return _follow(inv, names, one, show, keep, lines=lines, stream=stream)
+    asked = None if keep.active else lines
     if everything or len(names) == 1:
-        items = inv.call("logs", name=one, lines=lines, stream=stream)
+        items = inv.call("logs", name=one, lines=asked, stream=stream)
     else:
-        items = _merged_tail(inv, names, lines=lines, stream=stream)
+        items = _merged_tail(inv, names, lines=asked, stream=stream)
+    items = [item for item in items if keep.keeps(item)]
+    if lines is not None and keep.active:
+        items = items[-lines:] if lines else []
     if inv.json:
+        if one is not None and len(names) == 1:
+            items = [dict(item, process=item.get("process") or one) for item in items]
         inv.emit_json(items)
         return EXIT_OK
     for item in items:
         inv.echo(views.render_log(item, timestamps=timestamps, colour=inv.colour,
                                   prefix=item.get("process") if prefixed else None))
     return EXIT_OK
+
+
+def _follow(inv: Invocation, names: list[str], one: str | None, show, keep, *,
+            lines: int | None, stream: str | None) -> int:
+    """``-f``: backlog then live lines until interrupted (or past ``--until``). With a
+    filter and no ``-n`` the backlog is the whole ring (``--since 1h -f`` shows the last
+    hour, then follows); ``-n N`` takes the last N buffered lines, then filters them.
+    A stream the daemon ends is the daemon going away (exit 3), unless the followed
+    process was deleted."""
+    backlog = WHOLE_RING if keep.active and lines is None else lines
+    try:
+        if one is None or len(names) == 1:
+            source = inv.stream("logs", name=one, lines=backlog, stream=stream, follow=True)
+        else:
+            source = _several_source(inv, names, lines=backlog, stream=stream)
+        for item in source:
+            if keep.past_until(item):
+                return EXIT_OK
+            show(item)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except ConnectionError:
+        return daemon_gone(inv)
+    return EXIT_OK if one is not None and _deleted(inv, one) else daemon_gone(inv)
 
 
 def _merged_tail(inv: Invocation, names: list[str], *, lines, stream) -> list[dict]:
@@ -337,7 +520,7 @@ def _merged_tail(inv: Invocation, names: list[str], *, lines, stream) -> list[di
     return merged[-lines:] if lines else merged
 
 
-def _follow_several(inv: Invocation, names: list[str], show, *, lines, stream) -> None:
+def _several_source(inv: Invocation, names: list[str], *, lines, stream):
     """Backlog of the named processes, then the daemon's every-process stream filtered
     to them: one connection, whatever the number of names."""
     backlog = FOLLOW_BACKLOG if lines is None else lines
@@ -346,11 +529,10 @@ def _follow_several(inv: Invocation, names: list[str], show, *, lines, stream) -
     for record in inv.call("list"):
         if record["name"] in names or record.get("id") in names:
             wanted.add(record["name"])
-    for item in tail:
-        show(item)
+    yield from tail
     for item in inv.stream("logs", name=None, lines=0, stream=stream, follow=True):
         if item.get("process") in wanted or item.get("type") == "lost":
-            show(item)
+            yield item
 
 
 def do_events(inv: Invocation, processes: list[str], types: list[str]) -> int:
@@ -436,3 +618,57 @@ def do_schema(inv: Invocation) -> int:
     from trio_procmgr.config.jsonschema import export_json_schema
     inv.emit_json(export_json_schema())
     return EXIT_OK
+
+
+# -- signals and config switches ------------------------------------------------------------
+
+def do_kill(inv: Invocation, names: list[str], *, signal: str = "SIGTERM",
+            whom: str = "all") -> int:
+    """``systemctl kill``: signal every process of each service (or its main PID)."""
+    if not names:
+        raise UsageProblem("kill: give at least one process name")
+    shown = signal.upper() if not signal.isdigit() else signal
+    reach = "its main process" if whom == "main" else "all its processes"
+    render = lambda rec: f"sent {shown} to {rec.get('name')} ({reach}" \
+        f"{', main pid ' + str(rec['pid']) if rec.get('pid') else ''})"  # noqa: E731
+    return _each_or_one(inv, names, lambda n: inv.call("kill", name=n, signal=signal, whom=whom),
+                        render)
+
+
+def do_reload_process(inv: Invocation, names: list[str]) -> int:
+    """``reload NAME``: the configured reload_signal to the main PID, no restart."""
+    if not names:
+        raise UsageProblem("reload: give at least one process name "
+                           "(reload-config re-reads the configuration files)")
+
+    def render(rec: dict) -> str:
+        sig = (rec.get("spec") or {}).get("reload_signal", "SIGHUP")
+        return f"reloaded {rec.get('name')} (sent {sig} to pid {rec.get('pid')})"
+    return _each_or_one(inv, names, lambda n: inv.call("reload", name=n), render)
+
+
+def do_enable(inv: Invocation, names: list[str], *, enable: bool) -> int:
+    """enable/disable: ``auto_start`` on/off through ``update`` (persisted like any
+    update: in the state dir for runtime processes, the override layer for files)."""
+    if not names:
+        raise UsageProblem(f"{'enable' if enable else 'disable'}: give at least one process name")
+    word = "enabled" if enable else "disabled"
+
+    def act(name: str) -> Any:
+        result = inv.call("update", name=name, changes={"auto_start": enable})
+        return result.get("record") or {"name": name}
+    return _each_or_one(inv, names, act,
+                        lambda rec: f"{word} {rec.get('name')} (auto_start: "
+                                    f"{'true' if enable else 'false'})")
+
+
+def _each_or_one(inv: Invocation, names: list[str], act, render) -> int:
+    """One name: its record (or error) alone; several: ``_each``'s report."""
+    if len(names) == 1:
+        record = act(names[0])
+        if inv.json:
+            inv.emit_json(record)
+        else:
+            inv.echo(render(record))
+        return EXIT_OK
+    return _each(inv, names, act, render)

@@ -71,6 +71,9 @@ FIELD_FLAGS: tuple[FieldFlag, ...] = (
        "Grace between the stop signal and SIGKILL.", metavar="DURATION"),
     _f("--kill-signal", "kill_signal", "text", "First stop signal (SIGTERM, SIGINT, 15).",
        metavar="SIGNAL"),
+    _f("--reload-signal", "reload_signal", "text",
+       "Signal `dd-procmgr reload` sends to the main process (default SIGHUP).",
+       metavar="SIGNAL"),
     _f("--kill-mode", "kill_mode", "choice", "Which processes the stop signal reaches.",
        choices=KILL_MODES),
     _f("--success-exit-status", "success_exit_status", "exit_status",
@@ -264,3 +267,46 @@ def create_spec(command: str, args: list[str], options: dict[str, Any]) -> dict[
         spec["args"] = list(args)
     spec.update(changes_from_options(options))
     return spec
+
+
+def resolve_relative_paths(spec: dict[str, Any], cwd: str) -> dict[str, Any]:
+    """``command``, ``working_dir`` and ``environment_file`` made absolute against the
+    caller's ``cwd`` (the daemon runs elsewhere): ``./spawn_workers.sh`` or ``bin/x``
+    become paths; a bare name (``sleep``) stays a PATH lookup. A leading ``-`` on an
+    environment file (ignore if missing) is kept. Returns a new mapping."""
+    import os.path
+
+    out = dict(spec)
+    command = out.get("command")
+    if isinstance(command, str) and "/" in command and not os.path.isabs(command):
+        out["command"] = os.path.normpath(os.path.join(cwd, command))
+    working_dir = out.get("working_dir")
+    if isinstance(working_dir, str) and working_dir and not os.path.isabs(working_dir):
+        out["working_dir"] = os.path.normpath(os.path.join(cwd, working_dir))
+    files = out.get("environment_file")
+    if isinstance(files, list):
+        resolved = []
+        for item in files:
+            optional = isinstance(item, str) and item.startswith("-")
+            path = item[1:] if optional else item
+            if isinstance(path, str) and path and not os.path.isabs(path):
+                path = os.path.normpath(os.path.join(cwd, path))
+            resolved.append(("-" if optional else "") + path if isinstance(path, str) else item)
+        out["environment_file"] = resolved
+    return out
+
+
+def command_changes(command: str | None, args: str | None) -> dict[str, Any]:
+    """``update --command X --args '...'``: the new command and/or its argument list
+    (``--args`` is one shell-quoted string; ``--args ''`` clears them)."""
+    changes: dict[str, Any] = {}
+    if command is not None:
+        if not command.strip():
+            raise FlagValueError("--command: expected an executable name or path, got nothing")
+        changes["command"] = command
+    if args is not None:
+        try:
+            changes["args"] = shlex.split(args)
+        except ValueError as exc:
+            raise FlagValueError(f"--args {args!r}: {exc}") from None
+    return changes

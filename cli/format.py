@@ -75,6 +75,24 @@ def percent(part: float | None, whole: float | None) -> str | None:
     return f"{100.0 * part / whole:.1f}%"
 
 
+_CONTROL_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes (``\\n``), so a multi-line ``python3 -c``
+    script stays on its row of a table instead of breaking it."""
+    if text.isprintable():
+        return text
+    return "".join(_CONTROL_ESCAPES.get(ch) or (f"\\x{ord(ch):02x}" if ord(ch) < 32 or ord(ch) == 127
+                                                else ch) for ch in text)
+
+
+def cell(text: str, width: int | None) -> str:
+    """One table cell: escaped, then cut to ``width`` (None: no limit)."""
+    text = escape_controls(text)
+    return shorten(text, width) if width else text
+
+
 def shorten(text: str, width: int) -> str:
     """Cut to ``width`` characters, marking the cut with an ellipsis."""
     if width <= 0 or len(text) <= width:

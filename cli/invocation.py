@@ -27,6 +27,7 @@ RESULT_FIELD = {
     "list": "processes", "create": "record", "start": "record", "stop": "record",
     "restart": "record", "describe": "record", "delete": "record", "pause": "record",
     "resume": "record", "stats": "stats", "logs": "lines", "deps": "graph",
+    "kill": "record", "reload": "record", "groups": "groups", "stats_all": "stats",
 }
 
 
@@ -86,13 +87,18 @@ class Invocation:
     def client(self, *, timeout: float | None = None) -> Any:
         """The BlockingClient for this run (connects on first use)."""
         if self._client is None:
-            from trio_procmgr.client import BlockingClient
-            kwargs: dict[str, Any] = {"timeout": self.timeout if timeout is None else timeout}
-            if self.tcp:
-                kwargs["tcp"] = self.tcp
-                kwargs["token"] = self._read_token()
-            self._client = BlockingClient(self.socket, **kwargs)
+            self._client = self.open_client(timeout=timeout)
         return self._client
+
+    def open_client(self, *, timeout: float | None = None) -> Any:
+        """A new connection with this run's options, owned (and closed) by the caller:
+        for commands that need several at once on different threads (``top``)."""
+        from trio_procmgr.client import BlockingClient
+        kwargs: dict[str, Any] = {"timeout": self.timeout if timeout is None else timeout}
+        if self.tcp:
+            kwargs["tcp"] = self.tcp
+            kwargs["token"] = self._read_token()
+        return BlockingClient(self.socket, **kwargs)
 
     def _read_token(self) -> str | None:
         if not self.token_file:

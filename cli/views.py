@@ -14,13 +14,13 @@ if TYPE_CHECKING:
     from typing import Any, Iterable
 
 from dd_procmgr_cli.format import (
-    DASH, STATE_COLOURS, human_duration, human_size, local_timestamp, paint, percent,
-    render_pairs, render_table, shorten,
+    DASH, STATE_COLOURS, cell, human_duration, human_size, local_timestamp, paint, percent,
+    render_pairs, render_table,
 )
 
 LIST_COLUMNS = ["NAME", "ID", "PID", "STATE", "HEALTH", "RUNS", "UPTIME", "COMMAND"]
-WIDE_COLUMNS = LIST_COLUMNS + ["RESTARTS", "EXIT", "CREATED", "STARTED", "ENDED", "STATUS",
-                               "REASON"]
+WIDE_COLUMNS = LIST_COLUMNS + ["RESTARTS", "EXIT", "GROUP", "CREATED", "STARTED", "ENDED",
+                               "STATUS", "REASON"]
 LIVE_STATES = frozenset({"starting", "running", "stopping", "paused"})
 COMMAND_WIDTH = 48
 
@@ -73,28 +73,39 @@ def status_text(record: dict) -> Any:
     return record.get("status") or record.get("status_text")
 
 
+CELL_WIDTH = 40          # any other column of the narrow table
+WIDE_CELL_WIDTH = 80     # any column of ``-o wide`` (COMMAND, REASON included)
+
+
 def list_rows(records: list[dict], now: float, *, wide: bool = False,
               command_width: int | None = COMMAND_WIDTH) -> tuple[list[list[str]], list[list]]:
+    """Table rows: every cell escaped (``\\n``) and cut to its column's width, so no
+    value (a multi-line script, a long reason) can break the table."""
     rows, tints = [], []
+    width = WIDE_CELL_WIDTH if wide else CELL_WIDTH
     for rec in records:
-        command = command_line(rec)
-        if not wide and command_width:
-            command = shorten(command, command_width)
+        command = cell(command_line(rec), WIDE_CELL_WIDTH if wide else command_width)
         row = [text(rec.get("name")), text(rec.get("id")), text(rec.get("pid")),
                text(rec.get("state")), text(rec.get("health")), text(rec.get("runs")),
                human_duration(uptime(rec, now)), command]
         tint = [None, "dim", None, STATE_COLOURS.get(rec.get("state")),
                 STATE_COLOURS.get(rec.get("health")), None, None, None]
         if wide:
-            row += [text(rec.get("restarts")), exit_text(rec),
+            row += [text(rec.get("restarts")), exit_text(rec), text(group_of(rec)),
                     local_timestamp(rec.get("created_at")),
                     local_timestamp(rec.get("started_at")),
                     local_timestamp(rec.get("ended_at")), text(status_text(rec)),
                     text(rec.get("reason"))]
-            tint += [None] * 7
-        rows.append(row)
+            tint += [None] * 8
+        rows.append([cell(value, width) if i != 7 else value for i, value in enumerate(row)])
         tints.append(tint)
     return rows, tints
+
+
+def group_of(record: dict) -> Any:
+    """The supervision group a record belongs to (``group`` as the CLI adds it)."""
+    group = record.get("group")
+    return group.get("name") if isinstance(group, dict) else group
 
 
 def render_list(records: list[dict], now: float, *, wide: bool = False,
@@ -262,6 +273,26 @@ def render_stats(stats: dict, name: str) -> str:
     return "\n".join(line for line in out).rstrip()
 
 
+STATS_COLUMNS = ["NAME", "STATE", "PID", "CPU%", "MEM", "MEM LIMIT", "PIDS", "THREADS", "FDS"]
+
+
+def stats_row(item: dict) -> list[str]:
+    """One process's headline figures (``stats A B``, ``stats --all``, ``top``)."""
+    usage = item.get("cpu_percent")
+    return [cell(text(item.get("name")), 40), text(item.get("state")), text(item.get("pid")),
+            DASH if usage is None else f"{float(usage):.1f}",
+            human_size(_measure(item, "memory_current", "memory_rss")),
+            human_size(_measure(item, "memory_limit")) if _measure(item, "memory_limit") else DASH,
+            text(_measure(item, "pids_current")), text(item.get("threads")),
+            text(item.get("open_fds"))]
+
+
+def render_stats_table(items: list[dict]) -> str:
+    if not items:
+        return "No processes."
+    return render_table(STATS_COLUMNS, [stats_row(item) for item in items])
+
+
 def cpu_percent(previous: dict | None, current: dict) -> float | None:
     """CPU use between two samples, in percent of one core (``stats --watch``)."""
     if not previous or previous.get("time") is None or current.get("time") is None:
@@ -347,12 +378,63 @@ def render_action(verb: str, record: dict) -> str:
     return f"{verb} {name}" + (f" ({', '.join(bits)})" if bits else "")
 
 
+def render_already(record: dict) -> str:
+    """``web: already running (pid 1234)`` for an idempotent start/stop."""
+    name = record.get("name") or record.get("id") or "?"
+    pid = f" (pid {record['pid']})" if record.get("pid") else ""
+    return f"{name}: {record.get('already')}{pid}"
+
+
+# -- groups ----------------------------------------------------------------------------
+
+GROUP_COLUMNS = ["GROUP", "STRATEGY", "STATE", "RESTARTS", "BUDGET", "MEMBERS"]
+
+
+def _budget(group: dict) -> str:
+    return f"{text(group.get('max_restarts'))} in {human_duration(group.get('max_seconds'))}"
+
+
+def render_groups(groups: list[dict], *, colour: bool = False) -> str:
+    """``list --groups``: one row per supervision group, members with their states."""
+    if not groups:
+        return "No supervision groups (declare them under groups: in a config file)."
+    rows, tints = [], []
+    for group in groups:
+        states = group.get("member_states") or {}
+        members = ", ".join(f"{m} ({states.get(m) or 'not loaded'})"
+                            for m in group.get("members") or [])
+        rows.append([cell(text(group.get("name")), 40), text(group.get("strategy")),
+                     text(group.get("state")), text(group.get("restarts")), _budget(group),
+                     members])
+        tints.append([None, None, STATE_COLOURS.get(group.get("state")), None, None, None])
+    return render_table(GROUP_COLUMNS, rows, colours=tints, colour=colour)
+
+
+def render_group(group: dict, *, colour: bool = False) -> str:
+    """``describe GROUP``: strategy, restart budget, group state, members in order."""
+    states = group.get("member_states") or {}
+    pairs = [("Group", text(group.get("name"))),
+             ("Strategy", text(group.get("strategy"))),
+             ("State", paint(text(group.get("state")), STATE_COLOURS.get(group.get("state")),
+                             colour)),
+             ("Restart budget", f"{_budget(group)} "
+                                f"({text(group.get('restarts_in_window'))} used in the window)"),
+             ("Restarts", text(group.get("restarts")))]
+    lines = [render_pairs(pairs), "", "Members (start order):"]
+    for index, member in enumerate(group.get("members") or [], 1):
+        state = states.get(member)
+        lines.append(f"  {index}. {member} ("
+                     f"{paint(str(state), STATE_COLOURS.get(state), colour) if state else 'not loaded'})")
+    return "\n".join(lines)
+
+
 _EVENT_KEYS = ("seq", "time", "type", "process", "id")
 
 
 def render_event(event: dict, *, colour: bool = False) -> str:
     """One event per line: time, process, type, then the rest as key=value."""
-    rest = " ".join(f"{k}={_scalar(v)}" for k, v in event.items() if k not in _EVENT_KEYS)
+    rest = " ".join(f"{k}={_scalar(v)}" for k, v in event.items()
+                    if k not in _EVENT_KEYS and v is not None)
     kind = str(event.get("type", "?"))
     tint = "red" if kind in ("lost", "start_limit_hit", "oom_kill") else "cyan"
     parts = [local_timestamp(event.get("time"), millis=True),

@@ -20,6 +20,7 @@ EVENT_TYPES = (
     "start_limit_hit", "health_changed", "config_reloaded", "process_created",
     "process_updated", "process_deleted", "oom_kill", "daemon_started", "daemon_stopping",
     "condition_failed", "watchdog_timeout", "group_escalated", "lost",
+    "process_scaled", "instance_created",
     "internal_error", "config_reload_failed", "daemon_stopped",
 )
 
@@ -38,7 +39,8 @@ class Subscription(BoundedFeed):
         if self.types is not None and event["type"] not in self.types:
             return False
         if self.processes is not None and event.get("process") not in self.processes:
-            return False
+            # Watching a template or replica set NAME also shows its instances NAME@INST.
+            return (event.get("process") or "").partition("@")[0] in self.processes
         return True
 
     def offer(self, event: dict[str, Any]) -> bool:

@@ -49,11 +49,11 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import AbstractSet, Any, Iterable, Iterator, Mapping, TypeVar
 
 from . import errors
-from .spec import GroupSpec, ProcessSpec
+from .spec import DEPENDENCY_FIELDS, GroupSpec, ProcessSpec
 
 PULL_IN_FIELDS = ("requires", "wants", "binds_to")
 HARD_FIELDS = ("requires", "binds_to")
@@ -666,3 +666,38 @@ class RestartIntensity:
 
     def reset(self) -> None:
         self._times.clear()
+
+
+# ---------------------------------------------------------------- instances (SPEC §16)
+
+def instance_groups(specs: Mapping[str, ProcessSpec]) -> dict[str, list[str]]:
+    """``BASE -> [BASE@a, BASE@b, ...]`` for every base that is not itself a process."""
+    groups: dict[str, list[str]] = {}
+    for name in specs:
+        base, at, rest = name.partition("@")
+        if at and base and rest and base not in specs:
+            groups.setdefault(base, []).append(name)
+    return groups
+
+
+def expand_instance_dependencies(specs: Mapping[str, ProcessSpec]) -> Mapping[str, ProcessSpec]:
+    """Specs where a relation to ``BASE`` (a replica set or template, not a process) names
+    every instance ``BASE@...`` instead: "requires queue-workers" waits for all of them and
+    stops with all of them, however many there are right now.
+
+    Returns ``specs`` itself when nothing refers to an instance group.
+    """
+    groups = instance_groups(specs)
+    if not groups:
+        return specs
+    out: dict[str, ProcessSpec] = {}
+    for name, spec in specs.items():
+        changes = {}
+        for fld in DEPENDENCY_FIELDS:
+            names = getattr(spec, fld)
+            if any(other in groups for other in names):
+                changes[fld] = tuple(dict.fromkeys(
+                    member for other in names for member in groups.get(other, [other])
+                    if member != name))
+        out[name] = replace(spec, **changes) if changes else spec
+    return out

@@ -101,6 +101,7 @@ class ProcessSpec:
     timeout_start_sec: float = 90.0
     timeout_stop_sec: float = 90.0
     kill_signal: int = int(signal.SIGTERM)
+    reload_signal: int = int(signal.SIGHUP)
     kill_mode: str = "control-group"
     success_exit_status: frozenset[int] = frozenset({0})
     success_exit_signals: frozenset[int] = frozenset()
@@ -136,6 +137,7 @@ HOT_FIELDS: frozenset[str] = frozenset({
     "start_limit_burst", "start_limit_interval", "timeout_start_sec", "timeout_stop_sec",
     "success_exit_status", "success_exit_signals", "condition_path_exists", "health_check",
     "watchdog_sec", "resources", "log", "wait_healthy", "ready_log_line", "transient",
+    "reload_signal",
 })
 
 PROCESS_FIELD_NAMES: tuple[str, ...] = tuple(
@@ -210,6 +212,8 @@ class ConfigSet:
     groups: Mapping[str, GroupSpec] = field(default_factory=lambda: EMPTY_MAP)
     issues: tuple[ConfigIssue, ...] = ()
     files: tuple[str, ...] = ()
+    #: Templates and replica sets by base name (config.templates.TemplateSpec, SPEC §16).
+    templates: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAP)
 
     @property
     def ok(self) -> bool:

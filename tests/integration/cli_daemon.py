@@ -143,7 +143,10 @@ class CliDaemon:
         Talks RPC in-process (one connection) rather than spawning the CLI per process.
         """
         for path in self.config_dir.iterdir():
-            path.unlink()
+            if path.is_dir():  # drop-in directories (NAME.yaml.d)
+                shutil.rmtree(path)
+            else:
+                path.unlink()
         from trio_procmgr.client import BlockingClient
         with BlockingClient(self.socket, timeout=60) as client:
             for record in client.call("list")["processes"]:

@@ -9,6 +9,7 @@ the CLI's own work: parsing, field mapping, JSON shape, exit codes, fast path.
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -56,6 +57,8 @@ class FakeDaemon:
                     "restarted": False, "dry_run": params["dry_run"]}
         if method == "ping":
             return {"time": NOW}
+        if method == "groups":
+            return {"groups": []}
         if method == "reload_config":
             return {"added": ["a"], "removed": [], "changed": [], "unchanged": [], "errors": []}
         raise AssertionError(method)
@@ -145,14 +148,14 @@ def test_create_keeps_the_commands_own_options_as_args(daemon, capsys):
     code, out, _ = run(["create", "worker", "./my-worker", "--threads", "4"], capsys)
     assert code == 0 and out.startswith("created worker id-worker")
     assert daemon.calls == [("create", {"name": "worker", "start": False, "transient": False,
-                                        "config": {"command": "./my-worker",
+                                        "config": {"command": os.path.join(os.getcwd(), "my-worker"),
                                                  "args": ["--threads", "4"]}})]
 
 
 def test_create_with_auto_start_sets_the_field_and_starts_now(daemon, capsys):
     run(["create", "api", "./server", "--auto-start"], capsys)
     (_, params), = daemon.calls
-    assert params["start"] is True and params["config"] == {"command": "./server",
+    assert params["start"] is True and params["config"] == {"command": os.path.join(os.getcwd(), "server"),
                                                            "auto_start": True}
 
 

@@ -114,3 +114,28 @@ def test_floats_round_trip(x):
 @given(st.from_regex(r"[0-9]+(ms|s|m|h|M|G|Gi|Ki)", fullmatch=True))
 def test_unit_strings_stay_text(text):
     assert number_or_text(text) == text
+
+
+def test_relative_paths_resolve_against_the_callers_cwd():
+    from dd_procmgr_cli.fieldflags import resolve_relative_paths
+    spec = {"command": "./spawn_workers.sh", "working_dir": "data",
+            "environment_file": ["env", "-opt.env", "/etc/abs.env", "-/etc/maybe.env"]}
+    assert resolve_relative_paths(spec, "/home/u/app") == {
+        "command": "/home/u/app/spawn_workers.sh", "working_dir": "/home/u/app/data",
+        "environment_file": ["/home/u/app/env", "-/home/u/app/opt.env", "/etc/abs.env",
+                             "-/etc/maybe.env"]}
+
+
+def test_a_bare_command_stays_a_path_lookup():
+    from dd_procmgr_cli.fieldflags import resolve_relative_paths
+    assert resolve_relative_paths({"command": "sleep"}, "/x") == {"command": "sleep"}
+    assert resolve_relative_paths({"command": "bin/x"}, "/x") == {"command": "/x/bin/x"}
+
+
+def test_update_command_and_args_flags():
+    from dd_procmgr_cli.fieldflags import command_changes
+    assert command_changes("python3", "-c 'print(1)'") == {"command": "python3",
+                                                             "args": ["-c", "print(1)"]}
+    assert command_changes(None, "") == {"args": []}
+    with pytest.raises(FlagValueError, match="--args"):
+        command_changes(None, "'unclosed")

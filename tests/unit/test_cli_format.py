@@ -138,7 +138,7 @@ def test_wide_list_adds_lifecycle_columns():
     text = views.render_list([record(state="failed", pid=None, exit_code=None, exit_signal=9,
                                      ended_at=NOW - 5)], NOW, wide=True)
     header, row = text.splitlines()
-    assert header.split()[-7:] == ["RESTARTS", "EXIT", "CREATED", "STARTED", "ENDED",
+    assert header.split()[-8:] == ["RESTARTS", "EXIT", "GROUP", "CREATED", "STARTED", "ENDED",
                                    "STATUS", "REASON"]
     assert "SIGKILL" in row and local_timestamp(NOW - 5) in row
 

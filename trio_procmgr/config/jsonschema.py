@@ -18,7 +18,21 @@ def _process_fields() -> dict[str, Any]:
     body = schema_json(ProcessSchema())
     for key in RUNTIME_ONLY_FIELDS:
         body["properties"].pop(key, None)
+    body["properties"].update(_template_fields())
     return body
+
+
+def _template_fields() -> dict[str, Any]:
+    """``replicas`` (a plain process) and ``instances`` (a template NAME@.yaml), SPEC §16."""
+    from .templates import INSTANCE_PATTERN, MAX_REPLICAS
+
+    return {
+        "replicas": {"type": "integer", "minimum": 1, "maximum": MAX_REPLICAS,
+                     "description": "Run NAME@1..NAME@N instead of NAME (default 1)."},
+        "instances": {"type": "array", "uniqueItems": True,
+                      "items": {"type": "string", "pattern": f"^(?:{INSTANCE_PATTERN})$"},
+                      "description": "In a template NAME@.yaml: instances created at boot."},
+    }
 
 
 def _named_map(ref: str) -> dict[str, Any]:

@@ -28,10 +28,12 @@ from marshmallow import Schema, ValidationError
 
 from .. import units
 from ..errors import ConfigError
+from ..planner import expand_instance_dependencies
 from ..spec import (
     ConfigIssue, ConfigSet, GroupSpec, HealthCheckSpec, LogSpec, ProcessSpec, Quantities,
     ResourcesSpec, SocketSpec, SourceRef,
 )
+from . import templates as tpl
 from .crosscheck import crosscheck
 from .schema import (
     NAME_EXPECTED, NAME_PATTERN, RUNTIME_ONLY_FIELDS, GroupSchema, LogField, LogMapSchema,
@@ -92,18 +94,22 @@ def load_config_dir(path: str | os.PathLike[str]) -> ConfigSet:
     files: list[str] = []
     entries = _read_base_files(root, names, issues, files)
     _apply_dropins(root, names, entries["process"], issues, files)
+    templates = _split_templates(root, names, entries["process"], issues, files)
     built = {kind: _build_all(entries[kind], issues) for kind in ("process", "socket", "group")}
     failed = set(entries["process"]) - set(built["process"])
     def locate(kind: str, name: str, fld: str | None) -> tuple[str, int | None]:
         return entries[kind][name].locate((fld,) if fld else ())
 
-    checked = crosscheck(built["process"], built["socket"], built["group"], failed, locate)
+    checked = crosscheck(expand_instance_dependencies(built["process"]), built["socket"],
+                         built["group"], failed, locate)
+    checked.processes = {name: built["process"][name] for name in checked.processes}
     return ConfigSet(
         processes=MappingProxyType(dict(sorted(checked.processes.items()))),
         sockets=MappingProxyType(dict(sorted(checked.sockets.items()))),
         groups=MappingProxyType(dict(sorted(checked.groups.items()))),
         issues=tuple(sorted(issues + checked.issues, key=lambda i: (i.file, i.line or 0))),
         files=tuple(files),
+        templates=MappingProxyType(dict(sorted(templates.items()))),
     )
 
 
@@ -143,7 +149,7 @@ def spec_to_raw(spec: ProcessSpec) -> dict[str, Any]:
         if f.name == "success_exit_status":
             if value != _default(f) or spec.success_exit_signals:
                 raw[f.name] = sorted(value) + [units.signal_name(s) for s in sorted(spec.success_exit_signals)]
-        elif f.name == "kill_signal" and value != _default(f):
+        elif f.name in ("kill_signal", "reload_signal") and value != _default(f):
             raw[f.name] = units.signal_name(value)
         elif value != _default(f):
             raw[f.name] = _plain(value)
@@ -247,6 +253,8 @@ def _apply_dropins(root: str, names: list[str], processes: dict[str, _Entry],
         folder = os.path.join(root, name)
         if target is None or name.startswith(".") or not os.path.isdir(folder):
             continue
+        if target not in processes and _is_instance_target(target, processes):
+            continue  # a per-instance drop-in: read by _split_templates
         if target not in processes:
             issues.append(ConfigIssue(file=folder, message=f"drop-in directory for unknown process '{target}'",
                                       expected="a process defined in this directory"))
@@ -269,6 +277,100 @@ def _apply_dropins(root: str, names: list[str], processes: dict[str, _Entry],
                                           expected="a map of process fields"))
                 continue
             entry.raw, entry.lines = merge_over(entry.raw, entry.lines, doc.data, doc.lines)
+
+
+# ---------------------------------------------------------------- templates (SPEC §16)
+
+def _is_instance_target(target: str, processes: Mapping[str, _Entry]) -> bool:
+    parts = tpl.split_instance(target)
+    if parts is None:
+        return False
+    entry = processes.get(parts[0] + "@") or processes.get(parts[0])
+    return entry is not None and (entry.name.endswith("@") or
+                                  (isinstance(entry.raw, dict) and "replicas" in entry.raw))
+
+
+def _split_templates(root: str, names: list[str], processes: dict[str, _Entry],
+                     issues: list[ConfigIssue], files: list[str]) -> dict[str, tpl.TemplateSpec]:
+    """Take templates (``NAME@``) and replica sets (``replicas:``) out of ``processes`` and
+    put their boot instances in instead, as ordinary entries validated like any process."""
+    found: dict[str, tpl.TemplateSpec] = {}
+    for name in sorted(processes):
+        entry = processes[name]
+        base = tpl.template_base(name)
+        if not isinstance(entry.raw, dict) or (base is None and not set(tpl.TEMPLATE_KEYS) & set(entry.raw)):
+            continue
+        raw, instances, replicas, problems = tpl.split_template_fields(entry.raw, is_template=base is not None)
+        for fld, message, expected in problems:
+            issues.append(_issue(entry, (fld,), message, expected, fld))
+        if problems:
+            del processes[name]
+            continue
+        if base is None and replicas == 1:
+            entry.raw = raw
+            continue
+        del processes[name]
+        template = _checked_template(entry, base or name, raw, instances, replicas,
+                                     _instance_dropins(root, names, base or name, issues, files), issues)
+        if template is not None:
+            found[template.name] = template
+            _add_instances(template, entry, processes, issues)
+    return found
+
+
+def _checked_template(entry: _Entry, base: str, raw: dict[str, Any], instances: tuple[str, ...],
+                      replicas: int | None, dropins: dict[str, Any],
+                      issues: list[ConfigIssue]) -> tpl.TemplateSpec | None:
+    """The template, if a sample instance of it is a valid process (errors reported once)."""
+    template = tpl.make_template(base, raw, instances=instances, replicas=replicas, dropins=dropins,
+                                 source=SourceRef(entry.file, entry.line))
+    sample = _Entry("process", tpl.instance_name(base, "1"), tpl.instance_raw(template, "1"),
+                    entry.lines, entry.file, entry.line)
+    result = _build(sample, runtime=False)
+    if isinstance(result, list):
+        issues.extend(result)
+        return None
+    return template
+
+
+def _add_instances(template: tpl.TemplateSpec, entry: _Entry, processes: dict[str, _Entry],
+                   issues: list[ConfigIssue]) -> None:
+    for instance in template.boot_instances():
+        full = tpl.instance_name(template.name, instance)
+        if full in processes:
+            issues.append(_issue(entry, (), f"instance '{full}' of template '{template.name}' is also "
+                                 "defined as a process; the template's instance is ignored", "each name once"))
+            continue
+        processes[full] = _Entry("process", full, tpl.instance_raw(template, instance), entry.lines,
+                                 entry.file, entry.line)
+
+
+def _instance_dropins(root: str, names: list[str], base: str, issues: list[ConfigIssue],
+                      files: list[str]) -> dict[str, Any]:
+    """``BASE@INST.yaml.d/*.yaml`` merged per instance, in lexical order."""
+    out: dict[str, Any] = {}
+    for name in names:
+        target = _dropin_target(name)
+        parts = tpl.split_instance(target) if target else None
+        folder = os.path.join(root, name)
+        if parts is None or parts[0] != base or not os.path.isdir(folder):
+            continue
+        merged: dict[str, Any] = out.get(parts[1], {})
+        for inner in sorted(os.listdir(folder)):
+            path = os.path.join(folder, inner)
+            if not inner.endswith(_YAML_SUFFIXES) or inner.startswith(".") or not os.path.isfile(path):
+                continue
+            files.append(path)
+            doc = _read_doc(path, issues)
+            if doc is None or doc.data is None:
+                continue
+            if not isinstance(doc.data, dict):
+                issues.append(ConfigIssue(file=path, line=1, message="a drop-in must hold a map of process fields",
+                                          expected="a map of process fields"))
+                continue
+            merged, _ = merge_over(merged, LineMap(), doc.data, LineMap())
+        out[parts[1]] = merged
+    return out
 
 
 # ---------------------------------------------------------------- validation

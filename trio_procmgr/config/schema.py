@@ -511,6 +511,7 @@ class ProcessSchema(StrictSchema):
     timeout_start_sec = Duration()
     timeout_stop_sec = Duration()
     kill_signal = Signal()
+    reload_signal = Signal()
     kill_mode = Choice(KILL_MODES)
     success_exit_status = ExitStatusList()
     working_dir = Str(expected="a directory path")

@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "as root, else $XDG_RUNTIME_DIR/dd-procmgr.sock)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="also serve the RPC over TCP (token required)")
     p.add_argument("--token-file", help="file holding the bearer token for TCP and websocket clients")
-    p.add_argument("--ws", metavar="HOST:PORT", help="serve the event stream over a websocket at /events")
+    p.add_argument("--ws", metavar="HOST:PORT", help="serve the live dashboard at /, its API and the "
+                   "/events, /logs, /stats websockets (read-only without --token-file)")
     p.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at /metrics")
     p.add_argument("--state-dir", help="where runtime-created processes and PIDs are kept")
     p.add_argument("--log-dir", help="write each process's output to <log-dir>/<name>.log")

@@ -27,20 +27,27 @@ PREFIX = "dd_procmgr"
 
 def _usage(sup: "Supervisor") -> tuple[float | None, float | None, int | None]:
     """(cpu user s, cpu system s, memory bytes) of a running process; None = unknown."""
+    return usage(sup.cgroup, sup.record.pid)
+
+
+def usage(cgroup: Any, pid: int | None) -> tuple[float | None, float | None, int | None]:
+    """(cpu user s, cpu system s, memory bytes) from a service's cgroup, else from its
+    main process with psutil; None = unknown. Only reads files, so the dashboard's stats
+    push may call it from a worker thread."""
     user = system = None
     memory = None
-    if sup.cgroup is not None:
+    if cgroup is not None:
         try:
-            st = sup.cgroup.stats()
+            st = cgroup.stats()
             user, system, memory = (st.get("cpu_user_seconds"), st.get("cpu_system_seconds"),
                                     st.get("memory_current"))
         except OSError:
             pass
-    if (user is None or memory is None) and sup.record.pid:
+    if (user is None or memory is None) and pid:
         import psutil
 
         try:
-            proc = psutil.Process(sup.record.pid)
+            proc = psutil.Process(pid)
             with proc.oneshot():
                 t = proc.cpu_times()
                 user = t.user if user is None else user
@@ -68,7 +75,26 @@ class ManagerCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from self._processes(time.time())
+        yield from self._instances()
         yield from self._daemon(time.time())
+
+    def _instances(self) -> Iterator[Metric]:
+        """Template instances carry their template and instance (join on ``process``), and
+        each replicated process its wanted count (SPEC §16)."""
+        info = GaugeMetricFamily(f"{PREFIX}_process_instance_info",
+                                 "1 for each instance of a template or replicated process",
+                                 labels=["process", "template", "instance"])
+        wanted = GaugeMetricFamily(f"{PREFIX}_replicas_wanted",
+                                   "Instances wanted of a replicated process", labels=["template"])
+        for sup in self.manager.supervisors():
+            base, at, instance = sup.name.partition("@")
+            if at:
+                info.add_metric([sup.name, base, instance], 1.0)
+        for base in self.manager.config.templates:
+            replicas = self.manager.instances.summary(base)["replicas"]
+            if replicas is not None:
+                wanted.add_metric([base], float(replicas))
+        yield from (info, wanted)
 
     def _processes(self, now: float) -> Iterator[Metric]:
         labels = ["process"]

@@ -13,10 +13,10 @@ every process in reverse dependency order.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
-from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 import trio
@@ -24,8 +24,8 @@ import trio
 from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
-from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
 from trio_procmgr.engine.overrides import OverrideLayer
+from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
 from trio_procmgr.engine.state_store import StateStore
 from trio_procmgr.engine.supervisor import Instance, Supervisor
 from trio_procmgr.engine.transactions import Transactions
@@ -88,8 +88,11 @@ class ProcessManager:
         self.spawn_listeners: list[Callable[[Supervisor], None]] = []
         self.added_listeners: list[Callable[[Supervisor], None]] = []
         from trio_procmgr.engine import features
+        from trio_procmgr.engine.instances import Instances
 
         features.install(self)
+        self.instances = Instances(self)
+        self.config = self.instances.with_overrides(self.config)
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> "ProcessManager":
@@ -193,13 +196,16 @@ class ProcessManager:
     # ------------------------------------------------------------------ registry
     def publish(self, type: str, process: str | None = None, id: str | None = None,
                 **fields: Any) -> dict[str, Any]:
+        if process and "@" in process:
+            fields.setdefault("instance", process.partition("@")[2])
         return self.hub.publish(type, process, id, **fields)
 
     @property
     def specs(self) -> dict[str, ProcessSpec]:
         """Every spec by name (cached until a process is added, deleted or updated)."""
         if self._specs_cache is None:
-            self._specs_cache = {name: sup.spec for name, sup in self._sups.items()}
+            self._specs_cache = dict(planner.expand_instance_dependencies(
+                {name: sup.spec for name, sup in self._sups.items()}))
         return self._specs_cache
 
     @property
@@ -346,6 +352,8 @@ class ProcessManager:
     def describe(self, ref: str) -> dict[str, Any]:
         from trio_procmgr.config.loader import spec_to_raw
 
+        if self.instances.is_set(ref):
+            return self.instances.summary(ref)
         sup = self.supervisor(ref)
         d = self._summary(sup)
         d["spec"] = spec_to_raw(sup.spec)
@@ -360,6 +368,7 @@ class ProcessManager:
         d["dependencies"] = self._dependency_states(sup)
         d["overrides"] = self.overrides.get(sup.name) if self._from_config(sup.name) else {}
         d["sources"] = self._sources(sup)
+        d["source"] = {"file": sup.spec.source.file, "line": sup.spec.source.line}
         d.update(sup.extras)
         return d
 
@@ -418,9 +427,10 @@ class ProcessManager:
         from trio_procmgr.config.loader import parse_process
 
         spec = parse_process(name, dict(raw))
-        return replace(spec, transient=transient) if transient else spec
+        return dataclasses.replace(spec, transient=transient) if transient else spec
 
     def _check_graph(self, specs: Mapping[str, ProcessSpec]) -> None:
+        specs = planner.expand_instance_dependencies(specs)
         cycle = planner.find_ordering_cycle(specs)
         if cycle is not None:
             raise planner.ordering_cycle_error(specs, cycle)
@@ -432,7 +442,31 @@ class ProcessManager:
                             f"process '{spec.name}' {field} unknown process '{other}'",
                             process=spec.name, field=field, unknown=other)
 
+    async def add_process(self, spec: ProcessSpec) -> dict[str, Any]:
+        """Register an already-parsed spec (a template's instance) as a new process,
+        not started; runtime-created ones (no source file) are persisted."""
+        if spec.name in self._sups:
+            raise errors.AlreadyExists(f"a process named '{spec.name}' already exists", process=spec.name)
+        self._check_graph({**self.specs, spec.name: spec})
+        sup = await self._add(spec)
+        self.publish("process_created", spec.name, sup.record.id)
+        self._persist()
+        return sup.record.to_dict()
+
+    async def instantiate(self, template: str, instance: str, *, start: bool = False) -> dict[str, Any]:
+        """``create --from TEMPLATE@ INST``: see :mod:`trio_procmgr.engine.instances`."""
+        return await self.instances.instantiate(template.rstrip("@"), instance, start=start)
+
+    async def scale(self, ref: str, replicas: int) -> dict[str, Any]:
+        """Run ``replicas`` instances of the replicated process ``ref`` (SPEC §16)."""
+        return await self.instances.scale(ref, replicas)
+
     async def start(self, ref: str) -> dict[str, Any]:
+        if self.instances.is_set(ref):
+            return await self.instances.act("start", ref)
+        if self.instances.can_instantiate(ref):
+            base, _, instance = ref.partition("@")
+            await self.instances.instantiate(base, instance)
         name = self.resolve(ref)
         sup = self._sups[name]
         if sup.record.state in (S.RUNNING, S.STARTING, S.PAUSED):
@@ -447,6 +481,8 @@ class ProcessManager:
         return sup.record.to_dict()
 
     async def stop(self, ref: str) -> dict[str, Any]:
+        if self.instances.is_set(ref):
+            return await self.instances.act("stop", ref)
         name = self.resolve(ref)
         sup = self._sups[name]
         if not sup.is_active() and sup.record.state is not S.BACKOFF:
@@ -463,6 +499,8 @@ class ProcessManager:
         """Stop ``ref`` and what stops with it (its requires/binds_to/part_of dependants,
         dependants first), then start them all again in order (systemd: a restart on
         request propagates like a stop on request)."""
+        if self.instances.is_set(ref):
+            return await self.instances.act("restart", ref)
         name = self.resolve(ref)
         sup = self._sups[name]
         active = self._active_names()
@@ -522,14 +560,17 @@ class ProcessManager:
                      restart_process: bool = False) -> dict[str, Any]:
         from trio_procmgr.config.loader import spec_to_raw
 
+        if "replicas" in changes:
+            return await self.instances.update_replicas(ref, changes, dry_run=dry_run)
         name = self.resolve(ref)
         sup = self._sups[name]
         from trio_procmgr.config.yamldoc import LineMap, merge_over
 
         # Maps merge key by key, as drop-ins do: `--cpu-limit 2` keeps the memory limit.
         raw, _ = merge_over(spec_to_raw(sup.spec), LineMap(), dict(changes), LineMap())
-        new = replace(self._parse_raw(name, raw, transient=sup.spec.transient),
-                      source=sup.spec.source)
+        new = self._parse_raw(name, raw, transient=sup.spec.transient)
+        # An updated file-defined process stays defined by its file (not runtime-created).
+        new = dataclasses.replace(new, source=sup.spec.source)
         self._check_graph({**self.specs, name: new})
         changed = changed_fields(sup.spec, new)
         needs = restart_required(changed)
@@ -566,6 +607,7 @@ class ProcessManager:
             from trio_procmgr.config.loader import load_config_dir
 
             config = await trio.to_thread.run_sync(load_config_dir, self.config_dir)
+        config = self.instances.with_overrides(config)
         problems = self._reload_problems(config)
         if problems:
             return self._reject_reload(problems)
@@ -709,4 +751,63 @@ class ProcessManager:
         """Rotate the log files of ``ref`` (None: every process) now; the rotated paths."""
         return self.log_capture.rotate(ref)
 
+    # ------------------------------------------------------------------ operator verbs
+    async def kill(self, ref: str, sig: int | str = "SIGTERM", *, whom: str = "all") -> dict[str, Any]:
+        """``systemctl kill``: signal the service without changing what the daemon
+        expects of it (an exit it causes is handled like any other exit)."""
+        from trio_procmgr.units import parse_signal
 
+        if whom not in ("all", "main"):
+            raise errors.InvalidArgument(f"kill: whom must be 'all' or 'main', not {whom!r}",
+                                         field="whom")
+        try:
+            number = parse_signal(sig)
+        except ValueError as exc:
+            raise errors.InvalidArgument(f"kill: {exc}", field="signal", value=sig) from None
+        sup = self.supervisor(ref)
+        await sup.request("kill", sig=number, whom=whom)
+        return self.summary(sup.name)
+
+    async def reload(self, ref: str) -> dict[str, Any]:
+        """Send the configured ``reload_signal`` (default SIGHUP) to the main process:
+        the service re-reads its own config, no restart (``systemctl reload``)."""
+        sup = self.supervisor(ref)
+        await sup.request("kill", sig=sup.spec.reload_signal, whom="main")
+        return self.summary(sup.name)
+
+    def summary(self, ref: str) -> dict[str, Any]:
+        """The record ``list`` shows plus the raw ``spec``: what mutating RPCs answer, so
+        ``--json`` of start/stop/... carries the same fields as ``describe``."""
+        from trio_procmgr.config.loader import spec_to_raw
+
+        sup = self.supervisor(ref)
+        d = self._summary(sup)
+        d["spec"] = spec_to_raw(sup.spec)
+        return d
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every supervision group with its runtime view and its members' states."""
+        view = getattr(self, "supervision_groups", None)
+        out = []
+        for name in sorted(self.config.groups):
+            status = dict(view.status(name)) if view is not None else {"name": name}
+            status["member_states"] = {m: self._state_of(m) for m in self.config.groups[name].members}
+            out.append(status)
+        return out
+
+    def stats_many(self, refs: list[str] | None = None) -> list[dict[str, Any]]:
+        """Stats of the named processes (None: every process), each naming its process;
+        one that vanished meanwhile is skipped rather than failing the batch."""
+        from trio_procmgr.engine.stats import collect_stats
+
+        names = [self.resolve(r) for r in refs] if refs else list(self._sups)
+        out = []
+        for name in names:
+            sup = self._sups.get(name)
+            if sup is None:
+                continue
+            item = dict(collect_stats(sup))
+            item.setdefault("name", name)
+            item.setdefault("state", sup.record.state.value)
+            out.append(item)
+        return out

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import trio
 
-from trio_procmgr import errors
+from trio_procmgr import errors, units
 from trio_procmgr.engine import runtime_files
 from trio_procmgr.engine.containment import ContainedNursery, InternalError
 from trio_procmgr.engine.resources import apply_running, oom_failure
@@ -689,6 +689,26 @@ class Supervisor:
                 process=self.name)
         self._thaw(inst)
         self._transition(S.RUNNING, "resumed")
+        return self.record.to_dict()
+
+    # ------------------------------------------------------------------ signals
+    async def _on_kill(self, sig: int, whom: str = "all") -> dict[str, Any]:
+        """Send ``sig`` without stopping: ``main`` reaches the main PID only, ``all``
+        every process of the service (its cgroup, else its process group), like
+        ``systemctl kill``. The actor owns the instance, so the PID cannot be stale."""
+        inst = self.instance
+        if inst is None or inst.exited.is_set():
+            raise errors.NotRunning(
+                f"process '{self.name}' is not running (state {self.record.state.value}); "
+                "nothing to signal", process=self.name, state=self.record.state.value)
+        if whom == "main":
+            signal_pid(inst.main_pid, sig)
+        elif self.cgroup is not None and self.effective_kill_mode() != "process-group":
+            self.cgroup.signal(sig)
+        else:
+            signal_group(inst.pgid, sig)
+        self.manager.publish("process_signalled", self.name, self.record.id,
+                             signal=units.signal_name(sig), whom=whom)
         return self.record.to_dict()
 
     # ------------------------------------------------------------------ update / delete

@@ -414,7 +414,8 @@ class CallHandler:
     async def run(self) -> dict[str, Any]:
         name = self.info.name
         if name in self.RECORD_METHODS:
-            return {"record": await _maybe_await(self.engine(name)(self.target_ref()))}
+            record = await _maybe_await(self.engine(name)(self.target_ref()))
+            return {"record": self.full_record(record)}
         method = getattr(self, f"do_{name}", None)
         if method is None:
             raise errors.Unimplemented(f"this daemon does not implement {name} yet", method=name)
@@ -424,7 +425,27 @@ class CallHandler:
         p = self.params
         record = await self.engine("create")(p["name"], p["config"], start=p["start"],
                                              transient=p["transient"])
-        return {"record": record}
+        return {"record": self.full_record(record)}
+
+    def full_record(self, record: Any, before: dict | None = None) -> Any:
+        """The engine's record with the config fields ``describe`` shows (command, args,
+        restart, process_type, spec ...), so every mutating call answers the same shape.
+        ``before`` is the summary taken before a delete, when the process is gone."""
+        summary = getattr(self.manager, "summary", None)
+        if summary is None or not isinstance(record, dict) or not record.get("name"):
+            return record
+        try:
+            extra = summary(record["name"])
+        except errors.ProcessNotFound:
+            extra = before or {}
+        return {**extra, **record}
+
+    async def do_scale(self) -> dict:
+        return {"record": await self.engine("scale")(self.params["name"], self.params["replicas"])}
+
+    async def do_instantiate(self) -> dict:
+        p = self.params
+        return {"record": await self.engine("instantiate")(p["template"], p["instance"], start=p["start"])}
 
     async def do_get(self) -> dict:
         ref = self.params["name"]
@@ -437,12 +458,18 @@ class CallHandler:
         return {"processes": await _maybe_await(self.engine("list")())}
 
     async def do_delete(self) -> dict:
-        return {"record": await self.engine("delete")(self.target_ref(), force=self.params["force"])}
+        summary = getattr(self.manager, "summary", None)
+        before = summary(self.target_ref()) if summary is not None else None
+        record = await self.engine("delete")(self.target_ref(), force=self.params["force"])
+        return {"record": self.full_record(record, before)}
 
     async def do_update(self) -> dict:
         p = self.params
-        return await self.engine("update")(self.target_ref(), p["changes"], dry_run=p["dry_run"],
-                                           restart_process=p["restart_process"])
+        result = await self.engine("update")(self.target_ref(), p["changes"], dry_run=p["dry_run"],
+                                             restart_process=p["restart_process"])
+        if isinstance(result, dict) and result.get("record"):
+            result = {**result, "record": self.full_record(result["record"])}
+        return result
 
     async def do_stats(self) -> dict:
         return {"stats": await _maybe_await(self.engine("stats")(self.target_ref()))}
@@ -542,6 +569,35 @@ class CallHandler:
 
     async def do_deps(self) -> dict:
         return {"graph": await _maybe_await(self.engine("deps")(self.params["name"]))}
+
+    async def do_kill(self) -> dict:
+        p = self.params
+        record = await self.engine("kill")(self.target_ref(), p["signal"], whom=p["whom"])
+        return {"record": record}
+
+    async def do_reload(self) -> dict:
+        return {"record": await self.engine("reload")(self.target_ref())}
+
+    async def do_groups(self) -> dict:
+        return {"groups": self.engine("groups")()}
+
+    async def do_stats_all(self) -> dict:
+        """Stats of many processes; with ``follow`` one batch (stats plus the list
+        records) every ``interval`` seconds until the caller finishes the question,
+        so a live view costs one stream instead of N calls per refresh."""
+        p = self.params
+        stats_many = self.engine("stats_many")
+        if not p["follow"]:
+            return {"stats": stats_many(p["names"])}
+        interval = max(0.2, float(p["interval"]))
+        sent = 0
+        while True:
+            batch = {"time": time.time(), "stats": stats_many(p["names"]),
+                     "processes": self.engine("list")()}
+            if not await self._stream_item("StatsBatch", batch):
+                return {"stats": [], "items_sent": sent}
+            sent += 1
+            await trio.sleep(interval)
 
     async def do_schema(self) -> dict:
         with open(SCHEMA_PATH, encoding="utf-8") as fh:
