@@ -475,11 +475,12 @@ def version(inv: Invocation) -> int:
 # -- offline ----------------------------------------------------------------------------------
 
 @app.command()
-@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.argument("directory", required=False, type=click.Path())
 @json_option
 @pass_inv
 def validate(inv: Invocation, directory) -> int:
-    """Check a config directory offline (default: $DD_PM_CONFIG_DIR or /etc/pm/processes.d)."""
+    """Check a config directory or file offline (default: $DD_PM_CONFIG_DIR or
+    /etc/pm/processes.d); exit 1 on errors, 0 when there are only warnings."""
     return commands.do_validate(inv, directory)
 
 

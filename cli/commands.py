@@ -596,22 +596,26 @@ def default_config_dir(environ) -> str:
 
 
 def do_validate(inv: Invocation, directory: str | None) -> int:
-    """Check a config directory without a daemon; exit 1 on any issue."""
+    """Check a config directory (or one file) without a daemon; exit 1 on any error,
+    0 when there are only warnings (printed)."""
     directory = directory or default_config_dir(inv.environ)
-    if not os.path.isdir(directory):
-        raise UsageProblem(f"validate: {directory} is not a directory")
+    if not os.path.isdir(directory) and not os.path.isfile(directory):
+        raise UsageProblem(f"validate: {directory} is neither a directory nor a file")
     from trio_procmgr.config.loader import validate_dir
     issues = [issue.to_dict() if hasattr(issue, "to_dict") else issue
               for issue in validate_dir(directory)]
+    errors = [i for i in issues if i.get("severity", "error") == "error"]
     if inv.json:
-        inv.emit_json({"directory": directory, "ok": not issues, "issues": issues})
+        inv.emit_json({"directory": directory, "ok": not errors, "issues": issues})
     elif issues:
         for issue in issues:
             inv.echo(views.issue_line(issue))
-        inv.warn(f"{len(issues)} problem{'s' if len(issues) != 1 else ''} in {directory}")
+        counts = [f"{n} {word}{'s' if n != 1 else ''}" for n, word in
+                  ((len(errors), "error"), (len(issues) - len(errors), "warning")) if n]
+        inv.warn(f"{' and '.join(counts)} in {directory}")
     else:
         inv.echo(f"{directory}: configuration OK")
-    return EXIT_REFUSED if issues else EXIT_OK
+    return EXIT_REFUSED if errors else EXIT_OK
 
 
 def do_schema(inv: Invocation) -> int:

@@ -75,8 +75,12 @@ def sources(name: str, effective: dict, layers: list[tuple[str, dict]]) -> dict[
     for _, fields in layers:
         merged, _ = merge_over(merged, LineMap(), fields, LineMap())
     from trio_procmgr.errors import ConfigError
+    from trio_procmgr.spec import SourceRef
+    base = layers[0][0] if layers else ""
+    # with its file as the source, parse_process splits and resolves like the loader
+    source = SourceRef(base.removeprefix("file ")) if base.startswith("file ") else SourceRef()
     try:
-        from_files = spec_to_raw(parse_process(name, merged))
+        from_files = spec_to_raw(parse_process(name, merged, source))
     except ConfigError:  # the files no longer parse: nothing can be attributed to them
         from_files = {}
     out = {}

@@ -362,7 +362,8 @@ def issue_line(issue: Any) -> str:
         where += f":{issue['line']}"
     field = f" field '{issue['field']}':" if issue.get("field") else ""
     expected = f" (expected {issue['expected']})" if issue.get("expected") else ""
-    return f"{where}:{field} {issue.get('message', '')}{expected}"
+    tag = " warning:" if issue.get("severity") == "warning" else ""
+    return f"{where}:{tag}{field} {issue.get('message', '')}{expected}"
 
 
 # -- single-process actions, events, logs, deps ----------------------------------------

@@ -85,7 +85,7 @@ PYTHON_SHIM = (
     "for i,s in enumerate(int(x) for x in a[2].split(',') if x):\n"
     " (os.dup2(s,3+i),os.close(s)) if s!=3+i else os.set_inheritable(s,True)\n"
     "a[3]=='-' and os.environ.pop('LC_CTYPE',None)\n"
-    "os.execve(a[4],a[4:],os.environ)\n"
+    "os.execvpe(a[4],a[4:],os.environ)\n"
 )
 SHIM_NAME = "dd-procmgr-exec"
 

@@ -184,23 +184,29 @@ class GroupSpec:
 
 @dataclass(frozen=True, slots=True)
 class ConfigIssue:
-    """One problem found while loading configuration (never raised: collected)."""
+    """One problem found while loading configuration (never raised: collected).
+
+    ``severity``: ``"error"`` (the entry it names is left out, and a reload refuses the
+    whole set) or ``"warning"`` (loaded as written, but probably not what was meant).
+    """
 
     file: str
     message: str
     line: int | None = None
     field: str | None = None
     expected: str | None = None
+    severity: str = "error"
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         what = f" field '{self.field}':" if self.field else ""
         exp = f" (expected {self.expected})" if self.expected else ""
-        return f"{where}:{what} {self.message}{exp}"
+        tag = " warning:" if self.severity == "warning" else ""
+        return f"{where}:{tag}{what} {self.message}{exp}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"file": self.file, "line": self.line, "field": self.field,
-                "message": self.message, "expected": self.expected}
+                "message": self.message, "expected": self.expected, "severity": self.severity}
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,5 +222,15 @@ class ConfigSet:
     templates: Mapping[str, Any] = field(default_factory=lambda: EMPTY_MAP)
 
     @property
+    def errors(self) -> tuple[ConfigIssue, ...]:
+        """Issues that left something out; a reload applies only when there are none."""
+        return tuple(i for i in self.issues if i.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[ConfigIssue, ...]:
+        return tuple(i for i in self.issues if i.severity == "warning")
+
+    @property
     def ok(self) -> bool:
-        return not self.issues
+        """No errors (warnings allowed)."""
+        return not self.errors

@@ -7,6 +7,11 @@ raises ``ValueError`` whose message says what was expected.
 Size suffixes follow Kubernetes: ``k``/``K``, ``M``, ``G``, ``T``, ``P``, ``E`` are powers of
 1000 and ``Ki``, ``Mi``, ``Gi``, ``Ti``, ``Pi``, ``Ei`` powers of 1024, so ``512M`` is
 512,000,000 bytes and ``512Mi`` is 536,870,912. Fractions round up to a whole byte.
+
+Every quantity is bounded (``MAX_DURATION``, ``MAX_SIZE``, ``MAX_CPU``, and at most
+``MAX_NUMBER_CHARS`` characters per number): a value beyond is a ``ValueError`` like any
+other bad value, checked on exact fractions before any float conversion, so no input
+can overflow or spend time on a thousand-digit number.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ DURATION_EXPECTED = "a duration: seconds as a number, or a string like '500ms', 
 SIZE_EXPECTED = "a size: bytes as an integer, or a string like '100K', '512M', '2G', '512Mi', '1Gi'"
 CPU_EXPECTED = "a CPU quantity: cores as a number ('0.5', 2) or millicores like '500m'"
 SIGNAL_EXPECTED = "a signal: a name like 'SIGTERM' or 'TERM', or its number"
+
+MAX_DURATION = 365 * 86400          # one year, in seconds
+MAX_SIZE = 2**63 - 1                # 8 EiB - 1: what a cgroup limit can hold
+MAX_CPU = 4096                      # cores
+MAX_NUMBER_CHARS = 32               # a longer number is out of range for every field
 
 _DURATION_UNITS = {
     "us": Fraction(1, 1_000_000), "ms": Fraction(1, 1000), "s": Fraction(1),
@@ -43,16 +53,39 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def parse_duration(value: object) -> float:
-    """Seconds as a float from a number or a string such as ``"1h30m"`` (never negative)."""
+def _check_length(value: object, what: str, expected: str) -> None:
+    if isinstance(value, str) and len(value) > 4 * MAX_NUMBER_CHARS:
+        raise ValueError(f"invalid {what}: {len(value)} characters is too long; expected {expected}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_NUMBER_CHARS:
+        raise ValueError(f"{what} out of range: a number of more than {MAX_NUMBER_CHARS} digits; "
+                         f"expected {expected}")
+
+
+_LIMIT_WORDS = {MAX_DURATION: "365d (one year)", MAX_SIZE: "8Ei - 1 bytes", MAX_CPU: "4096 cores"}
+
+
+def _within(amount: Fraction | int | float, maximum: float, value: object, what: str,
+            expected: str) -> None:
+    if amount > maximum:
+        shown = f" {value}" if isinstance(value, (str, int, float)) and len(str(value)) <= 40 else ""
+        limit = _LIMIT_WORDS.get(maximum, str(maximum))
+        raise ValueError(f"{what}{shown} is out of range (at most {limit}); expected {expected}")
+
+
+def parse_duration(value: object, maximum: float = MAX_DURATION) -> float:
+    """Seconds as a float from a number or a string such as ``"1h30m"`` (0..``maximum``)."""
+    _check_length(value, "duration", DURATION_EXPECTED)
     if _is_number(value):
-        if not math.isfinite(value) or value < 0:
+        if isinstance(value, float) and not math.isfinite(value) or value < 0:
             raise ValueError(f"invalid duration {value!r}: must be a finite number >= 0; expected {DURATION_EXPECTED}")
+        _within(value, maximum, value, "duration", DURATION_EXPECTED)
         return float(value)
     if not isinstance(value, str):
         raise ValueError(f"invalid duration {value!r}; expected {DURATION_EXPECTED}")
     if _NUMBER.fullmatch(value):
-        return float(Fraction(value.strip()))
+        amount = Fraction(value.strip())
+        _within(amount, maximum, value, "duration", DURATION_EXPECTED)
+        return float(amount)
     total = Fraction(0)
     pos = 0
     text = value.strip()
@@ -64,35 +97,45 @@ def parse_duration(value: object) -> float:
             raise ValueError(f"invalid duration {value!r}; expected {DURATION_EXPECTED}")
         total += Fraction(match.group(1)) * _DURATION_UNITS[match.group(2)]
         pos = match.end()
+    _within(total, maximum, value, "duration", DURATION_EXPECTED)
     return float(total)
 
 
-def parse_size(value: object) -> int:
-    """Bytes as an int from an integer or a string such as ``"512Mi"`` (see module doc)."""
+def parse_size(value: object, maximum: int = MAX_SIZE) -> int:
+    """Bytes as an int from an integer or a string such as ``"512Mi"`` (0..``maximum``)."""
+    _check_length(value, "size", SIZE_EXPECTED)
     if isinstance(value, int) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"invalid size {value!r}: must be >= 0; expected {SIZE_EXPECTED}")
+        _within(value, maximum, value, "size", SIZE_EXPECTED)
         return value
     if not isinstance(value, str):
         raise ValueError(f"invalid size {value!r}; expected {SIZE_EXPECTED}")
     match = _SIZE.fullmatch(value)
     if match is None or match.group(2) not in _SIZE_UNITS:
         raise ValueError(f"invalid size {value!r}; expected {SIZE_EXPECTED}")
-    return math.ceil(Fraction(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    amount = math.ceil(Fraction(match.group(1)) * _SIZE_UNITS[match.group(2)])
+    _within(amount, maximum, value, "size", SIZE_EXPECTED)
+    return amount
 
 
-def parse_cpu(value: object) -> float:
-    """Cores as a float (> 0) from a number, ``"0.5"``, ``"2"`` or millicores ``"500m"``."""
+def parse_cpu(value: object, maximum: float = MAX_CPU) -> float:
+    """Cores as a float (0 < cores <= ``maximum``) from a number, ``"0.5"``, ``"2"`` or
+    millicores ``"500m"``."""
+    _check_length(value, "CPU quantity", CPU_EXPECTED)
     if _is_number(value):
-        cores = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"invalid CPU quantity {value!r}: must be finite; expected {CPU_EXPECTED}")
+        amount: Fraction | int | float = value
     elif isinstance(value, str) and (match := _CPU.fullmatch(value)):
         amount = Fraction(match.group(1))
-        cores = float(amount / 1000 if match.group(2) else amount)
+        amount = amount / 1000 if match.group(2) else amount
     else:
         raise ValueError(f"invalid CPU quantity {value!r}; expected {CPU_EXPECTED}")
-    if not math.isfinite(cores) or cores <= 0:
+    if amount <= 0:
         raise ValueError(f"invalid CPU quantity {value!r}: must be > 0; expected {CPU_EXPECTED}")
-    return cores
+    _within(amount, maximum, value, "CPU quantity", CPU_EXPECTED)
+    return float(amount)
 
 
 def parse_signal(value: object) -> int:

@@ -223,7 +223,7 @@ def test_after_a_daemon_crash_the_next_instance_stops_the_leftovers_first(daemon
 @pytest.mark.parametrize("flags,words", [
     (["--tcp", "0.0.0.0:9"], "needs --token-file"),
     (["--ws", "127.0.0.1:99999"], "is not HOST:PORT"),
-    (["--config-dir", "/nonexistent-dir"], "no such directory"),
+    (["--config-dir", "/nonexistent-dir"], "/nonexistent-dir: No such file or directory"),
 ])
 def test_bad_flags_are_refused_before_anything_starts(tmp_path, flags, words):
     marker = tmp_path / "started"

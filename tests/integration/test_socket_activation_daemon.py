@@ -75,7 +75,8 @@ def test_missing_binary_is_spawn_failed_not_started(activated):
     assert "SPAWN_FAILED" in result.err and "No such file or directory" in result.err
     assert "started" not in result.out
     record = d.record("agent")
-    assert record["state"] == "failed" and "cannot execute" in record["reason"]
+    assert record["state"] == "failed"
+    assert str(d.binary) in record["reason"] and "No such file or directory" in record["reason"]
 
 
 def test_traffic_backs_off_then_an_update_rearms_and_the_queued_connection_is_served(activated):

@@ -124,7 +124,7 @@ def test_nested_bad_value_points_at_its_own_line(tmp_path):
         """)
     issue = only_issue(load_config_dir(tmp_path))
     assert (issue.file, issue.line, issue.field) == (path, 7, "health_check.retries")
-    assert issue.expected == "an integer >= 1"
+    assert issue.expected == "an integer between 1 and 1000"
 
 
 def test_unknown_key_issue_has_its_line(tmp_path):
@@ -156,10 +156,13 @@ def test_one_bad_entry_in_a_map_file_does_not_stop_the_others(tmp_path):
     assert list(cfg.processes) == ["good"]
 
 
-def test_duplicate_yaml_key_is_reported(tmp_path):
+def test_duplicate_yaml_key_is_an_error_and_nothing_of_the_file_is_applied(tmp_path):
     write(tmp_path, "web.yaml", "command: a\nrestart: always\nrestart: never\n")
-    issue = only_issue(load_config_dir(tmp_path))
-    assert (issue.line, issue.field, issue.message) == (3, "restart", "duplicate key")
+    cfg = load_config_dir(tmp_path)
+    issue = only_issue(cfg)
+    assert (issue.line, issue.field, issue.severity) == (3, "restart", "error")
+    assert issue.message.startswith("duplicate key")
+    assert not cfg.processes
 
 
 def test_transient_is_not_allowed_in_files(tmp_path):
@@ -257,10 +260,30 @@ def test_unknown_dependency_drops_the_process(tmp_path):
     assert list(cfg.processes) == ["other"]
 
 
-@pytest.mark.parametrize("field", ["requires", "wants", "binds_to", "part_of", "conflicts", "after", "before"])
-def test_every_dependency_field_is_checked(tmp_path, field):
+@pytest.mark.parametrize("field", ["requires", "binds_to", "part_of"])
+def test_hard_dependency_on_an_unknown_process_is_an_error(tmp_path, field):
     write(tmp_path, "web.yaml", f"command: a\n{field}: ghost\n")
-    assert only_issue(load_config_dir(tmp_path)).field == field
+    cfg = load_config_dir(tmp_path)
+    issue = only_issue(cfg)
+    assert (issue.field, issue.severity) == (field, "error") and not cfg.processes
+
+
+@pytest.mark.parametrize("field", ["wants", "after", "before", "conflicts"])
+def test_soft_dependency_on_an_unknown_process_is_a_warning_and_the_process_loads(tmp_path, field):
+    path = write(tmp_path, "web.yaml", f"command: a\n{field}: ghost\n")
+    cfg = load_config_dir(tmp_path)
+    issue = only_issue(cfg)
+    assert (issue.file, issue.line, issue.field, issue.severity) == (path, 2, field, "warning")
+    assert "unknown process 'ghost'" in issue.message
+    assert list(cfg.processes) == ["web"] and cfg.ok and cfg.warnings == (issue,) and not cfg.errors
+
+
+def test_soft_dependency_on_a_broken_process_keeps_the_dependant(tmp_path):
+    write(tmp_path, "db.yaml", "command: a\nrestart: maybe\n")
+    write(tmp_path, "web.yaml", "command: b\nwants: db\n")
+    cfg = load_config_dir(tmp_path)
+    assert list(cfg.processes) == ["web"]
+    assert [i.severity for i in cfg.issues if i.field == "wants"] == ["warning"]
 
 
 def test_dependants_of_a_broken_process_are_dropped_too(tmp_path):
@@ -384,7 +407,8 @@ resources = st.builds(
                      pids=optional(st.integers(1, 10**5))),
 )
 logs = st.builds(LogSpec, mode=st.sampled_from(["capture", "inherit", "null"]), file=optional(abs_paths),
-                 max_bytes=sizes, backups=st.integers(0, 10), ring_lines=st.integers(0, 10**5), ring_bytes=sizes)
+                 max_bytes=sizes, backups=st.integers(0, 10), ring_lines=st.integers(0, 10**5),
+                 ring_bytes=st.integers(0, 2**28))
 deps = st.lists(names, unique=True, max_size=3).map(tuple)
 
 process_specs = st.builds(

@@ -3,6 +3,10 @@
 Pure: specs in, the surviving specs and the issues out. An entry with a problem is
 dropped with its issue, so the engine never sees it; dropping one process can make its
 dependants' references dangle, so the checks repeat until nothing changes.
+
+Only hard dependencies (``requires``, ``binds_to``, ``part_of``) must name a defined
+process; a soft one (``wants``, ``after``, ``before``, ``conflicts``) naming an unknown
+process is a warning about the surviving set (lint.py), and the process loads.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from typing import Callable, Mapping
 
 from ..planner import find_ordering_cycle
 from ..spec import DEPENDENCY_FIELDS, ConfigIssue, GroupSpec, ProcessSpec, SocketSpec
+from .lint import HARD_DEPENDENCY_FIELDS, unknown_soft_dependencies
 
 # (kind, name, field) -> (file, line): where an entry's field was written.
 Locate = Callable[[str, str, str | None], tuple[str, int | None]]
@@ -34,7 +39,18 @@ def crosscheck(processes: Mapping[str, ProcessSpec], sockets: Mapping[str, Socke
         pass
     _check_groups(result, groups, locate)
     _check_sockets(result, sockets, locate)
+    _warn_soft(result, failed, dropped, locate)
     return result
+
+
+def _warn_soft(result: CheckedSet, failed: set[str], dropped: set[str], locate: Locate) -> None:
+    for name in sorted(result.processes):
+        for fld, other in unknown_soft_dependencies(result.processes[name], result.processes.keys()):
+            message = f"process '{name}' {fld} {_why_missing(other, failed, dropped)}: ignored until it is defined"
+            file, line = locate("process", name, fld)
+            result.issues.append(ConfigIssue(file=file, line=line, field=fld, message=message,
+                                             expected="the name of a defined process",
+                                             severity="warning"))
 
 
 def _why_missing(other: str, failed: set[str], dropped: set[str]) -> str:
@@ -60,7 +76,7 @@ def _drop_dangling(result: CheckedSet, failed: set[str], dropped: set[str], loca
             for other in getattr(spec, fld):
                 if other == name and fld not in ("after", "before"):
                     problems.append((fld, f"process '{name}' {fld} itself", "another process's name"))
-                elif other not in result.processes:
+                elif other not in result.processes and fld in HARD_DEPENDENCY_FIELDS:
                     problems.append((fld, f"process '{name}' {fld} {_why_missing(other, failed, dropped)}",
                                      "the name of a defined process"))
         for fld, message, expected in problems:

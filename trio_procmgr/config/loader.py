@@ -10,16 +10,25 @@ Layout of a directory:
   key by key, scalars and lists replace, and ``null`` restores a field's default;
 - other files, dotfiles and other directories are ignored.
 
+A single file may stand for a directory (``load_config_path``): it is read as if it were
+the only file of one (no drop-ins), whatever its suffix.
+
 Problems never raise here: each becomes a ``ConfigIssue`` (file, line, field, what was
-expected), the faulty entry is left out, and the rest loads. No Trio import: the offline
-``dd-procmgr validate`` uses this module.
+expected), the faulty entry is left out, and the rest loads. A file that cannot be used
+(not a regular file, a dangling symlink or a loop, unreadable, larger than
+``MAX_FILE_BYTES``, invalid YAML, a duplicate key) is an error naming it, and defines
+nothing; a drop-in that cannot be used leaves its process out. No Trio import: the
+offline ``dd-procmgr validate`` uses this module. No module-level mutable state: each
+call builds its own schemas, so loads may run in worker threads at once.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
 import os
 import re
+import stat
 from dataclasses import MISSING, Field, dataclass, fields
 from types import MappingProxyType
 from typing import Any, Mapping
@@ -35,11 +44,13 @@ from ..spec import (
 )
 from . import templates as tpl
 from .crosscheck import crosscheck
+from .lint import command_warnings
+from .resolve import ResolveError, check_runtime_fields, resolve_file_fields
 from .schema import (
     NAME_EXPECTED, NAME_PATTERN, RUNTIME_ONLY_FIELDS, GroupSchema, LogField, LogMapSchema,
     ProcessSchema, SocketSchema, expected_at, field_at,
 )
-from .yamldoc import LineMap, YamlDoc, YamlError, merge_over, read_yaml
+from .yamldoc import MAX_FILE_BYTES, LineMap, YamlDoc, YamlError, merge_over, read_yaml
 
 DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
 CONFIG_DIR_ENV = "DD_PM_CONFIG_DIR"
@@ -48,13 +59,17 @@ _KIND_OF_SECTION = {"processes": "process", "sockets": "socket", "groups": "grou
 _YAML_SUFFIXES = (".yaml", ".yml")
 _DROPIN_SUFFIXES = (".yaml.d", ".yml.d", ".d")
 _NAME = re.compile(NAME_PATTERN)
-_SCHEMAS: dict[str, Schema] = {
-    "process": ProcessSchema(), "socket": SocketSchema(), "group": GroupSchema(),
-}
+_MAX_MESSAGE = 400
+_MAX_FIELD = 200
+
+
+def _schemas() -> dict[str, Schema]:
+    return {"process": ProcessSchema(), "socket": SocketSchema(), "group": GroupSchema()}
 
 
 def resolve_config_dir(flag: str | None, environ: Mapping[str, str]) -> str | None:
-    """``--config-dir``, else ``$DD_PM_CONFIG_DIR``, else /etc/pm/processes.d if present."""
+    """``--config-dir`` (a directory or a file), else ``$DD_PM_CONFIG_DIR``, else
+    /etc/pm/processes.d if present. Existence is checked by ``config_path_problem``."""
     if flag:
         return flag
     if environ.get(CONFIG_DIR_ENV):
@@ -79,23 +94,51 @@ class _Entry:
         return (file or self.file, line if file else self.line)
 
 
+def config_path_problem(path: str) -> str | None:
+    """Why ``path`` cannot be a configuration (a sentence), or None when it is a
+    directory or a regular file. For the daemon's start-up check of an explicit path."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
+    if stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode):
+        return None
+    return f"{path}: neither a directory nor a regular file"
+
+
 # ---------------------------------------------------------------- public API
 
-def load_config_dir(path: str | os.PathLike[str]) -> ConfigSet:
-    """Everything a directory defines that is valid, plus every problem found in it."""
+def load_config_path(path: str | os.PathLike[str]) -> ConfigSet:
+    """Everything a directory (or a single YAML file) defines that is valid, plus every
+    problem found in it. A missing or unreadable path is one error and no process."""
     root = os.fspath(path)
     try:
+        info = os.stat(root)
+        if stat.S_ISREG(info.st_mode):
+            return _load(os.path.dirname(root) or ".", [os.path.basename(root)], single=True)
         names = sorted(os.listdir(root))
     except OSError as exc:
-        issue = ConfigIssue(file=root, message=f"cannot read the configuration directory: {exc.strerror}",
-                            expected="a readable directory")
+        issue = ConfigIssue(file=root, message=f"cannot read the configuration directory or file: "
+                                               f"{exc.strerror or exc}",
+                            expected="a readable directory, or a YAML file")
         return ConfigSet(issues=(issue,))
+    return _load(root, names, single=False)
+
+
+def load_config_dir(path: str | os.PathLike[str]) -> ConfigSet:
+    """``load_config_path``: kept under its old name, which callers use."""
+    return load_config_path(path)
+
+
+def _load(root: str, names: list[str], *, single: bool) -> ConfigSet:
     issues: list[ConfigIssue] = []
     files: list[str] = []
-    entries = _read_base_files(root, names, issues, files)
-    _apply_dropins(root, names, entries["process"], issues, files)
+    schemas = _schemas()
+    entries = _read_base_files(root, names, issues, files, single=single)
+    if not single:
+        _apply_dropins(root, names, entries["process"], issues, files)
     templates = _split_templates(root, names, entries["process"], issues, files)
-    built = {kind: _build_all(entries[kind], issues) for kind in ("process", "socket", "group")}
+    built = {kind: _build_all(entries[kind], issues, schemas) for kind in ("process", "socket", "group")}
     failed = set(entries["process"]) - set(built["process"])
     def locate(kind: str, name: str, fld: str | None) -> tuple[str, int | None]:
         return entries[kind][name].locate((fld,) if fld else ())
@@ -126,7 +169,7 @@ def parse_process(name: str, raw: Mapping[str, Any], source: SourceRef = SourceR
     """
     entry = _Entry("process", name, raw, LineMap(), str(source) if source.file is None else source.file,
                    source.line, source)
-    result = _build(entry, runtime=True)
+    result = _build(entry, ProcessSchema(), runtime=True)
     if isinstance(result, list):
         first = result[0]
         more = f" (and {len(result) - 1} more)" if len(result) > 1 else ""
@@ -139,7 +182,8 @@ def spec_to_raw(spec: ProcessSpec) -> dict[str, Any]:
     """The plain (YAML/JSON-ready) fields of a spec; ``parse_process`` reads them back.
 
     Fields equal to their default are left out; durations are float seconds, sizes int
-    bytes, signals names. ``transient`` is included when set.
+    bytes, signals names. ``transient`` is included when set. (A command is never split
+    when read back: ``parse_process`` without a source file takes it as one word.)
     """
     raw: dict[str, Any] = {"command": spec.command}
     for f in fields(ProcessSpec):
@@ -159,11 +203,11 @@ def spec_to_raw(spec: ProcessSpec) -> dict[str, Any]:
 # ---------------------------------------------------------------- reading files
 
 def _read_base_files(root: str, names: list[str], issues: list[ConfigIssue],
-                     files: list[str]) -> dict[str, dict[str, _Entry]]:
+                     files: list[str], *, single: bool) -> dict[str, dict[str, _Entry]]:
     entries: dict[str, dict[str, _Entry]] = {"process": {}, "socket": {}, "group": {}}
     for name in names:
         path = os.path.join(root, name)
-        if name.startswith(".") or not name.endswith(_YAML_SUFFIXES) or not os.path.isfile(path):
+        if not single and (name.startswith(".") or not name.endswith(_YAML_SUFFIXES)):
             continue
         files.append(path)
         for entry in _entries_of_file(path, name, issues):
@@ -180,12 +224,47 @@ def _read_base_files(root: str, names: list[str], issues: list[ConfigIssue],
     return entries
 
 
-def _read_doc(path: str, issues: list[ConfigIssue]) -> YamlDoc | None:
+_FILE_EXPECTED = f"a readable regular UTF-8 YAML file of at most {MAX_FILE_BYTES} bytes"
+
+
+def _file_problem(path: str) -> str | None:
+    """Why ``path`` cannot be read as a configuration file, before opening it (a FIFO
+    would block, a directory or a symlink loop cannot be read)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        issues.append(ConfigIssue(file=path, message=f"cannot read file: {exc}", expected="a readable UTF-8 YAML file"))
+        info = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if os.path.islink(path):
+            return f"dangling symlink (to {os.readlink(path)[:200]!r})"
+        return f"cannot read file: {exc.strerror or exc}"
+    if stat.S_ISDIR(info.st_mode):
+        return "a directory, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if info.st_size > MAX_FILE_BYTES:
+        return f"too large: {info.st_size} bytes (at most {MAX_FILE_BYTES})"
+    return None
+
+
+def _read_text(path: str) -> str:
+    """The file's text, never more than the cap (the size may change after the check)."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"too large: more than {MAX_FILE_BYTES} bytes")
+    return data.decode("utf-8")
+
+
+def _read_doc(path: str, issues: list[ConfigIssue]) -> YamlDoc | None:
+    """The parsed file, or None after adding its issues (then it defines nothing)."""
+    problem = _file_problem(path)
+    try:
+        text = _read_text(path) if problem is None else ""
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+        problem = f"cannot read file: {str(exc)[:200]}"
+    if problem is not None:
+        issues.append(ConfigIssue(file=path, message=problem, expected=_FILE_EXPECTED))
         return None
     try:
         doc = read_yaml(text, path)
@@ -193,9 +272,10 @@ def _read_doc(path: str, issues: list[ConfigIssue]) -> YamlDoc | None:
         issues.append(ConfigIssue(file=path, line=exc.line, message=str(exc), expected="valid YAML"))
         return None
     for dup_path, line in doc.duplicates:
-        issues.append(ConfigIssue(file=path, line=line, field=_dotted(dup_path),
-                                  message="duplicate key", expected="each key once per map"))
-    return doc
+        issues.append(ConfigIssue(file=path, line=line, field=_dotted(dup_path)[:_MAX_FIELD],
+                                  message="duplicate key: the file is not loaded",
+                                  expected="each key once per map"))
+    return None if doc.duplicates else doc
 
 
 def _entries_of_file(path: str, filename: str, issues: list[ConfigIssue]) -> list[_Entry]:
@@ -209,7 +289,7 @@ def _entries_of_file(path: str, filename: str, issues: list[ConfigIssue]) -> lis
         return []
     map_keys = [key for key in data if key in MAP_KEYS]
     if not map_keys:
-        stem = filename.rsplit(".", 1)[0]
+        stem = filename.rsplit(".", 1)[0] if filename.endswith(_YAML_SUFFIXES) else filename
         return [_Entry("process", stem, data, doc.lines, path, None)]
     others = [key for key in data if key not in MAP_KEYS]
     if others:
@@ -223,6 +303,7 @@ def _entries_of_file(path: str, filename: str, issues: list[ConfigIssue]) -> lis
 
 def _map_entries(path: str, data: dict, lines: LineMap, issues: list[ConfigIssue]) -> list[_Entry]:
     out = []
+    subs = lines.subs(2)
     for section in MAP_KEYS:
         table = data.get(section)
         if table is None:
@@ -234,7 +315,7 @@ def _map_entries(path: str, data: dict, lines: LineMap, issues: list[ConfigIssue
             continue
         for name, raw in table.items():
             line = lines.locate((section, name))[1]
-            out.append(_Entry(kind, name, raw, lines.sub((section, name)), path, line))
+            out.append(_Entry(kind, name, raw, subs.get((section, name), LineMap()), path, line))
     return out
 
 
@@ -248,6 +329,7 @@ def _dropin_target(name: str) -> str | None:
 def _apply_dropins(root: str, names: list[str], processes: dict[str, _Entry],
                    issues: list[ConfigIssue], files: list[str]) -> None:
     dropins: dict[str, list[tuple[str, str]]] = {}
+    broken: set[str] = set()
     for name in names:
         target = _dropin_target(name)
         folder = os.path.join(root, name)
@@ -259,24 +341,40 @@ def _apply_dropins(root: str, names: list[str], processes: dict[str, _Entry],
             issues.append(ConfigIssue(file=folder, message=f"drop-in directory for unknown process '{target}'",
                                       expected="a process defined in this directory"))
             continue
-        for inner in os.listdir(folder):
-            inner_path = os.path.join(folder, inner)
-            if inner.endswith(_YAML_SUFFIXES) and not inner.startswith(".") and os.path.isfile(inner_path):
-                dropins.setdefault(target, []).append((inner, inner_path))
+        try:
+            inner_names = os.listdir(folder)
+        except OSError as exc:
+            issues.append(ConfigIssue(file=folder, message=f"cannot read the drop-in directory: {exc.strerror}",
+                                      expected="a readable directory"))
+            broken.add(target)
+            continue
+        for inner in inner_names:
+            if inner.endswith(_YAML_SUFFIXES) and not inner.startswith("."):
+                dropins.setdefault(target, []).append((inner, os.path.join(folder, inner)))
     for target, items in sorted(dropins.items()):
-        entry = processes[target]
-        for _, path in sorted(items):
-            files.append(path)
-            doc = _read_doc(path, issues)
-            if doc is None:
-                continue
-            if doc.data is None:
-                continue
-            if not isinstance(doc.data, dict) or not isinstance(entry.raw, dict):
-                issues.append(ConfigIssue(file=path, line=1, message="a drop-in must hold a map of process fields",
-                                          expected="a map of process fields"))
-                continue
-            entry.raw, entry.lines = merge_over(entry.raw, entry.lines, doc.data, doc.lines)
+        if not all(_merge_dropin(processes[target], path, issues, files) for _, path in sorted(items)):
+            broken.add(target)
+    for target in sorted(broken):
+        entry = processes.pop(target)
+        issues.append(ConfigIssue(file=entry.file, line=entry.line, message=f"process '{target}' is not "
+                                  "loaded: one of its drop-ins cannot be used (see its own error)",
+                                  expected="valid drop-ins"))
+
+
+def _merge_dropin(entry: _Entry, path: str, issues: list[ConfigIssue], files: list[str]) -> bool:
+    """Merge one drop-in file over ``entry``; False (with an issue) when it cannot be used."""
+    files.append(path)
+    doc = _read_doc(path, issues)
+    if doc is None:
+        return False
+    if doc.data is None:
+        return True
+    if not isinstance(doc.data, dict) or not isinstance(entry.raw, dict):
+        issues.append(ConfigIssue(file=path, line=1, message="a drop-in must hold a map of process fields",
+                                  expected="a map of process fields"))
+        return False
+    entry.raw, entry.lines = merge_over(entry.raw, entry.lines, doc.data, doc.lines)
+    return True
 
 
 # ---------------------------------------------------------------- templates (SPEC §16)
@@ -326,7 +424,7 @@ def _checked_template(entry: _Entry, base: str, raw: dict[str, Any], instances: 
                                  source=SourceRef(entry.file, entry.line))
     sample = _Entry("process", tpl.instance_name(base, "1"), tpl.instance_raw(template, "1"),
                     entry.lines, entry.file, entry.line)
-    result = _build(sample, runtime=False)
+    result = _build(sample, ProcessSchema(), runtime=False)
     if isinstance(result, list):
         issues.extend(result)
         return None
@@ -375,18 +473,22 @@ def _instance_dropins(root: str, names: list[str], base: str, issues: list[Confi
 
 # ---------------------------------------------------------------- validation
 
-def _build_all(entries: dict[str, _Entry], issues: list[ConfigIssue]) -> dict[str, Any]:
+def _build_all(entries: dict[str, _Entry], issues: list[ConfigIssue],
+               schemas: dict[str, Schema]) -> dict[str, Any]:
     built = {}
     for name, entry in entries.items():
-        result = _build(entry, runtime=False)
+        result = _build(entry, schemas[entry.kind], runtime=False)
         if isinstance(result, list):
             issues.extend(result)
-        else:
-            built[name] = result
+            continue
+        built[name] = result
+        if entry.kind == "process":
+            issues.extend(_issue(entry, (fld,), message, None, fld, severity="warning")
+                          for fld, message in command_warnings(result))
     return built
 
 
-def _build(entry: _Entry, *, runtime: bool) -> Any:
+def _build(entry: _Entry, schema: Schema, *, runtime: bool) -> Any:
     """A spec, or the list of issues that prevent it."""
     issues: list[ConfigIssue] = []
     if not isinstance(entry.name, str) or not _NAME.fullmatch(entry.name):
@@ -402,15 +504,31 @@ def _build(entry: _Entry, *, runtime: bool) -> Any:
                 issues.append(_issue(entry, (key,), f"'{key}' is set at run time (create --{key}), not in files",
                                      "no such key in a configuration file", key))
                 del raw[key]
-    schema = _SCHEMAS[entry.kind]
     try:
         values = schema.load(raw)
+        if entry.kind == "process":
+            values = _resolve(entry, values, args_given="args" in raw, runtime=runtime)
     except ValidationError as exc:
         issues.extend(_issues_from_messages(exc.messages, schema, entry))
+        return issues
+    except ResolveError as exc:
+        issues.append(_issue(entry, (exc.field,), str(exc), exc.expected, exc.field))
         return issues
     if issues:
         return issues
     return _make_spec(entry, values)
+
+
+def _resolve(entry: _Entry, values: dict[str, Any], *, args_given: bool, runtime: bool) -> dict[str, Any]:
+    """Split the command and anchor relative paths at the defining file (resolve.py).
+
+    A definition with a file behind it resolves the same whether it comes from the
+    directory or over RPC with that file as its source (a template's instance started
+    at run time, an update of a file-defined process), so both give the same spec."""
+    if runtime and (entry.source is None or entry.source.file is None):
+        check_runtime_fields(values)
+        return values
+    return resolve_file_fields(values, args_given=args_given, file=entry.file)
 
 
 def _make_spec(entry: _Entry, values: dict[str, Any]) -> Any:
@@ -438,10 +556,15 @@ def _dotted(path: tuple[Any, ...]) -> str:
 
 
 def _issue(entry: _Entry, path: tuple[Any, ...], message: str, expected: str | None,
-           fld: str | None = None) -> ConfigIssue:
+           fld: str | None = None, severity: str = "error") -> ConfigIssue:
+    """An issue located at ``path``; message and field are cut short, so an enormous key or
+    value never makes an enormous answer."""
     file, line = entry.locate(path)
-    return ConfigIssue(file=file, line=line, field=fld if fld is not None else (_dotted(path) or None),
-                       message=message, expected=expected)
+    fld = fld if fld is not None else (_dotted(path) or None)
+    if len(message) > _MAX_MESSAGE:
+        message = message[:_MAX_MESSAGE] + f"... ({len(message)} characters)"
+    return ConfigIssue(file=file, line=line, field=fld[:_MAX_FIELD] if fld else None,
+                       message=message, expected=expected, severity=severity)
 
 
 def _issues_from_messages(messages: Any, schema: Schema, entry: _Entry,

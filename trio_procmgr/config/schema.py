@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validates_schema
 
 from .. import units
+from .yamldoc import OversizedNumber
 from ..spec import (
     BACKOFF_KINDS, GROUP_STRATEGIES, HEALTH_TYPES, KILL_MODES, PROCESS_TYPES,
     RESTART_POLICIES, HealthCheckSpec, LogSpec, Quantities, ResourcesSpec,
@@ -30,6 +31,14 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}"
 NAME_EXPECTED = "a name of letters, digits, '_', '.', '@' or '-' (starting with a letter or digit)"
 ENV_NAME_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 RUNTIME_ONLY_FIELDS = ("transient",)
+
+# Bounds (docs/configuration.md, "Limits"); durations, sizes and CPU are bounded in units.py.
+MAX_STRING = 4096          # paths (PATH_MAX), commands, descriptions, log-line texts
+MAX_ITEMS = 1024           # items of any list (args, dependencies, conditions, ...)
+MAX_ARG = 32 * 1024        # one argument; one environment value
+MAX_ENV_VARS = 1024
+MAX_ENV_NAME = 256
+MAX_ID = 256               # user, group names
 
 _NAME = re.compile(NAME_PATTERN)
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
@@ -54,6 +63,8 @@ class ConfigField(fields.Field):
             self.expected = expected
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, OversizedNumber):
+            raise ValidationError(f"out of range: {value}")
         try:
             return self.convert(value)
         except ValueError as exc:
@@ -74,16 +85,22 @@ class Str(ConfigField):
     json = {"type": "string", "minLength": 1}
 
     def __init__(self, *, pattern: str | None = None, check: Callable[[str], None] | None = None,
-                 **kwargs: Any) -> None:
+                 max_length: int = MAX_STRING, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pattern = re.compile(pattern) if pattern else None
         self.check = check
+        self.max_length = max_length
+
+    def _check_length(self, value: str) -> None:
+        if len(value) > self.max_length:
+            raise ValueError(f"too long: {len(value)} characters (at most {self.max_length})")
 
     def convert(self, value: Any) -> str:
         if not isinstance(value, str):
             raise ValueError(f"got {type(value).__name__} {value!r}, not a string")
         if not value:
             raise ValueError("must not be empty")
+        self._check_length(value)
         if "\0" in value:
             raise ValueError("must not contain a NUL character")
         if self.pattern and not self.pattern.fullmatch(value):
@@ -93,7 +110,7 @@ class Str(ConfigField):
         return value
 
     def json_schema(self) -> dict[str, Any]:
-        out = super().json_schema()
+        out = {**super().json_schema(), "maxLength": self.max_length}
         if self.pattern:
             out["pattern"] = f"^(?:{self.pattern.pattern})$"
         return out
@@ -108,6 +125,7 @@ class Text(Str):
     def convert(self, value: Any) -> str:
         if not isinstance(value, str):
             raise ValueError(f"got {type(value).__name__} {value!r}, not a string")
+        self._check_length(value)
         return value
 
 
@@ -132,7 +150,8 @@ class Int(ConfigField):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ValueError(f"got {value!r}, not an integer")
         if value < self.minimum or (self.maximum is not None and value > self.maximum):
-            raise ValueError(f"{value} is out of range")
+            shown = value if len(str(value)) <= 40 else f"a number of {len(str(value))} digits"
+            raise ValueError(f"{shown} is out of range")
         return value
 
     def json_schema(self) -> dict[str, Any]:
@@ -166,8 +185,14 @@ class Size(ConfigField):
     json = {"type": ["integer", "string"], "minimum": 0,
             "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)\s*(k|[KMGTPE]i?)?\s*$"}
 
+    def __init__(self, *, maximum: int = units.MAX_SIZE, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.maximum = maximum
+        if maximum != units.MAX_SIZE:
+            self.expected = f"{units.SIZE_EXPECTED}, at most {maximum} bytes"
+
     def convert(self, value: Any) -> int:
-        return units.parse_size(value)
+        return units.parse_size(value, self.maximum)
 
 
 class Cpu(ConfigField):
@@ -209,9 +234,9 @@ class UserOrGroup(ConfigField):
     json = {"type": ["string", "integer"], "minimum": 0}
 
     def convert(self, value: Any) -> str:
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32 - 1:
             return str(value)
-        if isinstance(value, str) and re.fullmatch(r"[^\s:/\0]+", value):
+        if isinstance(value, str) and re.fullmatch(r"[^\s:/\0]{1,%d}" % MAX_ID, value):
             return value
         raise ValueError(f"invalid value {value!r}")
 
@@ -222,8 +247,8 @@ class StrList(ConfigField):
     json = {}
 
     def __init__(self, item: ConfigField, *, unique: bool = False, nonempty: bool = False,
-                 **kwargs: Any) -> None:
-        self.item, self.unique, self.nonempty = item, unique, nonempty
+                 max_items: int = MAX_ITEMS, **kwargs: Any) -> None:
+        self.item, self.unique, self.nonempty, self.max_items = item, unique, nonempty, max_items
         kwargs.setdefault("expected", f"{item.expected}, or a list of them")
         super().__init__(**kwargs)
 
@@ -231,6 +256,8 @@ class StrList(ConfigField):
         items = value if isinstance(value, list) else [value]
         if isinstance(value, (dict, tuple, set)):
             raise ValidationError(f"got {type(value).__name__}, not a list")
+        if len(items) > self.max_items:
+            raise ValidationError(f"too many items: {len(items)} (at most {self.max_items})")
         errors: dict[int, list[str]] = {}
         out = []
         for index, entry in enumerate(items):
@@ -249,7 +276,7 @@ class StrList(ConfigField):
 
     def json_schema(self) -> dict[str, Any]:
         item = self.item.json_schema()
-        array: dict[str, Any] = {"type": "array", "items": item}
+        array: dict[str, Any] = {"type": "array", "items": item, "maxItems": self.max_items}
         if self.nonempty:
             array["minItems"] = 1
         return {"anyOf": [array, item], "description": f"Expected {self.expected}."}
@@ -260,12 +287,12 @@ class ArgList(StrList):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("expected", "a list of strings (or one string, split like a shell would)")
-        super().__init__(Text(), **kwargs)
+        super().__init__(Text(max_length=MAX_ARG), **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple:
         if isinstance(value, str):
             try:
-                value = shlex.split(value)
+                value = shlex.split(Text(max_length=MAX_ARG).convert(value))
             except ValueError as exc:
                 raise ValidationError(f"cannot split {value!r}: {exc}") from exc
         if not isinstance(value, list):
@@ -283,11 +310,16 @@ class EnvMap(ConfigField):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Mapping[str, str]:
         if not isinstance(value, dict):
             raise ValidationError(f"got {type(value).__name__}, not a map")
+        if len(value) > MAX_ENV_VARS:
+            raise ValidationError(f"too many variables: {len(value)} (at most {MAX_ENV_VARS})")
         errors: dict[str, list[str]] = {}
         out: dict[str, str] = {}
         for key, item in value.items():
-            if not isinstance(key, str) or not _ENV_NAME.fullmatch(key):
-                errors[str(key)] = [f"invalid variable name {key!r}"]
+            if not isinstance(key, str) or len(key) > MAX_ENV_NAME or not _ENV_NAME.fullmatch(key):
+                errors[str(key)[:MAX_ENV_NAME]] = [f"invalid variable name {str(key)[:60]!r} "
+                                                   f"(letters, digits, '_', at most {MAX_ENV_NAME})"]
+            elif isinstance(item, (str, int, float)) and len(str(item)) > MAX_ARG:
+                errors[key] = [f"value too long: {len(str(item))} characters (at most {MAX_ARG})"]
             elif isinstance(item, bool):
                 out[key] = "true" if item else "false"
             elif isinstance(item, (str, int, float)) and "\0" not in str(item):
@@ -312,7 +344,7 @@ class ExitStatusList(ConfigField):
         codes: set[int] = set()
         signals: set[int] = set()
         for entry in value if isinstance(value, list) else [value]:
-            if isinstance(entry, str) and entry.strip().isdigit():
+            if isinstance(entry, str) and entry.strip().isdigit() and len(entry.strip()) <= 3:
                 entry = int(entry)
             if isinstance(entry, int) and not isinstance(entry, bool):
                 if not 0 <= entry <= 255:
@@ -340,10 +372,6 @@ class OctalMode(ConfigField):
 def _check_absolute(value: str) -> None:
     if not value.startswith("/"):
         raise ValueError(f"{value!r} is not an absolute path")
-
-
-def _check_optional_absolute(value: str) -> None:
-    _check_absolute(value.removeprefix("-"))
 
 
 def _check_condition(value: str) -> None:
@@ -407,8 +435,8 @@ class HealthCheckSchema(StrictSchema):
     interval = Duration(positive=True)
     timeout = Duration(positive=True)
     start_period = Duration()
-    retries = Int(minimum=1)
-    restart_after = Int(minimum=0)
+    retries = Int(minimum=1, maximum=1000)
+    restart_after = Int(minimum=0, maximum=1000)
 
     @validates_schema
     def _probe_target(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -425,7 +453,7 @@ class HealthCheckSchema(StrictSchema):
 class QuantitiesSchema(StrictSchema):
     cpu = Cpu()
     memory = Size()
-    pids = Int(minimum=1)
+    pids = Int(minimum=1, maximum=4194304)
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Quantities:
@@ -459,10 +487,10 @@ class ResourcesSchema(StrictSchema):
 class LogMapSchema(StrictSchema):
     mode = Choice(LOG_MODES)
     file = Str(check=_check_absolute, expected="an absolute file path")
-    max_bytes = Size()
-    backups = Int(minimum=0)
-    ring_lines = Int(minimum=0)
-    ring_bytes = Size()
+    max_bytes = Size(maximum=2**40)
+    backups = Int(minimum=0, maximum=1000)
+    ring_lines = Int(minimum=0, maximum=1_000_000)
+    ring_bytes = Size(maximum=256 * 2**20)
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> LogSpec:
@@ -497,7 +525,8 @@ def _deps() -> StrList:
 class ProcessSchema(StrictSchema):
     """One process's fields (SPEC §2.3); ``transient`` is accepted only at run time."""
 
-    command = Str(required=True, expected="an executable name or path")
+    command = Str(required=True, expected="an executable name or path, or a command line "
+                                          "split like a shell would when args is absent")
     args = ArgList()
     description = Text()
     auto_start = Bool()
@@ -506,7 +535,7 @@ class ProcessSchema(StrictSchema):
     restart_sec = Duration()
     restart_max_delay = Duration()
     backoff = Choice(BACKOFF_KINDS)
-    start_limit_burst = Int(minimum=1)
+    start_limit_burst = Int(minimum=1, maximum=10000)
     start_limit_interval = Duration()
     timeout_start_sec = Duration()
     timeout_stop_sec = Duration()
@@ -516,13 +545,14 @@ class ProcessSchema(StrictSchema):
     success_exit_status = ExitStatusList()
     working_dir = Str(expected="a directory path")
     env = EnvMap()
-    environment_file = StrList(Str(check=_check_optional_absolute, expected="an absolute path, optionally prefixed with '-'"))
+    environment_file = StrList(Str(expected="a file path, optionally prefixed with '-' (relative: to "
+                                            "working_dir, else to the defining file's directory)"))
     user = UserOrGroup()
     group = UserOrGroup()
     pidfile = Str(check=_check_absolute, expected="an absolute file path")
     condition_path_exists = StrList(Str(check=_check_condition, expected="an absolute path, optionally prefixed with '|' and/or '!'"))
     runtime_directory = StrList(Str(check=_check_runtime_dir, expected="a relative directory name without '..'"), unique=True)
-    ambient_capabilities = StrList(Capability(), unique=True)
+    ambient_capabilities = StrList(Capability(max_length=64), unique=True)
     requires = _deps()
     wants = _deps()
     binds_to = _deps()
@@ -553,7 +583,7 @@ class SocketSchema(StrictSchema):
     socket_mode = OctalMode()
     socket_user = UserOrGroup()
     socket_group = UserOrGroup()
-    backlog = Int(minimum=1)
+    backlog = Int(minimum=1, maximum=65535)
     fd_name = Str(pattern=r"[^:\s]{1,255}", expected="a name without ':' or spaces, at most 255 characters")
     fd_env = Str(pattern=ENV_NAME_PATTERN, expected="an environment variable name")
 
@@ -567,7 +597,7 @@ class GroupSchema(StrictSchema):
     members = StrList(Str(pattern=NAME_PATTERN, expected="a process name"), unique=True, nonempty=True,
                       required=True, expected="a non-empty list of process names")
     strategy = Choice(GROUP_STRATEGIES)
-    max_restarts = Int(minimum=0)
+    max_restarts = Int(minimum=0, maximum=10000)
     max_seconds = Duration(positive=True)
     resources = fields.Nested(ResourcesSchema)
 

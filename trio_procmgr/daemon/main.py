@@ -39,7 +39,9 @@ def instance_name(state_dir: str, explicit: str | None) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dd-procmgrd", description=__doc__.split("\n")[0])
-    p.add_argument("--config-dir", help="directory of process YAML files "
+    p.add_argument("config", nargs="?", metavar="CONFIG",
+                   help="a directory of process YAML files, or one YAML file (same as --config-dir)")
+    p.add_argument("--config-dir", help="directory of process YAML files, or one YAML file "
                    "(default: $DD_PM_CONFIG_DIR, else /etc/pm/processes.d if it exists)")
     p.add_argument("--socket", help="Unix socket path of the RPC (default: /run/dd-procmgr.sock "
                    "as root, else $XDG_RUNTIME_DIR/dd-procmgr.sock)")
@@ -126,15 +128,19 @@ class DaemonStartError(Exception):
 async def run_daemon(args: argparse.Namespace) -> int:
     import trio
 
-    from trio_procmgr.config.loader import load_config_dir, resolve_config_dir
+    from trio_procmgr.config.loader import config_path_problem, load_config_path, resolve_config_dir
     from trio_procmgr.daemon.sdnotify import sd_notify, watchdog_interval
     from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.paths import default_socket_path
 
-    config_dir = resolve_config_dir(args.config_dir, os.environ)
-    if args.config_dir and not os.path.isdir(args.config_dir):
-        raise DaemonStartError(f"--config-dir {args.config_dir}: no such directory")
-    config = _load(config_dir, load_config_dir)
+    if args.config and args.config_dir and args.config != args.config_dir:
+        raise DaemonStartError(f"two configurations given: {args.config} and --config-dir {args.config_dir}")
+    explicit = args.config or args.config_dir
+    config_dir = resolve_config_dir(explicit, os.environ)
+    problem = config_path_problem(explicit) if explicit else None
+    if problem:
+        raise DaemonStartError(f"configuration {problem}")
+    config = _load(config_dir, load_config_path)
     state_dir = args.state_dir or default_state_dir()
     socket_path = args.socket or default_socket_path()
     manager = ProcessManager(config, state_dir=state_dir, log_dir=args.log_dir,
@@ -213,7 +219,7 @@ def _load(config_dir: str | None, load_config_dir: Any) -> Any:
         return ConfigSet()
     config = load_config_dir(config_dir)
     for issue in config.issues:
-        log.error("config: %s", issue)
+        (log.warning if issue.severity == "warning" else log.error)("config: %s", issue)
     return config
 
 

@@ -44,8 +44,10 @@ def instance_spec(template: tpl.TemplateSpec, instance: str, *, from_config: boo
     from trio_procmgr.config.loader import parse_process
 
     name = tpl.instance_name(template.name, instance)
-    source = template.source if from_config else SourceRef()
-    return parse_process(name, tpl.instance_raw(template, instance), source)
+    # parsed with the template's file as source, so command splitting and relative paths
+    # resolve as for the instances the loader built (config/resolve.py)
+    spec = parse_process(name, tpl.instance_raw(template, instance), template.source)
+    return spec if from_config else replace(spec, source=SourceRef())
 
 
 def aggregate_state(states: list[str]) -> str:

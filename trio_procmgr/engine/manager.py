@@ -364,13 +364,19 @@ class ProcessManager:
                             "interval": sup.spec.start_limit_interval,
                             "recent_starts": sup.limiter.recent}
         d["consecutive_failures"] = sup.failures
-        d["warnings"] = list(self.warnings)
+        d["warnings"] = list(self.warnings) + self._spec_warnings(sup.spec)
         d["dependencies"] = self._dependency_states(sup)
         d["overrides"] = self.overrides.get(sup.name) if self._from_config(sup.name) else {}
         d["sources"] = self._sources(sup)
         d["source"] = {"file": sup.spec.source.file, "line": sup.spec.source.line}
         d.update(sup.extras)
         return d
+
+    def _spec_warnings(self, spec: ProcessSpec) -> list[str]:
+        """The config warnings of the live definition (what ``validate`` says of it)."""
+        from trio_procmgr.config.lint import spec_warnings
+
+        return [f"{fld}: {message}" for fld, message in spec_warnings(spec, self.specs.keys())]
 
     def _dependency_states(self, sup: Supervisor) -> list[dict[str, Any]]:
         """Each declared relation of ``sup`` with the other side's current state
@@ -435,7 +441,7 @@ class ProcessManager:
         if cycle is not None:
             raise planner.ordering_cycle_error(specs, cycle)
         for spec in specs.values():
-            for field in ("requires", "wants", "binds_to", "part_of", "conflicts"):
+            for field in ("requires", "binds_to", "part_of"):  # soft ones may dangle (a warning)
                 for other in getattr(spec, field):
                     if other not in specs:
                         raise errors.ConfigError(

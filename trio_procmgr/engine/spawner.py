@@ -54,17 +54,40 @@ def base_environment(daemon_env: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(slots=True)
 class ExecPlan:
+    """What to run. ``argv[0]`` is the command as written (execvp semantics: ``sleep``
+    shows as ``sleep`` in ps and /proc/PID/cmdline); ``executable`` is the file it was
+    resolved to, for that argv."""
+
     argv: list[str]
     env: dict[str, str]
     cwd: str | None
     creds: Credentials | None
     pass_fds: tuple[int, ...] = ()
     use_setpriv: bool = False
+    executable: str | None = None
+    word: str | None = None
+
+    def program(self) -> str:
+        """The file to exec: ``executable`` while argv still starts with the command as
+        written. A wrapper put in front later (prlimit, the exec shim) makes argv[0] its
+        own absolute path and execs the command word itself, with the same PATH and
+        working directory, so it finds the same file."""
+        if self.executable is not None and self.argv[0] == self.word:
+            return self.executable
+        return self.argv[0]
 
 
 def _lookup(command: str, path: str, cwd: str | None) -> str:
+    """The file ``command`` names; SpawnError saying where it looked when there is none."""
     if "/" in command:
-        full = command if os.path.isabs(command) or cwd is None else os.path.join(cwd, command)
+        if os.path.isabs(command):
+            full, where = command, ""
+        else:
+            base = cwd if cwd is not None else os.getcwd()
+            full = os.path.normpath(os.path.join(base, command))
+            where = f" (relative to {'working_dir' if cwd is not None else 'the daemon directory'} '{base}')"
+        if not os.path.exists(full):
+            raise SpawnError(f"command not found: '{full}'{where}: No such file or directory")
         return full
     found = shutil.which(command, path=path)
     if found is None:
@@ -89,12 +112,12 @@ def build_exec_plan(spec: ProcessSpec, *, base_env: Mapping[str, str],
         env.update(extra_env)
     cwd = spec.working_dir
     exe = _lookup(spec.command, env.get("PATH", DEFAULT_PATH), cwd)
-    argv = [exe, *spec.args]
+    argv = [spec.command, *spec.args]
     use_setpriv = bool(spec.ambient_capabilities)
     if use_setpriv:
         argv = _setpriv_argv(spec, creds) + argv
     return ExecPlan(argv=argv, env=env, cwd=cwd, creds=creds, pass_fds=pass_fds,
-                    use_setpriv=use_setpriv)
+                    use_setpriv=use_setpriv, executable=exe, word=spec.command)
 
 
 def _setpriv_argv(spec: ProcessSpec, creds: Credentials | None) -> list[str]:
@@ -175,7 +198,7 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
     try:
         with cgroup.spawn_context() if cgroup is not None else nullcontext():
             popen = subprocess.Popen(
-                plan.argv, executable=plan.argv[0], stdin=subprocess.DEVNULL, stdout=out_w,
+                plan.argv, executable=plan.program(), stdin=subprocess.DEVNULL, stdout=out_w,
                 stderr=err_w, cwd=plan.cwd, env=plan.env, close_fds=True,
                 pass_fds=plan.pass_fds, start_new_session=True, **kwargs)
     except OSError as exc:

@@ -543,7 +543,7 @@ class CallHandler:
         found = await trio.to_thread.run_sync(validate_dir, self.params["config_dir"])
         issues = list(getattr(found, "issues", found) or ())
         issues = [i.to_dict() if hasattr(i, "to_dict") else dict(i) for i in issues]
-        return {"ok": not issues, "issues": issues}
+        return {"ok": not any(i.get("severity", "error") == "error" for i in issues), "issues": issues}
 
     async def do_version(self) -> dict:
         codec = self.rpc.codec
