@@ -51,3 +51,13 @@ def test_a_runtime_created_process_has_no_layer_and_says_so(own_cli_daemon):
     assert described["overrides"] == {} and described["sources"] == ["runtime"]
     assert described["spec"]["restart_sec"] == 7.0
     assert not (d.state_dir / "overrides.json").exists()
+
+
+def test_deleting_a_file_defined_process_drops_its_layer(own_cli_daemon):
+    d = own_cli_daemon
+    d.write_config("web", WEB.format(desc="first"))
+    assert d.cli("reload-config").code == 0
+    assert d.cli("update", "web", "--restart-sec", "9").code == 0
+    assert d.cli("delete", "web").code == 0
+    assert d.cli("reload-config").code == 0  # the file brings it back, without the layer
+    assert spec_of(d, "web")["restart_sec"] == 3.0 and d.record("web")["overrides"] == {}

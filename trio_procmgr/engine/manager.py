@@ -553,6 +553,7 @@ class ProcessManager:
             except OSError:
                 pass
         self.publish("process_deleted", name, sup.record.id)
+        self.overrides.forget(name)
         self._persist()
         return record
 

@@ -61,6 +61,11 @@ class OverrideLayer:
         self._layers[name] = merged
         self._save()
 
+    def forget(self, name: str) -> None:
+        """Drop the layer of a deleted process (the file, if any, alone comes back)."""
+        if self._layers.pop(name, None) is not None:
+            self._save()
+
     def forget_except(self, names: set[str]) -> None:
         """Drop the layers of processes no longer defined by any file."""
         gone = set(self._layers) - names

@@ -137,8 +137,7 @@ def check_executable(plan: ExecPlan) -> None:
     """Fail as a direct exec would (SpawnError, same words) for a command that is exec'd
     through a wrapper — the exec shim — whose own start would otherwise hide the failure
     and report the service started."""
-    argv = plan.argv
-    exe = argv[argv.index("--") + 1] if plan.use_setpriv and "--" in argv else argv[0]
+    exe = plan.executable if plan.executable is not None else plan.argv[0]
     if plan.cwd is not None and not os.path.isabs(exe):
         exe = os.path.join(plan.cwd, exe)
     if not os.path.exists(exe):
