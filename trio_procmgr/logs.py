@@ -7,6 +7,7 @@ loss, no unbounded buffer); invalid UTF-8 is kept with replacement characters.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Any, Callable, Iterator
 import trio
 
 from trio_procmgr.feeds import BoundedFeed
+from trio_procmgr.output_budget import LINES_PER_ITERATION, OutputBudget
 
 MAX_LINE = 64 * 1024
 READ_SIZE = 64 * 1024
@@ -79,18 +81,22 @@ class LineSplitter:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Complete lines (without ``\\n``), long ones cut in pieces. Splits in one C call:
+        per-line slicing of the buffer cost O(n²) for a flood of short lines."""
         self._buf += data
+        parts = self._buf.split(b"\n")
+        rest = parts.pop()
         lines: list[bytes] = []
-        while True:
-            idx = self._buf.find(b"\n")
-            if idx < 0:
-                break
-            lines.append(bytes(self._buf[:idx]))
-            del self._buf[:idx + 1]
-        while len(self._buf) >= self.max_line:
-            lines.append(bytes(self._buf[:self.max_line]))
-            del self._buf[:self.max_line]
-        return [piece for line in lines for piece in _pieces(line, self.max_line)]
+        for part in parts:
+            if len(part) <= self.max_line:
+                lines.append(bytes(part))
+            else:
+                lines.extend(_pieces(bytes(part), self.max_line))
+        while len(rest) >= self.max_line:
+            lines.append(bytes(rest[:self.max_line]))
+            rest = rest[self.max_line:]
+        self._buf = bytearray(rest)
+        return lines
 
     def flush(self) -> list[bytes]:
         if not self._buf:
@@ -111,25 +117,36 @@ def _pieces(line: bytes, n: int) -> Iterator[bytes]:
 LineSink = Callable[[str, str, float], None]
 
 
-async def pump(fd: int, stream: str, sink: LineSink) -> None:
+async def pump(fd: int, stream: str, sink: LineSink, budget: OutputBudget | None = None) -> None:
     """Drain ``fd`` until EOF, handing each decoded line to ``sink(stream, line, now)``.
 
     Owns ``fd`` and closes it. Cancellation stops the pump (the fd is closed, so a child
-    still writing gets EPIPE/SIGPIPE rather than blocking forever).
+    still writing gets EPIPE/SIGPIPE rather than blocking forever). Lines beyond the
+    ``budget`` (:mod:`trio_procmgr.output_budget`) are dropped and reported by one notice
+    line; the loop yields to the event loop every ``LINES_PER_ITERATION`` lines, so a
+    flooding child cannot hold the loop.
     """
     splitter = LineSplitter()
+    budget = OutputBudget() if budget is None else budget
     stream_obj = trio.lowlevel.FdStream(fd)
     try:
         async with stream_obj:
             while True:
                 data = await stream_obj.receive_some(READ_SIZE)
                 now = time.time()
+                lines = splitter.feed(data) if data else splitter.flush()
+                clock = trio.current_time()
+                kept = budget.admit([len(line) for line in lines], clock)
+                notice = budget.take_notice(clock) if data else budget.take_notice(math.inf)
+                if notice is not None:
+                    sink("stderr", notice, now)
+                for index in range(kept):
+                    sink(stream, lines[index].decode("utf-8", "replace"), now)
+                    if index % LINES_PER_ITERATION == LINES_PER_ITERATION - 1:
+                        await trio.lowlevel.checkpoint()
                 if not data:
-                    for line in splitter.flush():
-                        sink(stream, line.decode("utf-8", "replace"), now)
                     return
-                for line in splitter.feed(data):
-                    sink(stream, line.decode("utf-8", "replace"), now)
+                await trio.lowlevel.checkpoint()
     except trio.BrokenResourceError:
         return
 

@@ -182,3 +182,31 @@ async def test_a_failing_transaction_step_is_that_processs_error_only(make_manag
         assert results["good"]["state"] == "running"
         assert pm.describe("bad")["last_internal_error"]["where"] == "transaction step"
         await pm.stop("good")
+
+
+async def test_a_waiter_that_dies_leaves_no_orphan_and_the_process_restarts(make_manager, monkeypatch):
+    from trio_procmgr.engine.supervisor import Supervisor
+    from support import pid_alive
+
+    real = Supervisor._wait_exit
+    broken = []
+
+    async def wait_exit(self, inst):
+        if self.name == "bad" and not broken:
+            broken.append(inst.child.pid)
+            raise RuntimeError("waiter bug")
+        return await real(self, inst)
+
+    monkeypatch.setattr(Supervisor, "_wait_exit", wait_exit)
+    cfg = specs(bad=faulty(), good={"command": "sleep", "args": ["1000"]})
+    async with make_manager(cfg) as pm:
+        await pm.start("good")
+        await pm.start("bad")
+        bad = pm.supervisor("bad")
+        assert await bad.wait_until(lambda s: s.record.runs == 2 and s.record.state is S.RUNNING,
+                                    timeout=15)
+        assert not pid_alive(broken[0])
+        assert "waiter bug" in pm.describe("bad")["last_internal_error"]["error"]
+        assert pm.supervisor("good").record.runs == 1
+        await pm.stop("bad")
+        await pm.stop("good")

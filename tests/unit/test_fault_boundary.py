@@ -57,3 +57,8 @@ def test_internal_error_keeps_where_what_and_the_traceback():
         fault = InternalError.from_exception("probe", exc, now=5.0)
     assert fault.to_dict() == {"time": 5.0, "where": "probe", "error": "ValueError: bad value"}
     assert "Traceback" in fault.traceback and "bad value" in fault.traceback
+
+
+def test_a_nursery_group_is_described_by_what_it_wraps():
+    group = ExceptionGroup("Exceptions from Trio nursery", [RuntimeError("waiter bug")])
+    assert InternalError.from_exception("w", group).error == "RuntimeError: waiter bug"

@@ -37,11 +37,20 @@ class InternalError:
     @classmethod
     def from_exception(cls, where: str, exc: BaseException, now: float | None = None) -> "InternalError":
         tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return cls(time=time.time() if now is None else now, where=where,
-                   error=f"{type(exc).__name__}: {exc}", traceback=tb)
+        error = "; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in _leaves(exc))
+        return cls(time=time.time() if now is None else now, where=where, error=error,
+                   traceback=tb)
 
     def to_dict(self) -> dict[str, Any]:
         return {"time": self.time, "where": self.where, "error": self.error}
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions an exception group wraps (a nursery's), or ``exc`` itself: what
+    went wrong, rather than "Exceptions from Trio nursery"."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
 
 
 def task_name(fn: Callable[..., Any]) -> str:

@@ -200,12 +200,14 @@ class Supervisor:
         """The instance's waiter died with the fault: kill the service, reap it, and
         report the exit ourselves (nobody else will)."""
         self._kill_all(inst)
-        try:
-            rc = await trio.to_thread.run_sync(inst.child.popen.wait, 10.0)
-            inst.status = ExitStatus.from_returncode(rc)
-        except Exception as exc:  # still there after SIGKILL: counted as an unknown exit
-            log.warning("process %s: main process not reaped after SIGKILL: %r", self.name, exc)
-            inst.status = ExitStatus(None, None)
+        inst.status = ExitStatus(None, None)  # unless it is reaped below
+        with trio.move_on_after(10.0):
+            try:
+                rc = await trio.to_thread.run_sync(_reap_blocking, inst.child.pid,
+                                                   abandon_on_cancel=True)
+                inst.status = ExitStatus.from_returncode(rc)
+            except ChildProcessError:  # already reaped elsewhere: its status is unknown
+                pass
         self.manager.untrack(inst.main_pid)
         inst.exited.set()
         await self._on_exited(inst)
@@ -409,8 +411,9 @@ class Supervisor:
             if pid == child.pid:
                 if child.pidfd is not None:
                     await wait_pidfd(child.pidfd)
-                    rc = child.popen.wait()
+                    rc = child.returncode()
                 else:
+                    assert child.popen is not None  # a cloned child always has a pidfd
                     rc = await trio.to_thread.run_sync(child.popen.wait)
                 return ExitStatus.from_returncode(rc)
             if inst.main_pidfd is not None:
@@ -737,6 +740,12 @@ class Supervisor:
         if self.spec.health_check is not None and require_healthy:
             return self.record.health == "healthy"
         return True
+
+
+def _reap_blocking(pid: int) -> int:
+    """Wait for our child ``pid`` (in a worker thread); its status as a Popen returncode."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def inst_nursery_start(inst: Instance, fn: Callable[[], Awaitable[None]]) -> None:
