@@ -710,7 +710,7 @@ class CallHandler:
         while True:
             batch = {"time": time.time(), "stats": stats_many(p["names"]),
                      "processes": self.engine("list")()}
-            if not await self._stream_item("StatsBatch", batch):
+            if not await self._stream_items("StatsBatch", [batch]):
                 return {"stats": [], "items_sent": sent}
             sent += 1
             await trio.sleep(interval)
