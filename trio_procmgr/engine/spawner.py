@@ -207,7 +207,11 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
     except OSError as exc:  # EMFILE/ENFILE/ENOMEM before the fork: the same failure path
         raise SpawnError(f"cannot create the output pipes: {_errno_words(exc)}") from None
     if clone_spawn.available():
-        target = cgroup.clone_target() if cgroup is not None else None
+        try:
+            target = cgroup.clone_target() if cgroup is not None else None
+        except OSError as exc:  # the cgroup could not be made (EMFILE, ENOSPC ...)
+            _close_fds(out_r, err_r, out_w, err_w)
+            raise SpawnError(f"cannot set up the cgroup: {_errno_words(exc)}") from None
         if cgroup is None or target is not None:
             try:
                 return _clone(plan, target, out_w, err_w, out_r, err_r)
