@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 from dd_procmgr_cli import selection, views
-from dd_procmgr_cli.invocation import EXIT_OK, EXIT_REFUSED, Invocation, UsageProblem
+from dd_procmgr_cli.invocation import (EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, Invocation,
+                                       UsageProblem)
 
 LIVE = frozenset({"starting", "running", "stopping", "paused", "backoff"})
 DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
@@ -417,8 +418,8 @@ def do_update(inv: Invocation, name: str, changes: dict[str, Any], *, dry_run: b
 
 
 def do_reload(inv: Invocation) -> int:
-    """Exit 1 when some file was rejected: the valid files were applied, but scripts
-    must notice that the configuration on disk is not what runs."""
+    """Exit 1 when the daemon refused the config: one error anywhere and nothing was
+    applied, so scripts must notice that the configuration on disk is not what runs."""
     result = inv.call("reload_config")
     if inv.json:
         inv.emit_json(result)
@@ -518,8 +519,7 @@ def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
             inv.flush()
 
     if follow:
-        _follow(inv, names, one, show, keep, lines=lines, stream=stream)
-        return EXIT_OK
+        return _follow(inv, names, one, show, keep, lines=lines, stream=stream)
     asked = None if keep.active else lines
     if everything or len(names) == 1:
         items = inv.call("logs", name=one, lines=asked, stream=stream)
@@ -540,10 +540,12 @@ def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
 
 
 def _follow(inv: Invocation, names: list[str], one: str | None, show, keep, *,
-            lines: int | None, stream: str | None) -> None:
+            lines: int | None, stream: str | None) -> int:
     """``-f``: backlog then live lines until interrupted (or past ``--until``). With a
     filter and no ``-n`` the backlog is the whole ring (``--since 1h -f`` shows the last
-    hour, then follows); ``-n N`` takes the last N buffered lines, then filters them."""
+    hour, then follows); ``-n N`` takes the last N buffered lines, then filters them.
+    A stream the daemon ends is the daemon going away (exit 3), unless the followed
+    process was deleted."""
     backlog = WHOLE_RING if keep.active and lines is None else lines
     try:
         if one is None or len(names) == 1:
@@ -552,10 +554,13 @@ def _follow(inv: Invocation, names: list[str], one: str | None, show, keep, *,
             source = _several_source(inv, names, lines=backlog, stream=stream)
         for item in source:
             if keep.past_until(item):
-                break
+                return EXIT_OK
             show(item)
     except KeyboardInterrupt:
-        pass
+        return EXIT_OK
+    except ConnectionError:
+        return daemon_gone(inv)
+    return EXIT_OK if one is not None and _deleted(inv, one) else daemon_gone(inv)
 
 
 def _merged_tail(inv: Invocation, names: list[str], *, lines, stream) -> list[dict]:
@@ -598,8 +603,31 @@ def do_events(inv: Invocation, processes: list[str], types: list[str]) -> int:
                 inv.echo(views.render_event(event, colour=inv.colour))
                 inv.flush()
     except KeyboardInterrupt:
+        return EXIT_OK
+    except ConnectionError:
         pass
-    return EXIT_OK
+    return daemon_gone(inv)  # the daemon ends event streams only when it stops
+
+
+DAEMON_GONE = "dd-procmgr: daemon stopped (connection closed)"
+
+
+def daemon_gone(inv: Invocation) -> int:
+    """A follower (``events``, ``logs -f``) whose daemon went away: one line, exit 3."""
+    inv.flush()
+    inv.warn(DAEMON_GONE)
+    return EXIT_UNREACHABLE
+
+
+def _deleted(inv: Invocation, name: str) -> bool:
+    """Did a followed stream end because its process was deleted (not the daemon)?"""
+    try:
+        inv.call("describe", name=name)
+    except ConnectionError:
+        return False
+    except _procmgr_error() as exc:
+        return getattr(exc, "code", "") == "PROCESS_NOT_FOUND"
+    return False
 
 
 # -- dependencies ------------------------------------------------------------------------

@@ -342,14 +342,14 @@ def render_reload(result: dict) -> str:
         items = result.get(key) or []
         return ", ".join(items) if items else DASH
     unchanged = result.get("unchanged") or []
+    errors = result.get("errors") or []
+    if errors:  # an atomic reload: one error and nothing was applied
+        return "\n".join(["Configuration not reloaded: nothing changed. Errors:"]
+                         + ["  " + issue_line(issue) for issue in errors])
     lines = ["Configuration reloaded",
              render_pairs([("Added", names("added")), ("Removed", names("removed")),
                            ("Changed", names("changed")),
                            ("Unchanged", f"{len(unchanged)}")])]
-    errors = result.get("errors") or []
-    if errors:
-        lines.append("Errors (these files were not applied):")
-        lines += ["  " + issue_line(issue) for issue in errors]
     return "\n".join(lines)
 
 

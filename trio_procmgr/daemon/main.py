@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="cgroup subtree name (default: derived from --state-dir)")
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not use cgroups (control-group falls back to process-group)")
+    p.add_argument("--exit-with", metavar="NAME",
+                   help="shut down when process NAME ends for good and exit with its status "
+                        "(128+signal if killed): the main process of a container")
     p.add_argument("--auth-timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
                    help="close a TCP client that has not authenticated within this (default 10)")
     p.add_argument("--client-send-timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
@@ -179,6 +182,7 @@ async def run_daemon(args: argparse.Namespace) -> int:
                              instance=instance_name(state_dir, args.instance),
                              use_cgroups=not args.no_cgroups, config_dir=config_dir,
                              handover=snap)
+    status = ExitStatusBox()
     async with manager:
         async with trio.open_nursery() as nursery:
             info = await _start_listeners(nursery, manager, args, socket_path,
@@ -191,18 +195,64 @@ async def run_daemon(args: argparse.Namespace) -> int:
                 manager.publish("daemon_reexecuted", None, None, seconds=round(took, 3),
                                 previous_started_at=snap.get("started_at"))
             nursery.start_soon(_handle_signals, manager, config_dir, nursery.cancel_scope)
+            if args.exit_with:
+                _check_exit_with(manager, args.exit_with)
+                nursery.start_soon(_exit_with, manager, args.exit_with, status)
             interval = watchdog_interval()
             if interval:
                 nursery.start_soon(_watchdog_pinger, interval)
-            log.info("dd-procmgrd ready: %d processes, socket %s, config %s",
-                     len(manager.supervisors()), socket_path, config_dir or "(none)")
+            log.info("dd-procmgrd ready: %d processes, socket %s, config %s%s",
+                     len(manager.supervisors()), socket_path, config_dir or "(none)",
+                     " (PID 1)" if os.getpid() == 1 else "")
             sd_notify("READY=1\nSTATUS=supervising")
             await manager.wait_shutdown()
             log.info("shutting down: stopping every process")
             sd_notify("STOPPING=1")
-            nursery.cancel_scope.cancel()
+            await _stop_then_close_listeners(manager, nursery.cancel_scope)
     _unlink(socket_path)
-    return 0
+    return status.code
+
+
+class ExitStatusBox:
+    """The daemon's exit status: 0, or that of the ``--exit-with`` process."""
+
+    code = 0
+
+
+async def _stop_then_close_listeners(manager: Any, listeners: Any) -> None:
+    """Stop everything while the listeners still serve, so RPC watchers receive
+    ``daemon_stopping``, each process's stop and ``daemon_stopped`` and then the normal
+    end of their stream; only then close the listeners. The final frames are flushed
+    once every task is idle (bounded: a client that never reads cannot hold us)."""
+    import trio
+    import trio.testing
+
+    await manager.stop_for_shutdown()
+    with trio.move_on_after(2.0):
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+    listeners.cancel()
+
+
+def _check_exit_with(manager: Any, name: str) -> None:
+    from trio_procmgr.errors import ProcMgrError
+
+    try:
+        manager.resolve(name)
+    except ProcMgrError:
+        raise DaemonStartError(f"--exit-with {name}: no such process in the configuration") from None
+
+
+async def _exit_with(manager: Any, name: str, status: ExitStatusBox) -> None:
+    """Shut the daemon down once ``name`` has ended for good (exited, failed or crashed
+    with no restart pending, or stopped after having run); its status becomes ours."""
+    from trio_procmgr.daemon.exit_with import ended_for_good, exit_status_of
+
+    sup = manager.supervisor(name)
+    await sup.wait_until(lambda s: ended_for_good(s.record))
+    status.code = exit_status_of(sup.record)
+    log.info("--exit-with %s: it ended (%s); shutting down with status %d", name,
+             sup.record.reason, status.code)
+    await manager.shutdown()
 
 
 def _load(config_dir: str | None, load_config_dir: Any) -> Any:
@@ -299,8 +349,7 @@ async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> N
                 if config_dir is None:
                     log.warning("SIGHUP: no configuration directory to reload")
                     continue
-                summary = await manager.reload_config()
-                log.info("configuration reloaded: %s", {k: v for k, v in summary.items() if v})
+                await _reload_on_signal(manager)
             elif signum == signal.SIGUSR2:
                 await _reexec_on_signal(manager)
             elif signum == signal.SIGUSR1:
@@ -317,6 +366,34 @@ async def _reexec_on_signal(manager: Any) -> None:
         await manager.daemon_reexec()
     except ProcMgrError as exc:
         log.error("SIGUSR2: %s", exc.message)
+
+
+async def _reload_on_signal(manager: Any) -> None:
+    """SIGHUP: reload, and whatever goes wrong, log and report it — never fatal.
+
+    The manager refuses a bad config itself (nothing changes, ``config_reload_failed``);
+    this boundary catches what it did not foresee, so a reload can never take the daemon
+    and every service down with it.
+    """
+    from trio_procmgr.errors import ProcMgrError
+
+    try:
+        summary = await manager.reload_config()
+    except ProcMgrError as exc:
+        log.error("SIGHUP: reload failed: %s", exc.message)
+        manager.publish("config_reload_failed", None, None, errors=[
+            {"file": manager.config_dir or "<config>", "message": exc.message}])
+        return
+    except Exception as exc:  # contained: logged with its traceback and reported
+        log.exception("SIGHUP: reload failed unexpectedly")
+        manager.publish("config_reload_failed", None, None, errors=[
+            {"file": manager.config_dir or "<config>", "message": f"internal error: {exc!r}"}])
+        return
+    if summary.get("errors"):
+        log.error("SIGHUP: configuration not reloaded (%d errors); nothing changed",
+                  len(summary["errors"]))
+    else:
+        log.info("configuration reloaded: %s", {k: v for k, v in summary.items() if v})
 
 
 async def _watchdog_pinger(interval: float) -> None:

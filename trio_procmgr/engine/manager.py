@@ -26,6 +26,7 @@ import trio
 from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
+from trio_procmgr.engine.overrides import OverrideLayer
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
 from trio_procmgr.engine.spawn_journal import SpawnJournal
 from trio_procmgr.engine.state_store import StateStore
@@ -77,6 +78,7 @@ class ProcessManager:
         self.handing_over = False
         #: The daemon's re-exec (``daemon.handover``); None in library use.
         self.reexec_hook: Callable[[], Any] | None = None
+        self.overrides = OverrideLayer(state_dir)
         self.transactions = Transactions(self)
         self._sups: dict[str, Supervisor] = {}
         self._specs_cache: dict[str, ProcessSpec] | None = None
@@ -85,6 +87,7 @@ class ProcessManager:
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
         self._shutdown = trio.Event()
+        self._stopped_for_shutdown = False
         self._runtime_dirty = trio.Event()
         #: RPC calls by method and errors by code, kept by the RPC server for /metrics.
         self.rpc_stats: dict[str, dict[str, int]] = {"calls": {}, "errors": {}}
@@ -123,7 +126,7 @@ class ProcessManager:
             if self.store is not None:
                 self._nursery.start_soon(self._runtime_writer)
             for spec in self.config.processes.values():
-                await self._add(spec, self._stable_record(spec.name))
+                await self._add(self.boot_spec(spec), self._stable_record(spec.name))
             if self.store is not None:
                 for spec, saved in self.store.load_processes(self._parse_raw):
                     if spec.name not in self._sups:
@@ -149,11 +152,9 @@ class ProcessManager:
 
     async def _close(self, *exc_info: Any) -> bool | None:
         with trio.CancelScope(shield=True):
-            self.publish("daemon_stopping", None, None)
             try:
-                self._record_was_running()
                 if not self.handing_over:
-                    await self.stop_all()
+                    await self.stop_for_shutdown()
             finally:
                 for sup in self._sups.values():
                     sup.close()
@@ -414,6 +415,23 @@ class ProcessManager:
     async def wait_shutdown(self) -> None:
         await self._shutdown.wait()
 
+    async def stop_for_shutdown(self) -> None:
+        """Publish ``daemon_stopping``, stop every process in reverse dependency order,
+        publish ``daemon_stopped``, then end every event and log stream — in that order,
+        so a watcher sees all of it before its stream ends. Runs once: the daemon calls
+        it while its listeners still serve, and leaving the manager calls it again.
+        """
+        if self._stopped_for_shutdown:
+            return
+        self._stopped_for_shutdown = True
+        self._record_was_running()  # before the stop: what runs now runs after the next boot
+        self.publish("daemon_stopping", None, None)
+        try:
+            await self.stop_all()
+        finally:
+            self.publish("daemon_stopped", None, None)
+            self.hub.close_all()
+
     # ------------------------------------------------------------------ registry
     def publish(self, type: str, process: str | None = None, id: str | None = None,
                 **fields: Any) -> dict[str, Any]:
@@ -596,6 +614,8 @@ class ProcessManager:
         d["consecutive_failures"] = sup.failures
         d["warnings"] = list(self.warnings) + self._spec_warnings(sup.spec)
         d["dependencies"] = self._dependency_states(sup)
+        d["overrides"] = self.overrides.get(sup.name) if self._from_config(sup.name) else {}
+        d["sources"] = self._sources(sup)
         d["source"] = {"file": sup.spec.source.file, "line": sup.spec.source.line}
         d.update(sup.extras)
         return d
@@ -659,12 +679,10 @@ class ProcessManager:
         return sup.record.to_dict()
 
     def _parse_raw(self, name: str, raw: Mapping[str, Any], *, transient: bool = False) -> ProcessSpec:
-        from dataclasses import replace
-
         from trio_procmgr.config.loader import parse_process
 
         spec = parse_process(name, dict(raw))
-        return replace(spec, transient=transient) if transient else spec
+        return dataclasses.replace(spec, transient=transient) if transient else spec
 
     def _check_graph(self, specs: Mapping[str, ProcessSpec]) -> None:
         specs = planner.expand_instance_dependencies(specs)
@@ -784,6 +802,7 @@ class ProcessManager:
             except OSError:
                 pass
         self.publish("process_deleted", name, sup.record.id)
+        self.overrides.forget(name)
         self._persist()
         self._save_ids()
         return record
@@ -820,6 +839,8 @@ class ProcessManager:
         await sup.request("replace_spec", spec=new)
         self.publish("process_updated", name, sup.record.id, fields=changed,
                      restart_required=needs)
+        if self._from_config(name):  # a layer over the file, kept across reloads/restarts
+            self.overrides.add(name, changes)
         self._persist()
         if needs and restart_process and (sup.is_active() or sup.record.state is S.BACKOFF):
             await self.restart(name)
@@ -828,18 +849,75 @@ class ProcessManager:
         return result
 
     async def reload_config(self, config: ConfigSet | None = None) -> dict[str, Any]:
-        """Apply a freshly loaded config: add, remove, replace changed, leave the rest."""
+        """Apply a freshly loaded config atomically: all of it, or nothing (SPEC §15).
+
+        The whole directory is read and checked first (off the event loop); any error —
+        a bad file, an unreadable directory, a dependency on a process that would not
+        exist, a file naming a runtime-created process — changes nothing, leaves every
+        running process as it is, and is reported (result ``errors``, event
+        ``config_reload_failed``, daemon log). A valid config is applied: added, removed,
+        replaced where changed, the rest left alone.
+        """
         if config is None:
             if self.config_dir is None:
                 raise errors.InvalidState("no configuration directory to reload from")
             from trio_procmgr.config.loader import load_config_dir
 
-            config = load_config_dir(self.config_dir)
+            config = await trio.to_thread.run_sync(load_config_dir, self.config_dir)
         config = self.instances.with_overrides(config)
+        problems = self._reload_problems(config)
+        if problems:
+            return self._reject_reload(problems)
+        return await self._apply_reload(config)
+
+    def _reload_problems(self, config: ConfigSet) -> list[dict[str, Any]]:
+        """Every reason not to apply ``config``, as ConfigIssue dicts (warnings excluded)."""
+        problems = [i.to_dict() for i in config.issues
+                    if getattr(i, "severity", "error") == "error"]
+        runtime = {n: s for n, s in self._sups.items()
+                   if self._is_runtime_created(s) and n not in self.config.processes}
+        for name in sorted(set(config.processes) & set(runtime)):
+            spec = config.processes[name]
+            problems.append({"file": spec.source.file or "<config>", "line": spec.source.line,
+                             "field": None, "expected": "a name no runtime-created process has",
+                             "message": f"process '{name}' was created at run time "
+                                        "(dd-procmgr create); a file cannot take it over"})
+        if problems:
+            return problems
+        new = {n: s.spec for n, s in runtime.items()}
+        for name, spec in config.processes.items():
+            try:
+                new[name] = self.effective_spec(spec)
+            except errors.ProcMgrError as exc:
+                problems.append({"file": spec.source.file or "<config>", "line": spec.source.line,
+                                 "field": None, "expected": None,
+                                 "message": f"the runtime overrides of '{name}' "
+                                            f"({self.overrides.path or 'in memory'}) no longer "
+                                            f"apply: {exc.message}"})
+        if problems:
+            return problems
+        try:
+            self._check_graph(new)
+        except errors.ProcMgrError as exc:
+            culprit = new.get(str(exc.details.get("process")))
+            problems.append({"file": (culprit.source.file if culprit else None) or "<runtime>",
+                             "line": culprit.source.line if culprit else None,
+                             "field": exc.details.get("field"), "expected": None,
+                             "message": exc.message})
+        return problems
+
+    def _reject_reload(self, problems: list[dict[str, Any]]) -> dict[str, Any]:
+        for issue in problems:
+            where = issue["file"] + (f":{issue['line']}" if issue.get("line") else "")
+            field = f" field '{issue['field']}':" if issue.get("field") else ""
+            log.error("reload refused, nothing changed: %s:%s %s", where, field, issue["message"])
+        self.publish("config_reload_failed", None, None, errors=problems)
+        return {"added": [], "removed": [], "changed": [], "unchanged": sorted(self._sups),
+                "errors": problems}
+
+    async def _apply_reload(self, config: ConfigSet) -> dict[str, Any]:
         old_names = {n for n, s in self._sups.items() if not self._is_runtime_created(s)}
-        new = dict(config.processes)
-        kept = {n: s.spec for n, s in self._sups.items() if self._is_runtime_created(s)}
-        self._check_graph({**kept, **new})
+        new = {n: self.effective_spec(spec) for n, spec in config.processes.items()}
         added = sorted(set(new) - set(self._sups))
         removed = sorted(old_names - set(new))
         changed, unchanged = [], []
@@ -860,15 +938,41 @@ class ProcessManager:
             self.publish("process_created", name, sup.record.id)
         self._save_ids()
         self.config = config
-        if added:
-            plan = planner.start_transaction(self.specs, [n for n in added if new[n].auto_start]) \
-                if any(new[n].auto_start for n in added) else None
-            if plan is not None:
-                await self._run_start_plan(plan, manual=False)
+        self.overrides.forget_except(set(config.processes))
+        autostart = [n for n in added if new[n].auto_start]
+        if autostart:
+            await self._run_start_plan(planner.start_transaction(self.specs, autostart),
+                                       manual=False)
         summary = {"added": added, "removed": removed, "changed": changed,
-                   "unchanged": unchanged, "errors": [i.to_dict() for i in config.issues]}
-        self.publish("config_reloaded", None, None, **{k: v for k, v in summary.items()})
+                   "unchanged": unchanged, "errors": []}
+        self.publish("config_reloaded", None, None, **summary)
         return summary
+
+    def effective_spec(self, spec: ProcessSpec) -> ProcessSpec:
+        """``spec`` from a file with the process's runtime overrides applied on top
+        (ConfigError when they no longer fit the file)."""
+        from trio_procmgr.config.loader import spec_to_raw
+
+        return self.overrides.apply(spec, spec_to_raw, self._parse_raw)
+
+    def boot_spec(self, spec: ProcessSpec) -> ProcessSpec:
+        """At boot, an override that no longer fits its file is reported, not fatal."""
+        try:
+            return self.effective_spec(spec)
+        except errors.ProcMgrError as exc:
+            self.warn(f"process '{spec.name}': runtime overrides ignored: {exc.message}")
+            return spec
+
+    def _from_config(self, name: str) -> bool:
+        return name in self.config.processes
+
+    def _sources(self, sup: Supervisor) -> list[str]:
+        """Where the definition comes from: its file (or the RPC), then the override layer."""
+        src = sup.spec.source
+        first = src.file if src.file else ("config" if self._from_config(sup.name) else "runtime")
+        layer = [self.overrides.path or "overrides (in memory)"] \
+            if self._from_config(sup.name) and self.overrides.get(sup.name) else []
+        return [first, *layer]
 
     def _is_runtime_created(self, sup: Supervisor) -> bool:
         return sup.spec.source.file is None

@@ -23,6 +23,7 @@ import trio
 
 from trio_procmgr import errors, units
 from trio_procmgr.engine import notify, runtime_files, watchdog
+from trio_procmgr.engine.containment import ContainedNursery, InternalError
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
 from trio_procmgr.logs import LogRing, pump
@@ -56,7 +57,7 @@ class Instance:
     healthy_seen: bool = False
     main_pid: int = 0
     paused: bool = False
-    nursery: trio.Nursery | None = None
+    nursery: ContainedNursery | None = None
     pending: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     output_done: trio.Event = field(default_factory=trio.Event)
     # The main process can change (notify MAINPID=, forking): its pidfd when it is not
@@ -65,6 +66,7 @@ class Instance:
     main_pidfd: int | None = None
     watch_scope: trio.CancelScope | None = None
     handover: Callable[[ExitStatus], Awaitable[int | None]] | None = None
+    tree_done: bool = False  # the instance's task tree has ended (its waiter included)
 
     def __post_init__(self) -> None:
         self.main_pid = self.child.pid
@@ -101,8 +103,9 @@ class Supervisor:
         self._send, self._recv = trio.open_memory_channel[Any](math.inf)
         self._changed = trio.lowlevel.ParkingLot()
         self._backoff_scope: trio.CancelScope | None = None
-        self.nursery: trio.Nursery | None = None
+        self.nursery: ContainedNursery | None = None
         self.closed = trio.Event()
+        self.internal_errors = 0
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -113,7 +116,7 @@ class Supervisor:
         """The actor: owns the process nursery until the process is deleted."""
         try:
             async with trio.open_nursery() as nursery:
-                self.nursery = nursery
+                self.nursery = ContainedNursery(nursery, self.contain_fault)
                 task_status.started()
                 async for msg in self._recv:
                     if msg is None:
@@ -148,11 +151,67 @@ class Supervisor:
             req.result = await handler(**req.args)
         except errors.ProcMgrError as exc:
             req.error = exc
-        except Exception as exc:  # a bug must not kill the actor: report it as INTERNAL
-            log.exception("process %s: %s failed", self.name, req.op)
+        except Exception as exc:  # a bug must not kill the actor: contained, answered INTERNAL
             req.error = errors.Internal(f"{req.op} of '{self.name}' failed: {exc!r}")
+            if req.op == "internal_fault":  # handling a fault failed: record, do not loop
+                self.record_fault(f"request {req.op}", exc)
+            else:
+                self.contain_fault(f"request {req.op}", exc)
         finally:
             req.done.set()
+
+    # ------------------------------------------------------------------ fault containment
+    def record_fault(self, where: str, exc: BaseException) -> InternalError:
+        """Log the traceback, keep it for ``describe`` and publish ``internal_error``."""
+        fault = InternalError.from_exception(where, exc)
+        self.internal_errors += 1
+        log.error("process %s: internal error in %s: %s\n%s", self.name, where, fault.error,
+                  fault.traceback.rstrip(), extra={"service": self.name})
+        self.extras["last_internal_error"] = fault.to_dict()
+        self.extras["internal_errors"] = self.internal_errors
+        self.manager.publish("internal_error", self.name, self.record.id, where=where,
+                             error=fault.error)
+        return fault
+
+    def contain_fault(self, where: str, exc: BaseException) -> None:
+        """The one place a bug in this process's task tree is decided (SPEC §15).
+
+        Called by :class:`ContainedNursery` for any task of the tree and by the actor for
+        a request that failed unexpectedly. The fault is recorded, then the actor makes
+        the process fail: its instance is killed and the failure goes through the
+        restart policy like any other, so the daemon and every other process go on.
+        """
+        fault = self.record_fault(where, exc)
+        self.post("internal_fault", where=where, error=fault.error)
+
+    async def _on_internal_fault(self, where: str, error: str) -> None:
+        reason = f"internal error in {where}: {error}"
+        inst = self.instance
+        if inst is not None and not inst.exited.is_set() and not inst.stop_requested:
+            if inst.failure_reason is None:
+                inst.failure_reason = reason
+            if not inst.tree_done:
+                await self._kill_instance(inst, for_failure=True)  # the waiter reports the exit
+                return
+            await self._settle_orphaned_instance(inst)
+        elif inst is None and self.record.state in (S.STARTING, S.RUNNING, S.PAUSED, S.STOPPING):
+            self._exit_without_child(reason, automatic=True)  # no child left: settle the record
+
+    async def _settle_orphaned_instance(self, inst: Instance) -> None:
+        """The instance's waiter died with the fault: kill the service, reap it, and
+        report the exit ourselves (nobody else will)."""
+        self._kill_all(inst)
+        inst.status = ExitStatus(None, None)  # unless it is reaped below
+        with trio.move_on_after(10.0):
+            try:
+                rc = await trio.to_thread.run_sync(_reap_blocking, inst.child.pid,
+                                                   abandon_on_cancel=True)
+                inst.status = ExitStatus.from_returncode(rc)
+            except ChildProcessError:  # already reaped elsewhere: its status is unknown
+                pass
+        self.manager.untrack(inst.main_pid)
+        inst.exited.set()
+        await self._on_exited(inst)
 
     def _transition(self, new: State, reason: str) -> None:
         event = apply_transition(self.record, new, reason, time.time())
@@ -206,6 +265,10 @@ class Supervisor:
         except SpawnError as exc:
             self._start_failed(exc.reason, automatic, now)
             return
+        except Exception as exc:  # unforeseen (EMFILE in a feature hook ...): fail, not stick
+            fault = self.record_fault("preparing the spawn", exc)
+            self._start_failed(f"internal error: {fault.error}", automatic, now)
+            return
         self.limiter.record(now)
         self.record.runs += 1
         if automatic:
@@ -223,6 +286,10 @@ class Supervisor:
             self.manager.discard_output(fifos)
             reason = exc.reason if isinstance(exc, SpawnError) else f"cannot create the output FIFOs: {exc}"
             self._exit_without_child(reason, automatic)
+            return
+        except Exception as exc:  # unforeseen: the process fails and retries by policy
+            fault = self.record_fault("spawn", exc)
+            self._exit_without_child(f"internal error: {fault.error}", automatic)
             return
         finally:
             self.manager.after_spawn(self, extra_fds)
@@ -294,19 +361,22 @@ class Supervisor:
 
     async def _run_instance(self, inst: Instance) -> None:
         """The instance's task tree: waiter, pumps, hooks; cancelled as a unit on stop."""
-        with inst.scope:
-            async with trio.open_nursery() as nursery:
-                inst.nursery = nursery
-                nursery.start_soon(self._pump_output, inst)
-                for hook in self.manager.instance_hooks:
-                    hook(self, inst, nursery)
-                for fn in inst.pending:
-                    nursery.start_soon(fn)
-                inst.pending.clear()
-                await self._wait_exit(inst)
-                self.post("exited", inst=inst)
-                # Pumps run on until the pipes close (every writer gone); a stop
-                # cancels this scope once the whole service is down.
+        try:
+            with inst.scope:
+                async with trio.open_nursery() as raw:
+                    inst.nursery = nursery = ContainedNursery(raw, self.contain_fault)
+                    nursery.start_soon(self._pump_output, inst)
+                    for hook in self.manager.instance_hooks:
+                        hook(self, inst, nursery)
+                    for fn in inst.pending:
+                        nursery.start_soon(fn)
+                    inst.pending.clear()
+                    await self._wait_exit(inst)
+                    self.post("exited", inst=inst)
+                    # Pumps run on until the pipes close (every writer gone); a stop
+                    # cancels this scope once the whole service is down.
+        finally:
+            inst.tree_done = True
 
     async def _pump_output(self, inst: Instance) -> None:
         fds = ((inst.child.stdout_fd, "stdout"), (inst.child.stderr_fd, "stderr"))
@@ -824,6 +894,12 @@ def _zombie(pid: int) -> bool:
     except OSError:
         return True
     return data[data.rindex(")") + 2] == "Z"
+
+
+def _reap_blocking(pid: int) -> int:
+    """Wait for our child ``pid`` (in a worker thread); its status as a Popen returncode."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def inst_nursery_start(inst: Instance, fn: Callable[[], Awaitable[None]]) -> None:
