@@ -53,6 +53,22 @@ TRANSITIONS: dict[State, frozenset[State]] = {
 }
 
 
+class StopCause(str, enum.Enum):
+    """Why the engine stopped a process: what other parts decide on (a group's round,
+    a bound dependant), where ``Record.reason`` is only the prose shown to users."""
+
+    REQUESTED = "requested"    # an operator (or library caller) asked
+    DEPENDENCY = "dependency"  # a process it requires/binds to went down
+    CONFLICT = "conflict"      # a conflicting process is being started
+    SHUTDOWN = "shutdown"      # the daemon is stopping
+    DELETED = "deleted"        # the process is being removed
+    RESTART = "restart"        # stopped to be started again (restart, reload)
+    GROUP = "group"            # its group restarted or escalated
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class IllegalTransition(RuntimeError):
     """A bug: the engine tried a move the table does not allow."""
 
@@ -81,6 +97,8 @@ class Record:
     reason: str = ""
     status_text: str = ""
     state_changed_at: float | None = None
+    #: Why the engine last stopped it; None when it went down on its own.
+    stop_cause: StopCause | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,6 +14,7 @@ import trio
 
 from support import PYTHON, specs
 from trio_procmgr import errors
+from trio_procmgr.engine.messages import Stop
 from trio_procmgr.config.loader import parse_process
 from trio_procmgr.spec import ConfigSet
 
@@ -276,11 +277,11 @@ async def test_failed_conflict_stop_fails_the_start(make_manager, journal):
         sup = pm.supervisor("stable")
         real_request = sup.request
 
-        async def refusing(op, **kw):  # stands in for a process that survives SIGKILL
-            if op == "stop":
+        async def refusing(message):  # stands in for a process that survives SIGKILL
+            if isinstance(message, Stop):
                 raise errors.TerminateFailed("process 'stable' survived SIGKILL for 10s",
                                              process="stable")
-            return await real_request(op, **kw)
+            return await real_request(message)
 
         sup.request = refusing
         try:

@@ -32,6 +32,8 @@ class FakeManager:
         self.records = {"web": {"name": "web", "id": "id-web", "state": "running", "pid": 42}}
         self.restart_entered = trio.Event()
         self.restart_cancelled = trio.Event()
+        #: Raised by ``describe`` when set (the server binds its calls once, at start).
+        self.describe_error: Exception | None = None
 
     def resolve(self, ref):
         for rec in self.records.values():
@@ -43,6 +45,8 @@ class FakeManager:
         return list(self.records.values())
 
     def describe(self, ref):
+        if self.describe_error is not None:
+            raise self.describe_error
         return self.records[self.resolve(ref)]
 
     async def start(self, ref):
@@ -379,11 +383,7 @@ async def test_an_answer_that_cannot_be_encoded_aborts_only_that_connection(fake
 
 async def test_an_engine_error_with_a_huge_message_is_clipped(fake_server):
     manager, path = fake_server
-
-    def describe(ref):
-        raise errors.InvalidArgument("m" * 100_000, blob="b" * 100_000)
-
-    manager.describe = describe
+    manager.describe_error = errors.InvalidArgument("m" * 100_000, blob="b" * 100_000)
     got = await exchange_until(path, BOOT + encode_frame([1, 1, 0, 0, 13, {0: "web"}]),
                                lambda got: any(isinstance(ev, P.Failure) for ev in got))
     failure = next(ev for ev in got if isinstance(ev, P.Failure))

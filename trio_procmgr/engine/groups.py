@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trio_procmgr import errors, planner
+from trio_procmgr.engine import messages as msg
 from trio_procmgr.spec import GroupSpec
-from trio_procmgr.states import State
+from trio_procmgr.states import State, StopCause
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -206,10 +207,10 @@ class SupervisionGroups:
                 continue
             try:
                 if msup.record.state is S.BACKOFF:
-                    await msup.request("launch_automatic")
+                    await msup.request(msg.LaunchAutomatic())
                 elif (msup.record.state is S.STOPPED
                       and msup.record.reason == round.stopped_by_us.get(member)):
-                    await msup.request("start", manual=False, automatic=True)
+                    await msup.request(msg.Start(manual=False, automatic=True))
                 else:
                     continue
             except errors.ProcMgrError as exc:
@@ -231,7 +232,7 @@ class SupervisionGroups:
 
     async def _stop(self, member: str, reason: str) -> None:
         try:
-            await self.manager._sups[member].request("stop", reason=reason)
+            await self.manager._sups[member].request(msg.Stop(reason, StopCause.GROUP))
         except errors.NotRunning:
             pass
         except errors.ProcMgrError as exc:

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import h11
 import trio
 
+from trio_procmgr.engine import messages as msg
 from trio_procmgr.health_state import (HealthCounter, ProbeResult, StatusSet, excerpt,
                                        parse_host_port, push_result)
 from trio_procmgr.spec import HealthCheckSpec
@@ -251,9 +252,9 @@ class HealthFeature:
                         f"{verdict.consecutive_failures} consecutive failures: {result.detail}"
                     set_health(sup, verdict.health, why)
                 if verdict.kill:
-                    sup.post("kill_for_failure", inst=inst,
-                             reason=f"health check failed {verdict.consecutive_failures} "
-                                    f"times in a row ({result.detail})")
+                    sup.post(msg.KillForFailure(
+                        inst, f"health check failed {verdict.consecutive_failures} "
+                              f"times in a row ({result.detail})"))
                     return
                 await trio.sleep_until(next_at)
 

@@ -26,6 +26,7 @@ import trio
 from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
+from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine.overrides import OverrideLayer
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
 from trio_procmgr.engine.spawn_journal import SpawnJournal
@@ -36,7 +37,7 @@ from trio_procmgr.envfile import load_environment_files
 from trio_procmgr.events import EventHub
 from trio_procmgr.platform.linux import Reaper, set_child_subreaper
 from trio_procmgr.spec import ConfigSet, ProcessSpec, changed_fields, restart_required
-from trio_procmgr.states import Record, State
+from trio_procmgr.states import Record, State, StopCause
 
 log = logging.getLogger("trio_procmgr.manager")
 S = State
@@ -262,12 +263,11 @@ class ProcessManager:
         for name, saved in list((self.journal.settled if self.journal else {}).items()):
             sup = self._sups.get(name)
             if sup is not None and name not in live and saved.get("id") == sup.record.id:
-                await sup.request("restore", state=saved.get("state"),
-                                  reason=saved.get("reason") or "")
+                await sup.request(msg.Restore(saved.get("state"), saved.get("reason") or ""))
         for name, entry in self._died_unseen.items():
             sup = self._sups.get(name)
             if sup is not None and entry.get("id") == sup.record.id:
-                await sup.request("died_unseen", entry=entry)
+                await sup.request(msg.DiedUnseen(entry))
 
     def flush_logs(self) -> None:
         """Write every buffered log file line now (before a re-exec)."""
@@ -305,8 +305,7 @@ class ProcessManager:
                 self._sups[name].record.id = entry["id"]
                 self._by_id[entry["id"]] = name
             readers, fifos = adoption.reopen_output(entry, inherited)
-            await self._sups[name].request("adopt", entry=entry, pidfd=live[name].pidfd,
-                                           readers=readers, fifos=fifos)
+            await self._sups[name].request(msg.Adopt(entry, live[name].pidfd, readers, fifos))
         return decision.restart
 
     def inherited_socket(self, service: str, socket_name: str) -> int | None:
@@ -741,7 +740,7 @@ class ProcessManager:
         name = self.resolve(ref)
         sup = self._sups[name]
         if not sup.is_active() and sup.record.state is not S.BACKOFF:
-            return await sup.request("stop")  # raises NOT_RUNNING or settles a failed one
+            return await sup.request(msg.Stop())  # raises NOT_RUNNING or settles a failed one
         plan = planner.single_stop_plan(name) if self.index.stops_alone(name) \
             else planner.stop_transaction(self.specs, [name], self._active_names())
         results = await self._run_stop_plan(plan)
@@ -789,7 +788,7 @@ class ProcessManager:
                 raise errors.InvalidState(
                     f"process '{name}' is {sup.record.state.value}; stop it first or use --force",
                     process=name, state=sup.record.state.value)
-            await sup.request("stop", reason="deleted")
+            await sup.request(msg.Stop("deleted", StopCause.DELETED))
         record = sup.record.to_dict()
         sup.close()
         await sup.closed.wait()
@@ -808,10 +807,10 @@ class ProcessManager:
         return record
 
     async def pause(self, ref: str) -> dict[str, Any]:
-        return await self.supervisor(ref).request("pause")
+        return await self.supervisor(ref).request(msg.Pause())
 
     async def resume(self, ref: str) -> dict[str, Any]:
-        return await self.supervisor(ref).request("resume")
+        return await self.supervisor(ref).request(msg.Resume())
 
     async def update(self, ref: str, changes: dict[str, Any], *, dry_run: bool = False,
                      restart_process: bool = False) -> dict[str, Any]:
@@ -836,7 +835,7 @@ class ProcessManager:
         if dry_run or not changed:
             result["record"] = sup.record.to_dict()
             return result
-        await sup.request("replace_spec", spec=new)
+        await sup.request(msg.ReplaceSpec(new))
         self.publish("process_updated", name, sup.record.id, fields=changed,
                      restart_required=needs)
         if self._from_config(name):  # a layer over the file, kept across reloads/restarts
@@ -929,7 +928,7 @@ class ProcessManager:
             sup = self._sups[name]
             needs = restart_required(changed_fields(sup.spec, new[name]))
             was_active = sup.is_active()
-            await sup.request("replace_spec", spec=new[name])
+            await sup.request(msg.ReplaceSpec(new[name]))
             self.publish("process_updated", name, sup.record.id, restart_required=needs)
             if needs and was_active:
                 await self.restart(name)
@@ -1023,14 +1022,14 @@ class ProcessManager:
         except ValueError as exc:
             raise errors.InvalidArgument(f"kill: {exc}", field="signal", value=sig) from None
         sup = self.supervisor(ref)
-        await sup.request("kill", sig=number, whom=whom)
+        await sup.request(msg.Kill(number, whom))
         return self.summary(sup.name)
 
     async def reload(self, ref: str) -> dict[str, Any]:
         """Send the configured ``reload_signal`` (default SIGHUP) to the main process:
         the service re-reads its own config, no restart (``systemctl reload``)."""
         sup = self.supervisor(ref)
-        await sup.request("kill", sig=sup.spec.reload_signal, whom="main")
+        await sup.request(msg.Kill(sup.spec.reload_signal, "main"))
         return self.summary(sup.name)
 
     def summary(self, ref: str) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trio_procmgr.engine import watchdog
+from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine.service_pids import belongs
 from trio_procmgr.platform.linux import resolve_credentials
 from trio_procmgr.notify_protocol import MAX_DATAGRAM, NotifyGarbage, NotifyMessage, parse_notify
@@ -105,7 +106,7 @@ async def _start_timer(sup: "Supervisor", inst: "Instance") -> None:
     with scope:
         await sup.wait_until(lambda s: inst.ready or inst.exited.is_set())
         return
-    sup.post("start_timeout", inst=inst)
+    sup.post(msg.StartTimeout(inst))
 
 
 def _drop(sup: "Supervisor", reason: str, detail: str) -> None:

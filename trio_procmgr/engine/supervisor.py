@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import trio
 
 from trio_procmgr import errors, units
+from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine import notify, runtime_files, watchdog
 from trio_procmgr.engine.containment import ContainedNursery, InternalError
 from trio_procmgr.engine.resources import apply_running, oom_failure
@@ -32,7 +33,7 @@ from trio_procmgr.platform.linux import (ExitStatus, descendants, pidfd_open, pr
                                          signal_group, signal_pid, wait_pidfd)
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
 from trio_procmgr.spec import ProcessSpec
-from trio_procmgr.states import ACTIVE_STATES, Record, State, apply_transition
+from trio_procmgr.states import ACTIVE_STATES, Record, State, StopCause, apply_transition
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -77,15 +78,6 @@ class Instance:
             self.main_pidfd = None
 
 
-@dataclass
-class _Request:
-    op: str
-    args: dict[str, Any]
-    done: trio.Event = field(default_factory=trio.Event)
-    result: Any = None
-    error: BaseException | None = None
-
-
 class Supervisor:
     def __init__(self, manager: "ProcessManager", spec: ProcessSpec,
                  record: Record | None = None) -> None:
@@ -126,39 +118,76 @@ class Supervisor:
         finally:
             self.closed.set()
 
-    async def request(self, op: str, **args: Any) -> Any:
-        """Ask the actor to do ``op`` and wait for its answer (errors re-raised here)."""
+    async def request(self, message: msg.Request) -> Any:
+        """Ask the actor to handle ``message`` and wait for its answer (errors re-raised
+        here). Cancellation: the caller stops waiting; the actor still handles it."""
         if self.closed.is_set():
             raise errors.ProcessNotFound(f"process '{self.name}' was deleted", process=self.name)
-        req = _Request(op, args)
-        self._send.send_nowait(req)
-        await req.done.wait()
-        if req.error is not None:
-            raise req.error
-        return req.result
+        envelope = msg.Envelope(message)
+        self._send.send_nowait(envelope)
+        await envelope.done.wait()
+        if envelope.error is not None:
+            raise envelope.error
+        return envelope.result
 
-    def post(self, op: str, **args: Any) -> None:
-        """Queue an internal event for the actor (no answer)."""
+    def post(self, event: msg.Event) -> None:
+        """Queue an internal event for the actor (no answer); dropped once deleted."""
         if not self.closed.is_set():
-            self._send.send_nowait(_Request(op, args))
+            self._send.send_nowait(msg.Envelope(event))
 
     def close(self) -> None:
         self._send.send_nowait(None)
 
-    async def _dispatch(self, req: _Request) -> None:
-        handler: Callable[..., Awaitable[Any]] = getattr(self, f"_on_{req.op}")
+    async def _dispatch(self, envelope: msg.Envelope) -> None:
+        message = envelope.message
         try:
-            req.result = await handler(**req.args)
+            envelope.result = await self._handle(message)
         except errors.ProcMgrError as exc:
-            req.error = exc
+            envelope.error = exc
         except Exception as exc:  # a bug must not kill the actor: contained, answered INTERNAL
-            req.error = errors.Internal(f"{req.op} of '{self.name}' failed: {exc!r}")
-            if req.op == "internal_fault":  # handling a fault failed: record, do not loop
-                self.record_fault(f"request {req.op}", exc)
+            what = msg.describe(message)
+            envelope.error = errors.Internal(f"{what} of '{self.name}' failed: {exc!r}")
+            if isinstance(message, msg.InternalFault):  # handling a fault failed: no loop
+                self.record_fault(f"request {what}", exc)
             else:
-                self.contain_fault(f"request {req.op}", exc)
+                self.contain_fault(f"request {what}", exc)
         finally:
-            req.done.set()
+            envelope.done.set()
+
+    async def _handle(self, message: msg.Message) -> Any:
+        """The one place a message meets its handler: a ``match`` on its type."""
+        match message:
+            case msg.Start(manual=manual, automatic=automatic):
+                return await self._on_start(manual=manual, automatic=automatic)
+            case msg.Stop(reason=reason, cause=cause):
+                return await self._on_stop(reason, cause)
+            case msg.Pause():
+                return await self._on_pause()
+            case msg.Resume():
+                return await self._on_resume()
+            case msg.Kill(sig=sig, whom=whom):
+                return await self._on_kill(sig, whom)
+            case msg.ReplaceSpec(spec=spec):
+                return await self._on_replace_spec(spec)
+            case msg.LaunchAutomatic():
+                return await self._on_launch_automatic()
+            case msg.Adopt(entry=entry, pidfd=pidfd, readers=readers, fifos=fifos):
+                return await self._on_adopt(entry, pidfd, readers, fifos)
+            case msg.Restore(state=state, reason=reason):
+                return await self._on_restore(state, reason)
+            case msg.DiedUnseen(entry=entry):
+                return await self._on_died_unseen(entry)
+            case msg.Exited(inst=inst):
+                return await self._on_exited(inst)
+            case msg.StartTimeout(inst=inst):
+                return await self._on_start_timeout(inst)
+            case msg.BackoffElapsed(scope=scope):
+                return await self._on_backoff_elapsed(scope)
+            case msg.KillForFailure(inst=inst, reason=reason):
+                return await self._on_kill_for_failure(inst, reason)
+            case msg.InternalFault(where=where, error=error):
+                return await self._on_internal_fault(where, error)
+        raise TypeError(f"supervisor inbox: unknown message {message!r}")
 
     # ------------------------------------------------------------------ fault containment
     def record_fault(self, where: str, exc: BaseException) -> InternalError:
@@ -182,7 +211,7 @@ class Supervisor:
         restart policy like any other, so the daemon and every other process go on.
         """
         fault = self.record_fault(where, exc)
-        self.post("internal_fault", where=where, error=fault.error)
+        self.post(msg.InternalFault(where, fault.error))
 
     async def _on_internal_fault(self, where: str, error: str) -> None:
         reason = f"internal error in {where}: {error}"
@@ -340,7 +369,7 @@ class Supervisor:
 
         async def expire() -> None:
             await trio.sleep(timeout)
-            self.post("start_timeout", inst=inst)
+            self.post(msg.StartTimeout(inst))
 
         if timeout > 0:
             inst_nursery_start(inst, expire)
@@ -372,7 +401,7 @@ class Supervisor:
                         nursery.start_soon(fn)
                     inst.pending.clear()
                     await self._wait_exit(inst)
-                    self.post("exited", inst=inst)
+                    self.post(msg.Exited(inst))
                     # Pumps run on until the pipes close (every writer gone); a stop
                     # cancels this scope once the whole service is down.
         finally:
@@ -614,7 +643,7 @@ class Supervisor:
         async def timer() -> None:
             with scope:
                 await trio.sleep(delay)
-                self.post("backoff_elapsed", scope=scope)
+                self.post(msg.BackoffElapsed(scope))
 
         assert self.nursery is not None
         self.nursery.start_soon(timer)
@@ -644,11 +673,12 @@ class Supervisor:
         inst.scope.cancel()
 
     # ------------------------------------------------------------------ stop
-    async def _on_stop(self, reason: str = "stopped on request") -> dict[str, Any]:
+    async def _on_stop(self, reason: str, cause: StopCause) -> dict[str, Any]:
         st = self.record.state
         if st is S.BACKOFF or (self.instance is None and st in (S.EXITED, S.FAILED, S.CRASHED,
                                                                 S.CONDITION_FAILED)):
             self._cancel_backoff()
+            self.record.stop_cause = cause
             self._transition(S.STOPPED, reason)
             self.manager.journal_settle(self)
             self.manager.on_process_down(self, requested=True)
@@ -658,6 +688,7 @@ class Supervisor:
             raise errors.NotRunning(f"process '{self.name}' is not running (state {st.value})",
                                     process=self.name, state=st.value)
         inst.stop_requested = True
+        self.record.stop_cause = cause
         self._transition(S.STOPPING, reason)
         await self._stop_sequence(inst)
         status = inst.status

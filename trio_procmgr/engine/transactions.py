@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 import trio
 
 from trio_procmgr import errors, planner
+from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine.supervisor import Supervisor
-from trio_procmgr.states import State
+from trio_procmgr.states import State, StopCause
 
 log = logging.getLogger("trio_procmgr.transactions")
 
@@ -149,7 +150,7 @@ class Transactions:
         explicit = step.is_target and manual
         if not explicit and (sup.is_up() or sup.is_active()):
             return await self._wait_settled(sup, step)
-        await sup.request("start", manual=manual or step.is_target, automatic=False)
+        await sup.request(msg.Start(manual=manual or step.is_target, automatic=False))
         return await self._wait_settled(sup, step)
 
     async def _wait_settled(self, sup: Supervisor, step: planner.StartStep | None) -> dict[str, Any]:
@@ -198,7 +199,8 @@ class Transactions:
 
     async def run_stop_plan(self, plan: planner.StopPlan, *, restarting: bool = False,
                              conflict: bool = False,
-                             target_reason: str | None = None) -> dict[str, Any]:
+                             target_reason: str | None = None,
+                             target_cause: StopCause = StopCause.REQUESTED) -> dict[str, Any]:
         """Stop in the plan's order (reverse start order), independent branches concurrently.
 
         Returns name -> record dict or the ProcMgrError of that stop; a failed stop does
@@ -213,7 +215,9 @@ class Transactions:
             try:
                 reason = target_reason if target_reason and step.cause is None else \
                     _stop_reason(step, restarting=restarting, conflict=conflict)
-                results[step.name] = await sup.request("stop", reason=reason)
+                cause = _stop_cause(step, restarting=restarting, conflict=conflict,
+                                    target_cause=target_cause)
+                results[step.name] = await sup.request(msg.Stop(reason, cause))
             except errors.NotRunning:
                 results[step.name] = sup.record.to_dict()
             except errors.ProcMgrError as exc:
@@ -225,7 +229,8 @@ class Transactions:
     async def stop_all(self) -> None:
         active = self.active_names()
         if active:
-            await self.run_stop_plan(planner.shutdown_plan(self.m.specs, active))
+            await self.run_stop_plan(planner.shutdown_plan(self.m.specs, active),
+                                     target_cause=StopCause.SHUTDOWN)
 
     def _fault_recorder(self, results: dict[str, Any]) -> Callable[[Any, Exception], None]:
         """What a step that failed unexpectedly becomes: that process's INTERNAL result,
@@ -284,6 +289,16 @@ def _stop_reason(step: planner.StopStep, *, restarting: bool, conflict: bool) ->
     other, directive = step.cause
     return f"{verb} because '{other}' {'restarts' if restarting else 'stopped'} " \
            f"('{step.name}' {directive} '{other}')"
+
+
+def _stop_cause(step: planner.StopStep, *, restarting: bool, conflict: bool,
+                target_cause: StopCause) -> StopCause:
+    """What decides behaviour about this stop later (see :class:`StopCause`)."""
+    if restarting:
+        return StopCause.RESTART
+    if step.cause is not None:
+        return StopCause.DEPENDENCY
+    return StopCause.CONFLICT if conflict else target_cause
 
 
 def _start_error(sup: Supervisor) -> errors.ProcMgrError:

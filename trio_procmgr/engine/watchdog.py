@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trio_procmgr.engine import exec_shim
+from trio_procmgr.engine import messages as msg
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -75,7 +76,7 @@ def set_period(inst: "Instance", usec: int) -> None:
 
 def trigger(sup: "Supervisor", inst: "Instance") -> None:
     sup.extras.setdefault("watchdog", {}).update(fired_at=time.time(), fired_by="WATCHDOG=trigger")
-    sup.post("kill_for_failure", inst=inst, reason="watchdog")
+    sup.post(msg.KillForFailure(inst, "watchdog"))
 
 
 def rearm(manager: "ProcessManager", sup: "Supervisor") -> None:
@@ -125,4 +126,4 @@ async def _watch(sup: "Supervisor", inst: "Instance", timer: WatchdogTimer) -> N
     sup.extras["watchdog"].update(fired_at=time.time(), fired_by="missed ping")
     sup.manager.publish("watchdog_timeout", sup.name, sup.record.id,
                         timeout=sup.extras["watchdog"]["timeout"])
-    sup.post("kill_for_failure", inst=inst, reason="watchdog")
+    sup.post(msg.KillForFailure(inst, "watchdog"))

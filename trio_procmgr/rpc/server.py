@@ -35,7 +35,7 @@ import stat
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import trio
 
@@ -48,6 +48,7 @@ from trio_procmgr.listener_policy import ListenerError, plan_listeners
 from trio_procmgr.paths import read_only_socket_path
 from trio_procmgr.preauth import PreAuthGate, PreAuthLimits, PreAuthTicket
 from trio_procmgr.rpc import protocol as P
+from trio_procmgr.rpc.engine_api import bind_engine, engine_call
 from trio_procmgr.rpc.clipping import clip_text, clip_value
 from trio_procmgr.rpc.framing import DEFAULT_MAX_FRAME, FrameTooLarge
 from trio_procmgr.rpc.redaction import redact
@@ -144,6 +145,8 @@ class RpcService:
                  preauth: PreAuthLimits = PreAuthLimits(),
                  send_deadline: float = SEND_DEADLINE) -> None:
         self.manager = manager
+        #: The engine's calls, bound once (see :mod:`trio_procmgr.rpc.engine_api`).
+        self.engine_calls = bind_engine(manager)
         self.admin_group = admin_group
         self.token = token
         #: The read-only companion socket's path (its connections never mutate).
@@ -484,8 +487,6 @@ def _as_error(exc: Exception) -> errors.ProcMgrError:
 class CallHandler:
     """Runs one validated call against the engine and returns its results by name."""
 
-    RECORD_METHODS = ("start", "stop", "restart", "pause", "resume", "describe")
-
     def __init__(self, rpc: RpcConnection, info: Any, params: dict, ref: str | None,
                  question: P.Question, promise: Promise) -> None:
         self.rpc, self.info, self.params, self.ref = rpc, info, params, ref
@@ -494,23 +495,24 @@ class CallHandler:
         self.after_answer = None
 
     def engine(self, name: str) -> Any:
-        fn = getattr(self.manager, name, None)
-        if fn is None:
-            raise errors.Unimplemented(f"this daemon does not implement {name} yet", method=name)
-        return fn
+        """The engine's bound call ``name`` (UNIMPLEMENTED when this engine lacks it)."""
+        return engine_call(self.rpc.service.engine_calls, name)
 
     def target_ref(self) -> str:
         return self.ref if self.ref is not None else self.params["name"]
 
     async def run(self) -> dict[str, Any]:
         name = self.info.name
-        if name in self.RECORD_METHODS:
-            record = await _maybe_await(self.engine(name)(self.target_ref()))
-            return {"record": self.full_record(record)}
-        method = getattr(self, f"do_{name}", None)
-        if method is None:
+        handler = HANDLERS.get(name)
+        if handler is None:
             raise errors.Unimplemented(f"this daemon does not implement {name} yet", method=name)
-        return await method()
+        return await handler(self)
+
+    async def do_record_call(self) -> dict:
+        """start, stop, restart, pause, resume, describe: one engine call on the target,
+        answered with its full record."""
+        record = await _maybe_await(self.engine(self.info.name)(self.target_ref()))
+        return {"record": self.full_record(record)}
 
     async def do_create(self) -> dict:
         p = self.params
@@ -522,7 +524,7 @@ class CallHandler:
         """The engine's record with the config fields ``describe`` shows (command, args,
         restart, process_type, spec ...), so every mutating call answers the same shape.
         ``before`` is the summary taken before a delete, when the process is gone."""
-        summary = getattr(self.manager, "summary", None)
+        summary = self.rpc.service.engine_calls.get("summary")
         if summary is None or not isinstance(record, dict) or not record.get("name"):
             return record
         try:
@@ -567,7 +569,7 @@ class CallHandler:
         return {"processes": await _maybe_await(self.engine("list")())}
 
     async def do_delete(self) -> dict:
-        summary = getattr(self.manager, "summary", None)
+        summary = self.rpc.service.engine_calls.get("summary")
         before = summary(self.target_ref()) if summary is not None else None
         record = await self.engine("delete")(self.target_ref(), force=self.params["force"])
         return {"record": self.full_record(record, before)}
@@ -722,6 +724,27 @@ class CallHandler:
         with open(SCHEMA_PATH, encoding="utf-8") as fh:
             text = fh.read()
         return {"schema_yaml": text, "schema_hash": self.rpc.codec.schema_hash}
+
+
+#: Schema method name -> its handler, for both interfaces (a ``Process`` call targets
+#: its handle's process). Built once; a test walks the schema against it.
+HANDLERS: dict[str, Callable[[CallHandler], Awaitable[dict[str, Any]]]] = {
+    **{name: CallHandler.do_record_call
+       for name in ("start", "stop", "restart", "pause", "resume", "describe")},
+    "create": CallHandler.do_create, "get": CallHandler.do_get, "list": CallHandler.do_list,
+    "watch": CallHandler.do_watch, "reload_config": CallHandler.do_reload_config,
+    "validate_config": CallHandler.do_validate_config, "version": CallHandler.do_version,
+    "ping": CallHandler.do_ping, "shutdown": CallHandler.do_shutdown,
+    "daemon_reexec": CallHandler.do_daemon_reexec, "delete": CallHandler.do_delete,
+    "update": CallHandler.do_update, "stats": CallHandler.do_stats,
+    "logs": CallHandler.do_logs, "rotate_logs": CallHandler.do_rotate_logs,
+    "deps": CallHandler.do_deps, "schema": CallHandler.do_schema,
+    "start_many": CallHandler.do_start_many, "stop_many": CallHandler.do_stop_many,
+    "restart_many": CallHandler.do_restart_many, "scale": CallHandler.do_scale,
+    "instantiate": CallHandler.do_instantiate, "kill": CallHandler.do_kill,
+    "reload": CallHandler.do_reload, "groups": CallHandler.do_groups,
+    "stats_all": CallHandler.do_stats_all,
+}
 
 
 # -- listeners ----------------------------------------------------------------------------
