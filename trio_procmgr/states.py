@@ -1,8 +1,9 @@
 """Process states, their legal transitions (one table) and the runtime record.
 
-Nothing outside :func:`apply_transition` assigns ``Record.state``; the engine's
-supervisor calls it and publishes the event it returns. Reading the table below is
-reading every legal move of a managed process.
+Nothing outside :func:`apply_trigger` assigns ``Record.state``; the engine's
+supervisor calls it and publishes the event it returns. Reading :data:`TABLE` is
+reading every legal move of a managed process and what causes it (in the style of
+h11's ``_state.py``: state -> trigger -> next state).
 """
 
 from __future__ import annotations
@@ -37,20 +38,68 @@ DOWN_STATES = frozenset({S.CREATED, S.STOPPED, S.EXITED, S.FAILED, S.BACKOFF, S.
 #: States in which a child is alive (or being made alive / stopped).
 ACTIVE_STATES = frozenset({S.STARTING, S.RUNNING, S.STOPPING, S.PAUSED})
 
+class Trigger(enum.Enum):
+    """What moves a process from one state to the next (the columns of :data:`TABLE`)."""
+
+    SPAWN = "spawn"                      # a start (manual or automatic) begins a run
+    ADOPT = "adopt"                      # a running child of a previous daemon is taken over
+    READY = "ready"                      # the run became ready (started, READY=1, fork done)
+    PAUSE = "pause"                      # frozen on request
+    RESUME = "resume"                    # thawed on request
+    STOP = "stop"                        # a stop sequence begins
+    STOP_DONE = "stop_done"              # the stop sequence ended: nothing of it is left
+    SETTLE_STOPPED = "settle_stopped"    # a process already down is marked stopped
+    EXIT_SUCCESS = "exit_success"        # the run ended and it counts as a success
+    EXIT_FAILURE = "exit_failure"        # the run ended (or never began) as a failure
+    RETRY_LATER = "retry_later"          # the restart policy schedules a restart
+    GIVE_UP = "give_up"                  # the restart policy gives up (start limit)
+    CONDITION_UNMET = "condition_unmet"  # a start condition does not hold
+
+    def __str__(self) -> str:
+        return self.value
+
+
+T = Trigger
+_DOWN = (S.CREATED, S.STOPPED, S.EXITED, S.FAILED, S.BACKOFF, S.CRASHED, S.CONDITION_FAILED)
+_RUN = (S.STARTING, S.RUNNING, S.PAUSED)
+
+
+def _rows() -> dict[State, dict[Trigger, State]]:
+    rows: dict[State, dict[Trigger, State]] = {state: {} for state in State}
+    for state in _DOWN:  # any start of a process that is down
+        rows[state][T.SPAWN] = S.STARTING
+        rows[state][T.CONDITION_UNMET] = S.CONDITION_FAILED
+    for state in (S.CREATED, S.EXITED, S.FAILED, S.BACKOFF, S.CRASHED, S.CONDITION_FAILED):
+        rows[state][T.SETTLE_STOPPED] = S.STOPPED
+    for state in (*_RUN, S.STOPPING):  # the child ended (or the spawn failed)
+        rows[state][T.EXIT_SUCCESS] = S.EXITED
+        rows[state][T.EXIT_FAILURE] = S.FAILED
+    for state in _RUN:
+        rows[state][T.STOP] = S.STOPPING
+    for state in (S.EXITED, S.FAILED):  # the restart policy decides
+        rows[state][T.RETRY_LATER] = S.BACKOFF
+        rows[state][T.GIVE_UP] = S.CRASHED
+    rows[S.CREATED][T.ADOPT] = S.STARTING
+    rows[S.CREATED][T.EXIT_FAILURE] = S.FAILED  # it ended while no daemon watched
+    rows[S.STARTING][T.READY] = S.RUNNING
+    rows[S.RUNNING][T.PAUSE] = S.PAUSED
+    rows[S.PAUSED][T.RESUME] = S.RUNNING
+    rows[S.STOPPING][T.STOP_DONE] = S.STOPPED
+    return rows
+
+
+#: state -> trigger -> next state: every legal move of a managed process, and what
+#: causes it. A (state, trigger) pair that is not here is a bug (:class:`IllegalTransition`).
+TABLE: dict[State, dict[Trigger, State]] = _rows()
+
+#: state -> the states reachable in one move (derived from :data:`TABLE`).
 TRANSITIONS: dict[State, frozenset[State]] = {
-    S.CREATED: frozenset({S.STARTING, S.FAILED, S.CONDITION_FAILED, S.STOPPED}),
-    S.STARTING: frozenset({S.RUNNING, S.EXITED, S.FAILED, S.STOPPING, S.STOPPED}),
-    S.RUNNING: frozenset({S.STOPPING, S.EXITED, S.FAILED, S.PAUSED, S.STOPPED}),
-    S.PAUSED: frozenset({S.RUNNING, S.STOPPING, S.EXITED, S.FAILED, S.STOPPED}),
-    S.STOPPING: frozenset({S.STOPPED, S.FAILED, S.EXITED}),
-    S.STOPPED: frozenset({S.STARTING, S.FAILED, S.CONDITION_FAILED}),
-    S.EXITED: frozenset({S.STARTING, S.BACKOFF, S.CRASHED, S.FAILED, S.CONDITION_FAILED,
-                         S.STOPPED}),
-    S.FAILED: frozenset({S.STARTING, S.BACKOFF, S.CRASHED, S.CONDITION_FAILED, S.STOPPED}),
-    S.BACKOFF: frozenset({S.STARTING, S.STOPPED, S.FAILED, S.CONDITION_FAILED}),
-    S.CRASHED: frozenset({S.STARTING, S.STOPPED, S.FAILED, S.CONDITION_FAILED}),
-    S.CONDITION_FAILED: frozenset({S.STARTING, S.STOPPED, S.FAILED, S.CONDITION_FAILED}),
-}
+    state: frozenset(row.values()) for state, row in TABLE.items()}
+
+#: The trigger that settles a run into the state the restart policy decided.
+SETTLE_TRIGGERS: dict[State, Trigger] = {
+    S.EXITED: T.EXIT_SUCCESS, S.FAILED: T.EXIT_FAILURE, S.BACKOFF: T.RETRY_LATER,
+    S.CRASHED: T.GIVE_UP}
 
 
 class StopCause(str, enum.Enum):
@@ -77,7 +126,7 @@ class IllegalTransition(RuntimeError):
 class Record:
     """Runtime facts about one managed process (SPEC §3.1 field names).
 
-    Mutated only by the process's own supervisor (through :func:`apply_transition`
+    Mutated only by the process's own supervisor (through :func:`apply_trigger`
     for ``state``).
     """
 
@@ -97,8 +146,10 @@ class Record:
     reason: str = ""
     status_text: str = ""
     state_changed_at: float | None = None
-    #: Why the engine last stopped it; None when it went down on its own.
+    #: Why the engine last stopped it; None once it starts again.
     stop_cause: StopCause | None = None
+    #: How many moves the record has made: identifies one stop ("still the stop we made").
+    moves: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -115,18 +166,34 @@ def can_transition(old: State, new: State) -> bool:
     return new in TRANSITIONS[old]
 
 
-def apply_transition(record: Record, new: State, reason: str, now: float) -> dict[str, Any]:
-    """Move ``record`` to ``new``, stamp it, and return the ``state_changed`` event body.
+def next_state(state: State, trigger: Trigger) -> State:
+    """The state ``trigger`` moves ``state`` to; :class:`IllegalTransition` naming both
+    when the table has no such move."""
+    try:
+        return TABLE[state][trigger]
+    except KeyError:
+        raise IllegalTransition(
+            f"trigger {trigger.value!r} is not allowed in state {state.value!r}") from None
 
-    Raises :class:`IllegalTransition` for a move the table forbids.
+
+def apply_trigger(record: Record, trigger: Trigger, reason: str, now: float) -> dict[str, Any]:
+    """Move ``record`` by ``trigger``, stamp it, and return the ``state_changed`` event body.
+
+    The one function that assigns ``Record.state``. Raises :class:`IllegalTransition`
+    (naming process, state and trigger) for a move the table does not have.
     """
     old = record.state
-    if new not in TRANSITIONS[old]:
-        raise IllegalTransition(f"{record.name}: {old.value} -> {new.value} is not allowed")
+    try:
+        new = next_state(old, trigger)
+    except IllegalTransition as exc:
+        raise IllegalTransition(f"{record.name}: {exc}") from None
     record.state = new
     record.reason = reason
     record.state_changed_at = now
+    record.moves += 1
     if new is not S.BACKOFF:
         record.next_restart_at = None
+    if trigger in (T.SPAWN, T.ADOPT):
+        record.stop_cause = None
     return {"type": "state_changed", "process": record.name, "id": record.id,
             "from": old.value, "to": new.value, "reason": reason}

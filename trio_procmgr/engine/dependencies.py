@@ -11,8 +11,8 @@ listener is called by the target's own actor, which must not wait on anything.
 Re-binding: when the target went down into ``backoff`` (its restart policy brings it
 back), the processes this module stopped (the bound ones and their own requires/part_of
 dependants) are started again once the target is up -- but only those still ``stopped``
-with the reason given here (a user who stopped or started one of them in the meantime
-has taken over).
+by this stop (stop cause ``dependency`` and no move since: a user who stopped or
+started one of them in the meantime has taken over).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from trio_procmgr import errors, planner
-from trio_procmgr.states import State
+from trio_procmgr.states import State, StopCause
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -59,18 +59,22 @@ async def _stop_bound(manager: "ProcessManager", target: "Supervisor", bound: li
         manager.warn(f"binds_to: cannot stop {', '.join(bound)}: {exc.message}")
         return
     manager.publish("binds_to_stop", target.name, target.record.id, stopping=list(plan.order))
-    await manager._run_stop_plan(plan, target_reason=reason)
+    await manager._run_stop_plan(plan, target_reason=reason, target_cause=StopCause.DEPENDENCY)
     if not comes_back:
         return
-    stopped_here = {n: manager.supervisor(n).record.reason for n in plan.order
-                    if manager.supervisor(n).record.state is S.STOPPED}
+    stopped_here = {n: manager.supervisor(n).record.moves for n in plan.order
+                    if _stopped_for_dependency(manager.supervisor(n))}
     await target.wait_until(lambda s: s.is_up() or s.record.state in _SETTLED)
     if not target.is_up():
         return
-    again = [n for n, why in stopped_here.items() if n in manager.specs
-             and manager.supervisor(n).record.state is S.STOPPED
-             and manager.supervisor(n).record.reason == why]
+    again = [n for n, moves in stopped_here.items() if n in manager.specs
+             and _stopped_for_dependency(manager.supervisor(n))
+             and manager.supervisor(n).record.moves == moves]
     if again:
         manager.publish("binds_to_restart", target.name, target.record.id, starting=again)
         await manager._run_start_plan(planner.start_transaction(manager.specs, again),
                                       manual=False)
+
+
+def _stopped_for_dependency(sup: "Supervisor") -> bool:
+    return sup.record.state is S.STOPPED and sup.record.stop_cause is StopCause.DEPENDENCY

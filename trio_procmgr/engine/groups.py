@@ -41,6 +41,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trio_procmgr import errors, planner
+from trio_procmgr.group_rounds import (GroupAction, GroupState, decide_member_failure,
+                                       widen_round)
 from trio_procmgr.engine import messages as msg
 from trio_procmgr.spec import GroupSpec
 from trio_procmgr.states import State, StopCause
@@ -59,14 +61,15 @@ class _Round:
     failed: list[str]
     affected: list[str]
     elapsed: set[str] = field(default_factory=set)
-    stopped_by_us: dict[str, str] = field(default_factory=dict)
+    #: member -> its record's move count right after our stop (None: not stopped by us)
+    stopped_by_us: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
 class _GroupRuntime:
     spec: GroupSpec
     intensity: planner.RestartIntensity
-    state: str = "running"  # running | restarting | crashed
+    state: GroupState = GroupState.RUNNING
     round: _Round | None = None
     restarts: int = 0
 
@@ -103,7 +106,7 @@ class SupervisionGroups:
         if group is None:
             return None
         rt = self._rt(group)
-        return {"name": group.name, "strategy": group.strategy, "state": rt.state,
+        return {"name": group.name, "strategy": group.strategy, "state": rt.state.value,
                 "members": list(group.members), "max_restarts": group.max_restarts,
                 "max_seconds": group.max_seconds, "restarts": rt.restarts,
                 "restarts_in_window": rt.intensity.restarts_in_window(trio.current_time())}
@@ -121,8 +124,8 @@ class SupervisionGroups:
         if group is None:
             return
         rt = self._rt(group)
-        if rt.state == "crashed":
-            rt.state = "running"
+        if rt.state is GroupState.CRASHED:
+            rt.state = GroupState.RUNNING
             rt.intensity.reset()
             self.manager.publish("group_rearmed", sup.name, sup.record.id, group=group.name)
         self._show(rt)
@@ -133,33 +136,32 @@ class SupervisionGroups:
         if requested or group is None or sup.record.state is not S.BACKOFF:
             return
         rt = self._rt(group)
-        if rt.state == "crashed":
+        decision = decide_member_failure(group, rt.state, rt.intensity, sup.name,
+                                         rt.round is not None, trio.current_time())
+        if decision.action is GroupAction.IGNORE:
             return
         rt.restarts += 1
+        rt.state = decision.state
         manager = self.manager
-        if rt.intensity.record(trio.current_time()):
-            rt.state = "crashed"
+        if decision.action is GroupAction.ESCALATE:
             rt.round = None
             manager.publish("group_escalated", sup.name, sup.record.id, group=group.name,
                             max_restarts=group.max_restarts, max_seconds=group.max_seconds)
             self._show(rt)
             manager._nursery.start_soon(self._escalate, rt, sup.name)
             return
-        _, affected = planner.group_restart_set(group, sup.name)
+        affected = list(decision.affected)
         manager.publish("group_restart", sup.name, sup.record.id, group=group.name,
                         strategy=group.strategy, affected=affected)
-        if group.strategy == "one_for_one":
+        if decision.action is GroupAction.RESTART_ALONE:
             self._show(rt)
-            return
-        if rt.round is not None:  # another member failed while a restart is under way
-            rt.round.failed.append(sup.name)
-            rt.round.affected = [m for m in group.members
-                                 if m in rt.round.affected or m in affected]
-            return
-        rt.round = _Round(failed=[sup.name], affected=affected)
-        rt.state = "restarting"
-        self._show(rt)
-        manager._nursery.start_soon(self._run_round, rt, rt.round)
+        elif decision.action is GroupAction.JOIN_ROUND and rt.round is not None:
+            rt.round.failed.append(sup.name)  # another member failed during a round
+            rt.round.affected = widen_round(group, rt.round.affected, decision.affected)
+        else:
+            rt.round = _Round(failed=[sup.name], affected=affected)
+            self._show(rt)
+            manager._nursery.start_soon(self._run_round, rt, rt.round)
 
     async def restart_automatically(self, sup: "Supervisor") -> None:
         """Runs in ``sup``'s actor when its own backoff elapsed."""
@@ -167,7 +169,7 @@ class SupervisionGroups:
         if group is None:
             return await self._own_restart(sup)
         rt = self._rt(group)
-        if rt.state == "crashed":
+        if rt.state is GroupState.CRASHED:
             return
         if rt.round is not None and sup.name in rt.round.failed:
             rt.round.elapsed.add(sup.name)
@@ -189,8 +191,9 @@ class SupervisionGroups:
             if not todo:
                 break
             for member in todo:
-                await self._stop(member, reason)
-                round.stopped_by_us[member] = reason
+                stopped = await self._stop(member, reason)
+                round.stopped_by_us[member] = manager._sups[member].record.moves \
+                    if stopped and member in manager._sups else None
         for member in list(round.failed):
             msup = manager._sups.get(member)
             if msup is not None:
@@ -198,18 +201,17 @@ class SupervisionGroups:
                                       or s.record.state is not S.BACKOFF)
         if rt.round is round:
             rt.round = None
-        if rt.state == "crashed":
+        if rt.state is GroupState.CRASHED:
             return
-        rt.state = "running"
+        rt.state = GroupState.RUNNING
         for member in list(round.affected):
             msup = manager._sups.get(member)
-            if msup is None or rt.state == "crashed":
+            if msup is None or rt.state is GroupState.CRASHED:
                 continue
             try:
                 if msup.record.state is S.BACKOFF:
                     await msup.request(msg.LaunchAutomatic())
-                elif (msup.record.state is S.STOPPED
-                      and msup.record.reason == round.stopped_by_us.get(member)):
+                elif _still_stopped_by(msup, StopCause.GROUP, round.stopped_by_us.get(member)):
                     await msup.request(msg.Start(manual=False, automatic=True))
                 else:
                     continue
@@ -230,13 +232,24 @@ class SupervisionGroups:
                 await self._stop(member, reason)
         self._show(rt)
 
-    async def _stop(self, member: str, reason: str) -> None:
+    async def _stop(self, member: str, reason: str) -> bool:
+        """Stop ``member`` for the group; False when it was not stopped."""
         try:
             await self.manager._sups[member].request(msg.Stop(reason, StopCause.GROUP))
+            return True
         except errors.NotRunning:
-            pass
+            return False
         except errors.ProcMgrError as exc:
             self.manager.warn(f"cannot stop group member '{member}': {exc.message}")
+            return False
+
+
+def _still_stopped_by(sup: "Supervisor", cause: StopCause, moves: int | None) -> bool:
+    """True while ``sup`` is still in the very stop we made (nobody started or stopped
+    it since): same cause, and its record has not moved after that stop."""
+    rec = sup.record
+    return (moves is not None and rec.state is S.STOPPED and rec.stop_cause is cause
+            and rec.moves == moves)
 
 
 def install(manager: "ProcessManager") -> None:

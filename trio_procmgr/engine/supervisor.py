@@ -33,7 +33,8 @@ from trio_procmgr.platform.linux import (ExitStatus, descendants, pidfd_open, pr
                                          signal_group, signal_pid, wait_pidfd)
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
 from trio_procmgr.spec import ProcessSpec
-from trio_procmgr.states import ACTIVE_STATES, Record, State, StopCause, apply_transition
+from trio_procmgr.states import (ACTIVE_STATES, SETTLE_TRIGGERS, Record, State, StopCause,
+                                 Trigger, apply_trigger)
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -242,11 +243,12 @@ class Supervisor:
         inst.exited.set()
         await self._on_exited(inst)
 
-    def _transition(self, new: State, reason: str) -> None:
-        event = apply_transition(self.record, new, reason, time.time())
+    def _transition(self, trigger: Trigger, reason: str) -> None:
+        """Apply ``trigger`` to the record (the table in ``states.py``), publish the move."""
+        event = apply_trigger(self.record, trigger, reason, time.time())
         self.manager.publish(**event)
         log.info("process %s: %s -> %s (%s)", self.name, event["from"], event["to"], reason,
-                 extra={"service": self.name, "state": new.value})
+                 extra={"service": self.name, "state": event["to"]})
         self._changed.unpark_all()
 
     async def wait_until(self, predicate: Callable[["Supervisor"], bool],
@@ -282,7 +284,7 @@ class Supervisor:
         spec = self.spec
         ok, why = self.manager.check_conditions(spec)
         if not ok:
-            self._transition(S.CONDITION_FAILED, why)
+            self._transition(Trigger.CONDITION_UNMET, why)
             self.manager.publish("condition_failed", self.name, self.record.id, reason=why)
             if not automatic:
                 raise errors.ConditionFailed(f"process '{self.name}' not started: {why}",
@@ -306,7 +308,7 @@ class Supervisor:
         self.record.ended_at = None
         self.record.exit_code = self.record.exit_signal = None
         self.record.status_text = ""
-        self._transition(S.STARTING, "spawning")
+        self._transition(Trigger.SPAWN, "spawning")
         fifos: tuple[str, ...] = ()
         try:
             output, fifos = self.manager.open_output(self)
@@ -338,7 +340,7 @@ class Supervisor:
         self.nursery.start_soon(self._run_instance, inst)
         if spec.process_type == "simple" and not spec.ready_log_line:
             inst.ready = True
-            self._transition(S.RUNNING, "started")
+            self._transition(Trigger.READY, "started")
         elif spec.process_type in ("oneshot", "simple"):
             self._arm_start_timeout(inst)  # simple + ready_log_line: the health feature marks it ready
         # notify / forking readiness is driven by their instance hooks.
@@ -351,7 +353,7 @@ class Supervisor:
         if automatic:
             self.record.restarts += 1
         self.record.started_at = now
-        self._transition(S.STARTING, "spawning")
+        self._transition(Trigger.SPAWN, "spawning")
         self._exit_without_child(reason, automatic)
 
     def _exit_without_child(self, reason: str, automatic: bool) -> None:
@@ -386,7 +388,7 @@ class Supervisor:
             return
         inst.ready = True
         if self.record.state is S.STARTING:
-            self._transition(S.RUNNING, reason)
+            self._transition(Trigger.READY, reason)
 
     async def _run_instance(self, inst: Instance) -> None:
         """The instance's task tree: waiter, pumps, hooks; cancelled as a unit on stop."""
@@ -503,7 +505,7 @@ class Supervisor:
         self.record.restarts = int(entry.get("restarts") or 0)
         self.instance = inst
         self.record.pid = child.pid
-        self._transition(S.STARTING, "adopting")
+        self._transition(Trigger.ADOPT, "adopting")
         self.record.started_at = started_at
         self.record.ended_at = None
         self.manager.journal_spawn(self, inst)
@@ -511,14 +513,18 @@ class Supervisor:
         self.nursery.start_soon(self._run_instance, inst)
         if self.spec.process_type != "oneshot":
             inst.ready = True
-            self._transition(S.RUNNING, entry.get("adopt_reason") or "adopted")
+            self._transition(Trigger.READY, entry.get("adopt_reason") or "adopted")
         self.manager.publish("process_adopted", self.name, self.record.id, pid=child.pid,
                              run=self.record.runs)
         return self.record.to_dict()
 
-    _RESTORE_PATHS = {"failed": (S.FAILED,), "crashed": (S.FAILED, S.CRASHED),
-                      "stopped": (S.STOPPED,), "exited": (S.STARTING, S.EXITED),
-                      "condition_failed": (S.CONDITION_FAILED,), "backoff": (S.FAILED, S.BACKOFF)}
+    _RESTORE_PATHS = {
+        "failed": (Trigger.EXIT_FAILURE,),
+        "crashed": (Trigger.EXIT_FAILURE, Trigger.GIVE_UP),
+        "stopped": (Trigger.SETTLE_STOPPED,),
+        "exited": (Trigger.SPAWN, Trigger.EXIT_SUCCESS),
+        "condition_failed": (Trigger.CONDITION_UNMET,),
+        "backoff": (Trigger.EXIT_FAILURE, Trigger.RETRY_LATER)}
 
     async def _on_restore(self, state: str, reason: str) -> None:
         """Settle a process that is not running where the previous daemon (or image) left
@@ -611,7 +617,7 @@ class Supervisor:
         if stable_run(self.spec, ran_for, healthy):
             self.failures = 0
         self.failures += 1
-        self._transition(S.EXITED if succeeded else S.FAILED, reason)
+        self._transition(Trigger.EXIT_SUCCESS if succeeded else Trigger.EXIT_FAILURE, reason)
         decision = decide(self.spec, succeeded=succeeded, failure_reason=reason,
                           consecutive_failures=self.failures, limiter=self.limiter,
                           now=time.time())
@@ -626,12 +632,12 @@ class Supervisor:
             return
         if decision.restart:
             self.record.next_restart_at = time.time() + decision.delay
-            self._transition(S.BACKOFF, decision.reason)
+            self._transition(Trigger.RETRY_LATER, decision.reason)
             self.manager.publish("restart_scheduled", self.name, self.record.id,
                                  delay=decision.delay, at=self.record.next_restart_at)
             self._schedule_restart(decision.delay)
         else:
-            self._transition(decision.state, decision.reason)
+            self._transition(SETTLE_TRIGGERS[decision.state], decision.reason)
         self.manager.journal_settle(self)
         self.manager.on_process_down(self, requested=False)
         self.manager.save_runtime()
@@ -679,7 +685,7 @@ class Supervisor:
                                                                 S.CONDITION_FAILED)):
             self._cancel_backoff()
             self.record.stop_cause = cause
-            self._transition(S.STOPPED, reason)
+            self._transition(Trigger.SETTLE_STOPPED, reason)
             self.manager.journal_settle(self)
             self.manager.on_process_down(self, requested=True)
             return self.record.to_dict()
@@ -689,7 +695,7 @@ class Supervisor:
                                     process=self.name, state=st.value)
         inst.stop_requested = True
         self.record.stop_cause = cause
-        self._transition(S.STOPPING, reason)
+        self._transition(Trigger.STOP, reason)
         await self._stop_sequence(inst)
         status = inst.status
         await self._drain_output(inst)
@@ -700,7 +706,7 @@ class Supervisor:
                                  exit_code=status.code, exit_signal=status.signal,
                                  reason=reason)
         runtime_files.remove_runtime_dirs(self.spec, self.manager.runtime_root)
-        self._transition(S.STOPPED, reason)
+        self._transition(Trigger.STOP_DONE, reason)
         self.manager.journal_settle(self)
         self.manager.on_process_down(self, requested=True)
         self.manager.save_runtime()
@@ -842,7 +848,7 @@ class Supervisor:
             signal_group(inst.pgid, signal.SIGSTOP)
             mech = "SIGSTOP to the process group"
         inst.paused = True
-        self._transition(S.PAUSED, f"paused ({mech})")
+        self._transition(Trigger.PAUSE, f"paused ({mech})")
         return self.record.to_dict()
 
     def _thaw(self, inst: Instance) -> None:
@@ -861,7 +867,7 @@ class Supervisor:
                 f"process '{self.name}' is not paused (state {self.record.state.value})",
                 process=self.name)
         self._thaw(inst)
-        self._transition(S.RUNNING, "resumed")
+        self._transition(Trigger.RESUME, "resumed")
         return self.record.to_dict()
 
     # ------------------------------------------------------------------ signals
