@@ -27,6 +27,7 @@ from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
 from trio_procmgr.engine import messages as msg
+from trio_procmgr.engine.clock import Clock, SystemClock
 from trio_procmgr.engine.overrides import OverrideLayer
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
 from trio_procmgr.engine.spawn_journal import SpawnJournal
@@ -51,8 +52,11 @@ class ProcessManager:
                  log_dir: str | None = None, instance: str = "dd-procmgrd",
                  use_cgroups: bool = True, runtime_root: str | None = None,
                  daemon_env: Mapping[str, str] | None = None,
-                 config_dir: str | None = None, handover: dict[str, Any] | None = None) -> None:
+                 config_dir: str | None = None, handover: dict[str, Any] | None = None,
+                 clock: Clock | None = None) -> None:
         self.config = config or ConfigSet()
+        #: Wall time for records (:mod:`trio_procmgr.engine.clock`); tests pass a fake.
+        self.clock: Clock = clock or SystemClock()
         self.config_dir = config_dir
         self.state_dir = state_dir
         self.log_dir = log_dir

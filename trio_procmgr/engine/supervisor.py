@@ -15,7 +15,6 @@ import logging
 import math
 import os
 import signal
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -83,8 +82,10 @@ class Supervisor:
     def __init__(self, manager: "ProcessManager", spec: ProcessSpec,
                  record: Record | None = None) -> None:
         self.manager = manager
+        #: Wall-clock stamps (records, start-limit window); waits use Trio's clock.
+        self.clock = manager.clock
         self.spec = spec
-        self.record = record or Record(name=spec.name, created_at=time.time())
+        self.record = record or Record(name=spec.name, created_at=self.clock.now())
         self.limiter = StartLimiter(spec.start_limit_burst, spec.start_limit_interval)
         self.failures = 0
         self.instance: Instance | None = None
@@ -245,7 +246,7 @@ class Supervisor:
 
     def _transition(self, trigger: Trigger, reason: str) -> None:
         """Apply ``trigger`` to the record (the table in ``states.py``), publish the move."""
-        event = apply_trigger(self.record, trigger, reason, time.time())
+        event = apply_trigger(self.record, trigger, reason, self.clock.now())
         self.manager.publish(**event)
         log.info("process %s: %s -> %s (%s)", self.name, event["from"], event["to"], reason,
                  extra={"service": self.name, "state": event["to"]})
@@ -290,7 +291,7 @@ class Supervisor:
                 raise errors.ConditionFailed(f"process '{self.name}' not started: {why}",
                                              process=self.name, condition=why)
             return
-        now = time.time()
+        now = self.clock.now()
         try:
             plan, extra_fds = self.manager.prepare_exec(self)
         except SpawnError as exc:
@@ -357,7 +358,7 @@ class Supervisor:
         self._exit_without_child(reason, automatic)
 
     def _exit_without_child(self, reason: str, automatic: bool) -> None:
-        self.record.ended_at = time.time()
+        self.record.ended_at = self.clock.now()
         self.record.pid = None
         self.manager.publish("process_exited", self.name, self.record.id, exit_code=None,
                              exit_signal=None, reason=reason)
@@ -498,9 +499,9 @@ class Supervisor:
         if entry.get("notify_socket"):
             notify.rebind(self.manager, self, entry["notify_socket"])
         watchdog.rearm(self.manager, self)
-        started_at = entry.get("started_at") or time.time()
+        started_at = entry.get("started_at") or self.clock.now()
         inst = Instance(child=child, pgid=entry.get("pgid") or entry["pid"],
-                        started_mono=trio.current_time() - max(0.0, time.time() - started_at))
+                        started_mono=trio.current_time() - max(0.0, self.clock.now() - started_at))
         self.record.runs = int(entry.get("runs") or self.record.runs)
         self.record.restarts = int(entry.get("restarts") or 0)
         self.instance = inst
@@ -545,11 +546,11 @@ class Supervisor:
         self.record.runs = int(entry.get("runs") or self.record.runs)
         self.record.restarts = int(entry.get("restarts") or 0)
         self.record.started_at = entry.get("started_at")
-        self.record.ended_at = time.time()
+        self.record.ended_at = self.clock.now()
         self.record.pid = None
         self.manager.publish("process_exited", self.name, self.record.id, exit_code=None,
                              exit_signal=None, reason="exited while no daemon was running")
-        ran_for = max(0.0, time.time() - (entry.get("started_at") or time.time()))
+        ran_for = max(0.0, self.clock.now() - (entry.get("started_at") or self.clock.now()))
         self._after_failure(succeeded=False, ran_for=ran_for,
                             reason="exited while no daemon was running (status unknown)")
 
@@ -620,7 +621,7 @@ class Supervisor:
         self._transition(Trigger.EXIT_SUCCESS if succeeded else Trigger.EXIT_FAILURE, reason)
         decision = decide(self.spec, succeeded=succeeded, failure_reason=reason,
                           consecutive_failures=self.failures, limiter=self.limiter,
-                          now=time.time())
+                          now=self.clock.now())
         if decision.start_limit_hit:
             self.manager.publish("start_limit_hit", self.name, self.record.id,
                                  burst=self.spec.start_limit_burst,
@@ -631,7 +632,7 @@ class Supervisor:
             self.manager.save_runtime()
             return
         if decision.restart:
-            self.record.next_restart_at = time.time() + decision.delay
+            self.record.next_restart_at = self.clock.now() + decision.delay
             self._transition(Trigger.RETRY_LATER, decision.reason)
             self.manager.publish("restart_scheduled", self.name, self.record.id,
                                  delay=decision.delay, at=self.record.next_restart_at)
@@ -674,7 +675,7 @@ class Supervisor:
         if self.instance is inst:
             self.instance = None
         self.record.pid = None
-        self.record.ended_at = time.time()
+        self.record.ended_at = self.clock.now()
         runtime_files.remove_pidfile(self.spec)
         inst.scope.cancel()
 
@@ -784,7 +785,7 @@ class Supervisor:
                 await trio.sleep(0.01)
         note = (f"killed {len(alive)} process(es) that had left the service's process group "
                 f"and survived the stop: {alive}")
-        self.extras["stop_survivors"] = {"pids": alive, "at": time.time(), "note": note}
+        self.extras["stop_survivors"] = {"pids": alive, "at": self.clock.now(), "note": note}
         log.warning("process %s: %s", self.name, note, extra={"service": self.name})
         self.manager.publish("stop_survivors_killed", self.name, self.record.id, pids=alive)
 
