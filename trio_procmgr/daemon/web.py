@@ -186,7 +186,7 @@ class WebServer:
     def __init__(self, manager: "ProcessManager", token: str | None) -> None:
         self.manager = manager
         self.token = token
-        self.stats = manager.__dict__.setdefault("web_stats", {"clients": 0, "connections": 0})
+        self.stats = manager.web_stats
         self.live = LiveStats(manager)
         self.stopping = False
         self.unauthenticated = 0

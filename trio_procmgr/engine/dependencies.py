@@ -32,15 +32,15 @@ _SETTLED = frozenset({S.STOPPED, S.CRASHED, S.CONDITION_FAILED, S.FAILED, S.EXIT
 
 def install(manager: "ProcessManager") -> None:
     def on_down(sup: "Supervisor", requested: bool) -> None:
-        if requested or manager._nursery is None:
+        if requested:
             return
         specs = manager.specs
         if sup.name not in specs or not manager.index.dependants(sup.name, ("binds_to",)):
             return
-        bound = planner.on_unexpected_stop(specs, sup.name, manager._active_names())
+        bound = planner.on_unexpected_stop(specs, sup.name, manager.registry.active_names())
         if bound:
             comes_back = sup.record.state is S.BACKOFF
-            manager._nursery.start_soon(_stop_bound, manager, sup, bound, comes_back)
+            manager.spawn_task(_stop_bound, manager, sup, bound, comes_back)
 
     manager.down_listeners.append(on_down)
 
@@ -52,14 +52,15 @@ def bound_stop_reason(target: str, state: str) -> str:
 async def _stop_bound(manager: "ProcessManager", target: "Supervisor", bound: list[str],
                       comes_back: bool) -> None:
     reason = bound_stop_reason(target.name, target.record.state.value)
-    active = manager._active_names()
+    active = manager.registry.active_names()
     try:
         plan = planner.stop_transaction(manager.specs, bound, active)
     except errors.ProcMgrError as exc:  # a process was deleted meanwhile
         manager.warn(f"binds_to: cannot stop {', '.join(bound)}: {exc.message}")
         return
     manager.publish("binds_to_stop", target.name, target.record.id, stopping=list(plan.order))
-    await manager._run_stop_plan(plan, target_reason=reason, target_cause=StopCause.DEPENDENCY)
+    await manager.transactions.run_stop_plan(plan, target_reason=reason,
+                                             target_cause=StopCause.DEPENDENCY)
     if not comes_back:
         return
     stopped_here = {n: manager.supervisor(n).record.moves for n in plan.order
@@ -72,8 +73,8 @@ async def _stop_bound(manager: "ProcessManager", target: "Supervisor", bound: li
              and manager.supervisor(n).record.moves == moves]
     if again:
         manager.publish("binds_to_restart", target.name, target.record.id, starting=again)
-        await manager._run_start_plan(planner.start_transaction(manager.specs, again),
-                                      manual=False)
+        await manager.transactions.run_start_plan(
+            planner.start_transaction(manager.specs, again), manual=False)
 
 
 def _stopped_for_dependency(sup: "Supervisor") -> bool:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trio_procmgr import errors, planner
+from trio_procmgr.engine.features import Feature, register
 from trio_procmgr.group_rounds import (GroupAction, GroupState, decide_member_failure,
                                        widen_round)
 from trio_procmgr.engine import messages as msg
@@ -74,16 +75,13 @@ class _GroupRuntime:
     restarts: int = 0
 
 
-class SupervisionGroups:
+class SupervisionGroups(Feature):
     """Installed on every ProcessManager as ``manager.supervision_groups``."""
 
     def __init__(self, manager: "ProcessManager") -> None:
         self.manager = manager
+        self.registry = manager.registry
         self._runtime: dict[str, _GroupRuntime] = {}
-        self._own_restart = manager.restart_automatically
-        manager.restart_automatically = self.restart_automatically  # type: ignore[method-assign]
-        manager.down_listeners.append(self.on_down)
-        manager.instance_hooks.append(self.on_instance)
 
     # ------------------------------------------------------------------ lookup
     def group_of(self, name: str) -> GroupSpec | None:
@@ -114,7 +112,7 @@ class SupervisionGroups:
     def _show(self, rt: _GroupRuntime) -> None:
         view = self.status(rt.spec.name)
         for member in rt.spec.members:
-            sup = self.manager._sups.get(member)
+            sup = self.registry.get(member)
             if sup is not None:
                 sup.extras["group"] = view
 
@@ -148,7 +146,7 @@ class SupervisionGroups:
             manager.publish("group_escalated", sup.name, sup.record.id, group=group.name,
                             max_restarts=group.max_restarts, max_seconds=group.max_seconds)
             self._show(rt)
-            manager._nursery.start_soon(self._escalate, rt, sup.name)
+            manager.spawn_task(self._escalate, rt, sup.name)
             return
         affected = list(decision.affected)
         manager.publish("group_restart", sup.name, sup.record.id, group=group.name,
@@ -161,21 +159,22 @@ class SupervisionGroups:
         else:
             rt.round = _Round(failed=[sup.name], affected=affected)
             self._show(rt)
-            manager._nursery.start_soon(self._run_round, rt, rt.round)
+            manager.spawn_task(self._run_round, rt, rt.round)
 
-    async def restart_automatically(self, sup: "Supervisor") -> None:
-        """Runs in ``sup``'s actor when its own backoff elapsed."""
+    async def take_restart(self, sup: "Supervisor") -> bool:
+        """Runs in ``sup``'s actor when its own backoff elapsed: a crashed group keeps
+        it down, a round restarts it with the others; otherwise it restarts alone."""
         group = self.group_of(sup.name)
         if group is None:
-            return await self._own_restart(sup)
+            return False
         rt = self._rt(group)
         if rt.state is GroupState.CRASHED:
-            return
+            return True
         if rt.round is not None and sup.name in rt.round.failed:
             rt.round.elapsed.add(sup.name)
             sup.notify_changed()
-            return
-        await self._own_restart(sup)
+            return True
+        return False
 
     # ------------------------------------------------------------------ actions
     def _reason(self, rt: _GroupRuntime, round: _Round) -> str:
@@ -187,15 +186,15 @@ class SupervisionGroups:
         reason = self._reason(rt, round)
         while True:  # the set can grow while we stop (another member failed)
             todo = [m for m in reversed(round.affected) if m not in round.stopped_by_us
-                    and m in manager._sups and manager._sups[m].is_active()]
+                    and self.registry.is_active(m)]
             if not todo:
                 break
             for member in todo:
                 stopped = await self._stop(member, reason)
-                round.stopped_by_us[member] = manager._sups[member].record.moves \
-                    if stopped and member in manager._sups else None
+                msup = self.registry.get(member)
+                round.stopped_by_us[member] = msup.record.moves if stopped and msup else None
         for member in list(round.failed):
-            msup = manager._sups.get(member)
+            msup = self.registry.get(member)
             if msup is not None:
                 await msup.wait_until(lambda s, m=member: m in round.elapsed
                                       or s.record.state is not S.BACKOFF)
@@ -205,7 +204,7 @@ class SupervisionGroups:
             return
         rt.state = GroupState.RUNNING
         for member in list(round.affected):
-            msup = manager._sups.get(member)
+            msup = self.registry.get(member)
             if msup is None or rt.state is GroupState.CRASHED:
                 continue
             try:
@@ -227,7 +226,7 @@ class SupervisionGroups:
         reason = (f"group '{group.name}' escalated: more than {group.max_restarts} restarts "
                   f"within {group.max_seconds:g}s ('{failed}' failed)")
         for member in reversed(group.members):
-            msup = self.manager._sups.get(member)
+            msup = self.registry.get(member)
             if msup is not None and (msup.is_active() or msup.record.state is S.BACKOFF):
                 await self._stop(member, reason)
         self._show(rt)
@@ -235,7 +234,7 @@ class SupervisionGroups:
     async def _stop(self, member: str, reason: str) -> bool:
         """Stop ``member`` for the group; False when it was not stopped."""
         try:
-            await self.manager._sups[member].request(msg.Stop(reason, StopCause.GROUP))
+            await self.registry[member].request(msg.Stop(reason, StopCause.GROUP))
             return True
         except errors.NotRunning:
             return False
@@ -253,4 +252,6 @@ def _still_stopped_by(sup: "Supervisor", cause: StopCause, moves: int | None) ->
 
 
 def install(manager: "ProcessManager") -> None:
-    manager.supervision_groups = SupervisionGroups(manager)  # type: ignore[attr-defined]
+    groups = SupervisionGroups(manager)
+    manager.supervision_groups = groups  # type: ignore[attr-defined]
+    register(manager, groups)

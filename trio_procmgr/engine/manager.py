@@ -19,7 +19,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 import trio
 
@@ -29,6 +29,7 @@ from trio_procmgr.engine import resources, runtime_files
 from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine.clock import Clock, SystemClock
 from trio_procmgr.engine.overrides import OverrideLayer
+from trio_procmgr.engine.registry import Registry
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
 from trio_procmgr.engine.spawn_journal import SpawnJournal
 from trio_procmgr.engine.state_store import StateStore
@@ -85,10 +86,12 @@ class ProcessManager:
         self.reexec_hook: Callable[[], Any] | None = None
         self.overrides = OverrideLayer(state_dir)
         self.transactions = Transactions(self)
-        self._sups: dict[str, Supervisor] = {}
+        #: Supervisors by name and id: what transactions, dependencies and groups read.
+        self.registry = Registry()
+        self._sups: dict[str, Supervisor] = self.registry.by_name
         self._specs_cache: dict[str, ProcessSpec] | None = None
         self._index: planner.DependencyIndex | None = None
-        self._by_id: dict[str, str] = {}
+        self._by_id: dict[str, str] = self.registry.by_id
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
         self._shutdown = trio.Event()
@@ -109,6 +112,10 @@ class ProcessManager:
         self.exec_plan_hooks: list[Callable[[Supervisor, Any], None]] = []
         self.spawn_listeners: list[Callable[[Supervisor], None]] = []
         self.added_listeners: list[Callable[[Supervisor], None]] = []
+        #: Asked in order when a backoff elapsed; True: the feature took the restart.
+        self.restart_takers: list[Callable[[Supervisor], Awaitable[bool]]] = []
+        #: Web listener counters for /metrics (kept by ``daemon.web``).
+        self.web_stats: dict[str, int] = {"clients": 0, "connections": 0}
         from trio_procmgr.engine import features
         from trio_procmgr.engine.instances import Instances
 
@@ -549,8 +556,20 @@ class ProcessManager:
             listener(sup)
 
     async def restart_automatically(self, sup: Supervisor) -> None:
-        """Runs inside ``sup``'s actor when its backoff elapsed."""
-        await sup._launch(automatic=True)
+        """Runs inside ``sup``'s actor when its backoff elapsed: a feature that owns the
+        restart (a supervision group's round) takes it, else the process relaunches."""
+        for take in self.restart_takers:
+            if await take(sup):
+                return
+        await sup.relaunch()
+
+    def spawn_task(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run ``fn(*args)`` as a task of the manager's nursery (features acting outside
+        a process's actor); False when the manager is not running (nothing started)."""
+        if self._nursery is None:
+            return False
+        self._nursery.start_soon(fn, *args)
+        return True
 
     def save_runtime(self) -> None:
         """Mark the running-PID record dirty; a writer task coalesces the writes."""

@@ -666,6 +666,11 @@ class Supervisor:
         self._backoff_scope = None
         await self.manager.restart_automatically(self)
 
+    async def relaunch(self) -> None:
+        """Start the next run as an automatic restart. Only from inside this actor
+        (the host's restart decision, run when the backoff elapsed)."""
+        await self._launch(automatic=True)
+
     async def _on_launch_automatic(self) -> None:
         if self.record.state is S.BACKOFF:
             await self._launch(automatic=True)

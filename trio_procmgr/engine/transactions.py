@@ -74,12 +74,12 @@ class Transactions:
             if error is not None:
                 failed[step.name] = error.details.get("reason", error.message)
                 results[step.name] = error
-                sup = self.m._sups[step.name]
+                sup = self.m.registry[step.name]
                 self.m.publish("dependency_failed", step.name, sup.record.id,
                                code=error.code, message=error.message,
                                **{k: v for k, v in error.details.items() if k != "process"})
                 return
-            sup = self.m._sups[step.name]
+            sup = self.m.registry[step.name]
             try:
                 results[step.name] = await self._start_one(sup, step, manual=manual)
             except errors.ProcMgrError as exc:
@@ -101,7 +101,7 @@ class Transactions:
         culprit = next((d for d in sorted(step.hard) if d in failed), None)
         if culprit is None:
             return None
-        directive = "binds_to" if culprit in self.m._sups[step.name].spec.binds_to else "requires"
+        directive = "binds_to" if culprit in self.m.registry[step.name].spec.binds_to else "requires"
         return errors.DependencyFailed(
             f"cannot start '{step.name}': dependency '{culprit}' ({directive}) failed: "
             f"{failed[culprit]}", process=step.name, dependency=culprit,
@@ -117,7 +117,7 @@ class Transactions:
         for dep in sorted(step.wait_healthy):
             if dep in failed:
                 continue
-            dsup = self.m._sups[dep]
+            dsup = self.m.registry[dep]
             hc = dsup.spec.health_check
             budget = max(dsup.spec.timeout_start_sec, hc.start_period + hc.interval * (hc.retries + 1)
                          + hc.timeout)
@@ -185,7 +185,7 @@ class Transactions:
         problems: dict[str, errors.ProcMgrError] = {}
         for name in targets:
             outcome = results.get(name)
-            sup = self.m._sups[name]
+            sup = self.m.registry[name]
             if isinstance(outcome, errors.ProcMgrError):
                 problems[name] = outcome
             elif sup.is_active() or sup.record.state is S.BACKOFF:
@@ -195,7 +195,7 @@ class Transactions:
         return problems
 
     def active_names(self) -> set[str]:
-        return {n for n, s in self.m._sups.items() if s.is_active() or s.record.state is S.BACKOFF}
+        return self.m.registry.active_names()
 
     async def run_stop_plan(self, plan: planner.StopPlan, *, restarting: bool = False,
                              conflict: bool = False,
@@ -209,7 +209,7 @@ class Transactions:
         results: dict[str, Any] = {}
 
         async def run_step(step: planner.StopStep) -> None:
-            sup = self.m._sups.get(step.name)
+            sup = self.m.registry.get(step.name)
             if sup is None:
                 return
             try:
@@ -236,7 +236,7 @@ class Transactions:
         """What a step that failed unexpectedly becomes: that process's INTERNAL result,
         recorded on it like any other fault of its tree; the other steps go on."""
         def record(step: Any, exc: Exception) -> None:
-            sup = self.m._sups.get(step.name)
+            sup = self.m.registry.get(step.name)
             where = "transaction step"
             if sup is not None:
                 sup.record_fault(where, exc)
