@@ -36,7 +36,7 @@ from trio_procmgr.states import (ACTIVE_STATES, SETTLE_TRIGGERS, Record, State, 
                                  Trigger, apply_trigger)
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.host import SupervisorHost
 
 log = logging.getLogger("trio_procmgr.supervisor")
 S = State
@@ -79,8 +79,9 @@ class Instance:
 
 
 class Supervisor:
-    def __init__(self, manager: "ProcessManager", spec: ProcessSpec,
+    def __init__(self, manager: "SupervisorHost", spec: ProcessSpec,
                  record: Record | None = None) -> None:
+        #: The host (engine/host.py): the only engine surface this supervisor uses.
         self.manager = manager
         #: Wall-clock stamps (records, start-limit window); waits use Trio's clock.
         self.clock = manager.clock
