@@ -5,12 +5,15 @@ Backoff and start limits need no child at all: a command that does not exist fai
 every start before a spawn, so the whole restart loop runs inside the engine and the
 autojump clock can jump every timer. Stop escalation needs a real child that ignores
 SIGTERM; there the clock stands still (rate 0) and the test moves it by hand, so no
-timeout can run out while the real child is busy.
+timeout can run out while the real child is busy. Health probes and the watchdog run
+against a real child on an autojump clock with a 0.3 s threshold: it jumps only when
+nothing real (a refused connect, a dying child) is pending, and virtual times stay exact.
 """
 
 from __future__ import annotations
 
 import signal
+import socket
 
 import pytest
 import trio
@@ -138,3 +141,49 @@ async def test_stop_escalates_to_sigkill_exactly_at_timeout_stop_sec(make_manage
                 mock_clock.jump(0.1)
         assert sup.record.state.value == "stopped"
         assert sup.record.exit_signal == signal.SIGKILL and not pid_alive(pid)
+
+
+async def test_health_goes_unhealthy_after_retries_and_kills_after_restart_after(
+        make_manager, mock_clock):
+    """Probes every 10 s of virtual time: unhealthy at the 2nd failure (t=10), killed as
+    a failure at the 3rd (t=20). The clock jumps only after 0.3 s of real idleness, so a
+    refused connection or a dying child (real I/O) is never overtaken by a jump."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    mock_clock.autojump_threshold = 0.3
+    cfg = specs(svc={"command": "sleep", "args": ["600"], "restart": "never",
+                     "health_check": {"type": "tcp", "tcp_address": f"127.0.0.1:{closed}",
+                                      "interval": 10, "retries": 2, "restart_after": 3}})
+    seen = {}
+    async with make_manager(cfg, clock=TrioWallClock()) as pm:
+        with pm.hub.subscribe(processes={"svc"}) as sub:
+            await pm.start("svc")
+            async for ev in sub:
+                if ev["type"] == "health_changed" and ev["to"] == "unhealthy":
+                    seen["unhealthy"] = trio.current_time()
+                if ev["type"] == "state_changed" and ev["to"] == "failed":
+                    seen["failed"] = trio.current_time()
+                    seen["reason"] = ev["reason"]
+                    break
+    assert seen["unhealthy"] == 10.0
+    assert seen["failed"] == 20.0  # SIGTERM ends `sleep` at once: no stop timeout runs out
+    assert "health check failed 3 times" in seen["reason"]
+
+
+async def test_a_missed_watchdog_aborts_the_service_exactly_at_watchdog_sec(
+        make_manager, mock_clock):
+    """No ping ever comes: SIGABRT at t=30 of virtual time, a failure (real child, so
+    the clock jumps only after 0.3 s of real idleness)."""
+    mock_clock.autojump_threshold = 0.3
+    cfg = specs(w={"command": "sleep", "args": ["600"], "watchdog_sec": 30,
+                   "restart": "never"})
+    async with make_manager(cfg, clock=TrioWallClock()) as pm:
+        with pm.hub.subscribe(processes={"w"}, types={"state_changed"}) as sub:
+            await pm.start("w")
+            async for ev in sub:
+                if ev["to"] == "failed":
+                    break
+        rec = pm.supervisor("w").record
+        assert trio.current_time() == 30.0
+        assert rec.exit_signal == signal.SIGABRT and rec.reason.startswith("watchdog")
