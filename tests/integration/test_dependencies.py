@@ -11,6 +11,7 @@ import signal
 
 import pytest
 import trio
+import trio.testing
 
 from support import PYTHON, specs
 from trio_procmgr import errors
@@ -184,7 +185,7 @@ async def test_requires_dependant_stops_when_the_other_is_stopped_on_request_not
         await pm.start("api")
         os.kill(pm.supervisor("db").record.pid, signal.SIGKILL)
         await wait_state(pm, "db", "failed")
-        await trio.sleep(0.2)  # give a (wrong) propagation the chance to happen
+        await trio.testing.wait_all_tasks_blocked()  # a (wrong) propagation has begun by now
         assert state(pm, "api") == "running"
         await pm.start("db")
         await pm.stop("db")

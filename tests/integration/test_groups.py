@@ -6,6 +6,7 @@ import os
 import signal
 
 import trio
+import trio.testing
 
 from support import specs
 from trio_procmgr.spec import ConfigSet, GroupSpec
@@ -94,8 +95,10 @@ async def test_member_whose_policy_does_not_restart_does_not_trigger_the_group(m
         ok = await pm.supervisor("b").wait_until(lambda s: s.record.state.value == "failed",
                                                  timeout=5)
         assert ok
-        await trio.sleep(0.3)
+        await trio.testing.wait_all_tasks_blocked()  # a (wrong) group round has begun by now
         assert pids(pm, "a", "c") == before
+        assert {state for state in (pm.supervisor(n).record.state.value for n in "ac")} \
+            == {"running"}
         assert pm.describe("a")["group"]["restarts"] == 0
 
 
