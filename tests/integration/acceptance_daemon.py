@@ -51,6 +51,7 @@ print("stand-in", sys.argv[0], "LISTEN_FDS=" + os.environ.get("LISTEN_FDS", ""),
 listener = socket.socket(fileno=3)
 while True:
     conn, _ = listener.accept()
+    conn.recv(4096)  # the request: closing with it unread would reset the connection
     conn.sendall(b"served by " + sys.argv[0].encode() + b" pid " + str(os.getpid()).encode())
     conn.close()
 """
