@@ -29,6 +29,7 @@ import pytest
 
 from acceptance_daemon import needs_root, seed, shared_seed_daemon  # noqa: F401 (fixtures)
 from cli_daemon import Result
+from support import pid_alive
 
 pytestmark = needs_root
 
@@ -88,6 +89,22 @@ def restarted(seed, name: str, old_pid: int) -> dict:
     return seed.wait_for(f"{name} to run again with a new pid",
                          lambda: (lambda r: r if r["state"] == "running" and r["pid"]
                                   not in (None, old_pid) else None)(seed.record(name)), 20)
+
+
+# -- Example 3: Testing Start Limit Protection (started first, checked last) ----------------
+
+@pytest.fixture(scope="module", autouse=True)
+def crasher_daemon():
+    """Example 3 verbatim takes 1+2+4+8 s of backoff to hit the default start limit: its
+    own daemon starts it before the module's first test and the module's last test looks
+    at it, so the wait overlaps the other tests instead of adding to them."""
+    from cli_daemon import running_daemon
+    with running_daemon() as daemon:
+        uuid = created_id(daemon.cli("create", "crasher", "bash", "-c", "exit 1",
+                                     "--restart-policy", "always"))
+        ok(daemon.cli("start", uuid))
+        daemon.crasher_id = uuid
+        yield daemon
 
 
 # -- Quick Start: Start the Daemon ------------------------------------------------------
@@ -921,3 +938,276 @@ def test_a_socket_added_by_reload_config_listens(seed):
                                                   "command: /opt/stand-in/usr/bin/web-server"))
     done = seed.run_inside("ss", "-ltn", "sport", "= :8080")
     assert ":8080" in done.stdout, "nothing listens on 8080 after the reload"
+
+
+# -- Resource Limits -----------------------------------------------------------------------
+
+CPU_LIMITS = """\
+processes:
+  my-app:
+    command: /usr/bin/my-app
+    resources:
+      requests:
+        cpu: 500m      # 0.5 CPU cores baseline
+      limits:
+        cpu: 2000m     # 2 CPU cores maximum
+"""
+
+MEMORY_LIMITS = """\
+processes:
+  my-app:
+    resources:
+      requests:
+        memory: 128M   # Soft limit (throttling)
+      limits:
+        memory: 512M   # Hard limit (OOM kill)
+"""
+
+PID_LIMITS = """\
+processes:
+  my-app:
+    resources:
+      limits:
+        pids: 100      # Max 100 processes/threads
+"""
+
+
+def test_resource_limit_snippets_merge_as_drop_ins_and_show_in_stats(seed):
+    # The seed's three snippets describe one process; the memory and PID ones have no
+    # command, so they become drop-ins over the CPU one (SPEC §2.2: maps merge key by key).
+    # A drop-in holds the process's fields at top level, so their `processes: my-app:`
+    # wrapper is taken off; the fields are the seed's.
+    import yaml
+    seed.stand_in("/opt/stand-in/usr/bin/my-app")
+    seed.write_config("my-app-resources", CPU_LIMITS.replace(
+        "command: /usr/bin/my-app", "command: /opt/stand-in/usr/bin/my-app"))
+    drop_ins = seed.config_dir / "my-app.yaml.d"
+    drop_ins.mkdir()
+    for name, snippet in (("10-memory", MEMORY_LIMITS), ("20-pids", PID_LIMITS)):
+        fields = yaml.safe_load(snippet)["processes"]["my-app"]
+        (drop_ins / f"{name}.yaml").write_text(yaml.safe_dump(fields))
+    ok(seed.cli("validate", str(seed.config_dir)))
+    ok(seed.cli("reload-config"))
+    resources = seed.record("my-app")["spec"]["resources"]
+    assert resources["requests"] == {"cpu": 0.5, "memory": 128 * 10**6}
+    assert resources["limits"] == {"cpu": 2, "memory": 512 * 10**6, "pids": 100}
+    ok(seed.cli("start", "my-app"))
+    seed.wait_state("my-app", "running")
+    text = ok(seed.cli("stats", "my-app")).out  # "dd-procmgr stats my-app"
+    assert re.search(r"^  Limit:   488\.3 MiB", text, re.M)  # 512M = 512,000,000 bytes
+    assert re.search(r"^  Limit:   100 ", text, re.M)
+
+
+def test_a_memory_only_snippet_alone_is_refused_for_its_missing_command(seed):
+    seed.write_config("snippet", MEMORY_LIMITS)
+    checked = seed.cli("validate", str(seed.config_dir))
+    assert checked.code == 1
+    assert "snippet.yaml" in checked.out and "'command': missing required field" in checked.out
+
+
+# -- Troubleshooting -----------------------------------------------------------------------
+
+def test_start_limit_config_snippet_as_a_drop_in(seed):
+    """"Or increase limits in config": the two keys merged over a process file."""
+    base = seed.write_config("worker", "command: sleep\nargs: ['300']\n")
+    Path(f"{base}.d").mkdir()
+    Path(f"{base}.d/limits.yaml").write_text("start_limit_burst: 10\nstart_limit_interval: 600\n")
+    ok(seed.cli("reload-config"))
+    spec = seed.record("worker")["spec"]
+    assert (spec["start_limit_burst"], spec["start_limit_interval"]) == (10, 600)
+
+
+SPAWN_WORKERS = """#!/bin/sh
+pids=""
+for i in 1 2 3; do sleep 100000 & pids="$pids $!"; done
+echo "workers:$pids"
+wait
+"""
+
+
+@pytest.mark.parametrize("flags", [[], ["--kill-mode", "control-group"]],
+                         ids=["default", "control-group"])
+def test_stopping_workers_kills_the_script_and_every_child(seed, tmp_path, flags):
+    (tmp_path / "spawn_workers.sh").write_text(SPAWN_WORKERS)
+    (tmp_path / "spawn_workers.sh").chmod(0o755)
+    ok(seed.cli_in(tmp_path, "create", "workers", "./spawn_workers.sh", *flags, "--auto-start"))
+    line = wait_log(seed, "workers", "workers: ").split("workers: ")[1].splitlines()[0]
+    children = [int(pid) for pid in line.split()]
+    main = seed.record("workers")["pid"]
+    assert len(children) == 3
+    ok(seed.cli("stop", "workers"))
+    for pid in [main, *children]:  # "spawn_workers.sh AND all child workers are killed!"
+        assert not pid_alive(pid), f"{pid} survived the stop"
+
+
+def test_kill_mode_process_kills_only_the_main_process(seed, tmp_path):
+    (tmp_path / "spawn_workers.sh").write_text(SPAWN_WORKERS)
+    (tmp_path / "spawn_workers.sh").chmod(0o755)
+    ok(seed.cli_in(tmp_path, "create", "workers", "./spawn_workers.sh", "--kill-mode", "process",
+                   "--auto-start"))
+    line = wait_log(seed, "workers", "workers: ").split("workers: ")[1].splitlines()[0]
+    children = [int(pid) for pid in line.split()]
+    ok(seed.cli("stop", "workers"))
+    try:  # "process: Kill only main process (orphans children)"
+        assert all(Path(f"/proc/{pid}").exists() for pid in children)
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        seed.wait_for("the orphans to be reaped", lambda: not any(
+            Path(f"/proc/{pid}").exists() for pid in children))
+
+
+# -- Conditional Process Starting ----------------------------------------------------------
+
+def test_condition_path_exists_and_not_or_logic(seed, tmp_path):
+    seed.stand_in(str(tmp_path / "myapp"))
+    etc = tmp_path / "etc"  # the seed's /etc/app/... live in the test's temp dir
+    (etc / "app" / "managed").mkdir(parents=True)
+    (tmp_path / "var" / "lib" / "app").mkdir(parents=True)
+    config_file = etc / "app" / "config.yaml"
+
+    def create(name: str, *conditions: str) -> str:
+        args = [a for c in conditions for a in ("--condition-path-exists", c)]
+        ok(seed.cli_in(tmp_path, "create", name, "./myapp", *args))
+        done = seed.cli("start", name)
+        return seed.record(name)["state"] if done.code in (0, 1) else f"exit {done.code}"
+
+    assert create("app", f"{etc}/app/config.yaml") == "condition_failed"
+    assert seed.record("app")["reason"]
+    config_file.write_text("x: 1\n")
+    ok(seed.cli("start", "app"))
+    assert seed.wait_state("app", "running")
+    assert create("app-and", f"{etc}/app/config.yaml",
+                  f"{tmp_path}/var/lib/app/data") == "condition_failed"
+    (tmp_path / "var" / "lib" / "app" / "data").mkdir()
+    assert create("app-and2", f"{etc}/app/config.yaml", f"{tmp_path}/var/lib/app/data") == "running"
+    assert create("app-not", f"!{etc}/app/override.conf") == "running"
+    (etc / "app" / "override.conf").write_text("")
+    assert create("app-not2", f"!{etc}/app/override.conf") == "condition_failed"
+    assert create("app-or", f"|{etc}/app/config.yaml",
+                  f"|{etc}/app/managed/config.yaml") == "running"
+    assert create("app-or2", f"|{etc}/nothing.yaml", f"|{etc}/app/managed/config.yaml") == (
+        "condition_failed")
+    (etc / "otel").mkdir()
+    (etc / "otel" / "config.yaml").write_text("")
+    seed.stand_in(str(tmp_path / "otel-agent"))
+    ok(seed.cli_in(tmp_path, "create", "otel-collector", "./otel-agent",
+                   "--condition-path-exists", str(tmp_path / "otel-agent"),
+                   "--condition-path-exists", f"!{etc}/otel/disabled",
+                   "--condition-path-exists", f"|{etc}/otel/config.yaml",
+                   "--condition-path-exists", f"|{etc}/otel/managed/config.yaml"))
+    ok(seed.cli("start", "otel-collector"))
+    assert seed.wait_state("otel-collector", "running")
+    (etc / "otel" / "disabled").write_text("")
+    ok(seed.cli("stop", "otel-collector"))
+    skipped = seed.cli("start", "otel-collector")  # "Conditions are checked every time"
+    assert seed.record("otel-collector")["state"] == "condition_failed", skipped
+
+
+# -- Runtime Directories -------------------------------------------------------------------
+
+def test_runtime_directories_created_owned_and_removed(seed, tmp_path):
+    seed.stand_in("/opt/datadog/bin/agent")
+    # user dd-agent does not exist on a test machine: www-data stands in for it
+    ok(seed.cli("create", "datadog-agent", "/opt/datadog/bin/agent", "--runtime-directory",
+                "datadog", "--user", "www-data", "--group", "www-data"))
+    ok(seed.cli("start", "datadog-agent"))
+    seed.wait_state("datadog-agent", "running")
+    made = seed.inside("/run/datadog")
+    info = made.stat()
+    assert (oct(info.st_mode & 0o777), info.st_uid, info.st_gid) == ("0o755", 33, 33)
+    seed.stand_in(str(tmp_path / "myapp"))
+    ok(seed.cli_in(tmp_path, "create", "myapp", "./myapp", "--runtime-directory", "myapp",
+                   "--runtime-directory", "myapp/cache", "--runtime-directory", "myapp/tmp"))
+    seed.stand_in(str(tmp_path / "service"))
+    ok(seed.cli_in(tmp_path, "create", "service", "./service", "--runtime-directory",
+                   "myservice/data/temp"))
+    ok(seed.cli("start", "myapp", "service"))
+    seed.wait_state("service", "running")
+    for path in ("/run/myapp/cache", "/run/myapp/tmp", "/run/myservice/data/temp"):
+        assert seed.inside(path).is_dir(), path
+    ok(seed.cli("stop", "datadog-agent", "myapp", "service"))
+    assert not made.exists() and not seed.inside("/run/myapp").exists()
+    absolute = seed.cli_in(tmp_path, "create", "bad", "./service", "--runtime-directory",
+                           "/tmp/mydir")  # "Absolute paths ... rejected at creation time"
+    assert absolute.code == 1 and "/tmp/mydir" in absolute.err and "absolute" in absolute.err
+
+
+RUNTIME_DIRECTORY_YAML = """\
+processes:
+  datadog-agent:
+    command: /opt/datadog/bin/agent
+    user: dd-agent
+    group: dd-agent
+    runtime_directory:
+      - datadog        # Creates /run/datadog
+      - datadog/logs   # Creates /run/datadog/logs
+    auto_start: true
+"""
+
+
+def test_runtime_directory_via_config_file(seed):
+    seed.stand_in("/opt/datadog/bin/agent")
+    # dd-agent is not a user here (and not ours to add): www-data stands in for it
+    config(seed, "agent", RUNTIME_DIRECTORY_YAML.replace("dd-agent", "www-data"))
+    pid = seed.wait_state("datadog-agent", "running")["pid"]
+    assert seed.inside("/run/datadog/logs").is_dir()
+    assert seed.inside("/run/datadog/logs").stat().st_uid == 33
+    assert re.search(r"^Uid:\s+33\s", Path(f"/proc/{pid}/status").read_text(), re.M)
+
+
+def test_an_unknown_user_is_a_failed_start_naming_the_user(seed):
+    seed.stand_in("/opt/datadog/bin/agent")
+    config(seed, "agent", RUNTIME_DIRECTORY_YAML.replace("dd-agent", "no-such-user-qa"))
+    record = seed.wait_state("datadog-agent", "failed")
+    assert "no-such-user-qa" in record["reason"] and "user" in record["reason"]
+    assert record["reason"].lstrip().startswith(("unknown user", "user", "spawn failed"))
+
+
+# -- Production Deployment -----------------------------------------------------------------
+
+PRODUCTION = """\
+processes:
+  my_service:
+    command: "./my-service"
+    auto_start: true
+    restart: "always"
+
+    # Production-ready restart settings
+    restart_sec: 3              # 3 second base delay
+    restart_max_delay: 300      # Cap at 5 minutes
+
+    # Generous but protective limits
+    start_limit_burst: 10       # Allow 10 restarts
+    start_limit_interval: 600   # Within 10 minutes
+
+    working_dir: "/opt/app"
+    env:
+      LOG_LEVEL: "info"
+"""
+
+
+def test_production_deployment_recommended_settings(seed):
+    seed.stand_in("/opt/app/my-service")
+    config(seed, "production", PRODUCTION)
+    record = seed.wait_state("my_service", "running")
+    assert record["command"] == "/opt/app/my-service"
+    assert environ(record["pid"])["LOG_LEVEL"] == "info"
+    os.kill(record["pid"], signal.SIGKILL)
+    backoff = seed.wait_state("my_service", "backoff")
+    assert backoff["next_restart_at"] - backoff["ended_at"] == pytest.approx(3, abs=0.3)
+
+
+def test_example_3_start_limit_protection(crasher_daemon):
+    """Kept last in the module: the crasher has been failing since the module began."""
+    uuid = crasher_daemon.crasher_id
+    crashed = crasher_daemon.wait_state("crasher", "crashed", timeout=40)
+    assert (crashed["runs"], crashed["restarts"]) == (5, 4)  # default: 5 starts in 5 minutes
+    assert "start limit" in crashed["reason"].lower()
+    assert crashed["next_restart_at"] is None  # "Auto-restart stops"
+    assert list_rows(crasher_daemon)["crasher"]["STATE"] == "crashed"
+    ok(crasher_daemon.cli("start", uuid))  # "Manual restart is required ... resets the counter"
+    again = crasher_daemon.wait_for("the crasher to run again", lambda: (
+        lambda r: r if r["runs"] >= 6 and r["state"] != "crashed" else None)(
+        crasher_daemon.record("crasher")))
+    assert again["start_limit"]["recent_starts"] == 1
