@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from acceptance_daemon import needs_root, seed, shared_seed_daemon  # noqa: F401 (fixtures)
-from cli_daemon import Result
+from cli_daemon import DAEMON, Result
 from support import pid_alive
 
 pytestmark = needs_root
@@ -110,7 +110,6 @@ def crasher_daemon():
 # -- Quick Start: Start the Daemon ------------------------------------------------------
 
 def test_start_the_daemon_help_names_the_config_dir_flag():
-    from cli_daemon import DAEMON
     import subprocess
     done = subprocess.run([DAEMON, "--help"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0
@@ -118,6 +117,32 @@ def test_start_the_daemon_help_names_the_config_dir_flag():
     # SPEC §13 wins over the seed's `--tcp --grpc-port 50051`: the TCP listener is
     # `--tcp HOST:PORT --token-file F`, and RUST_LOG is `--log-level LEVEL`.
     assert "--tcp HOST:PORT" in done.stdout and "--log-level" in done.stdout
+
+
+def test_start_the_daemon_with_the_config_dir_from_the_environment(tmp_path):
+    """``DD_PM_CONFIG_DIR=/custom/path/processes.d dd-procmgrd``; the flag beats it."""
+    from cli_daemon import CliDaemon
+    import subprocess
+    from_env = tmp_path / "custom" / "path" / "processes.d"
+    from_env.mkdir(parents=True)
+    (from_env / "from-env.yaml").write_text("command: sleep\nargs: ['300']\n")
+    (tmp_path / "d").mkdir()
+    daemon = CliDaemon(tmp_path / "d")
+    daemon.write_config("from-flag", "command: sleep\nargs: ['300']\n")
+    for flags, expected in (([], "from-env"), (["--config-dir", str(daemon.config_dir)],
+                                               "from-flag")):
+        daemon.log_file = open(daemon.log, "w")
+        daemon.proc = subprocess.Popen(
+            [DAEMON, "--socket", daemon.socket, "--state-dir", str(daemon.state_dir),
+             "--instance", daemon.instance, *flags], stdout=daemon.log_file,
+            stderr=subprocess.STDOUT, env=daemon.env(DD_PM_CONFIG_DIR=str(from_env)),
+            start_new_session=True)
+        try:
+            daemon.wait_for("the daemon to answer", lambda: daemon.cli("ping").code == 0)
+            names = [r["name"] for r in daemon.cli("--json", "list").json]
+            assert names == [expected], (flags, names)
+        finally:
+            daemon.stop()
 
 
 # -- Quick Start: Use the CLI ------------------------------------------------------------
@@ -364,6 +389,20 @@ def test_update_common_use_cases(seed):
         "/etc/app/new-config.yaml")
     env = environ(restarted(seed, "service", service_pid)["pid"])
     assert (env["LOG_LEVEL"], env["RUST_LOG"]) == ("debug", "debug")
+
+
+def test_update_mixed_hot_and_restart_required(seed):
+    """The seed's mixed example without its inline comments (a `#` after `\\` ends the
+    command in a shell, so the example cannot run as printed)."""
+    created_id(seed.cli("create", "worker", "sleep", "300", "--auto-start"))
+    pid = seed.wait_state("worker", "running")["pid"]
+    out = ok(seed.cli("update", "worker", "--restart", "on-failure", "--cpu-limit", "2",
+                      "--env", "THREADS=8", "--restart-process")).out
+    assert "✓ Process restarted successfully" in out
+    record = restarted(seed, "worker", pid)
+    assert environ(record["pid"])["THREADS"] == "8"
+    assert record["spec"]["restart"] == "on-failure"
+    assert record["spec"]["resources"]["limits"]["cpu"] == 2
 
 
 def test_update_change_process_ownership_runs_it_as_www_data(seed):
@@ -801,6 +840,19 @@ def test_dependencies_via_cli(seed):
     assert seed.record("datadog-agent")["state"] == "running"
 
 
+def test_wants_continues_when_the_dependency_fails_and_requires_does_not(seed):
+    """The behaviour table: `wants` - "continues"; `requires` - "hard fail"."""
+    ok(seed.cli("create", "dep", "/opt/not/installed"))
+    ok(seed.cli("create", "soft", "sleep", "300", "--wants", "dep", "--after", "dep"))
+    ok(seed.cli("create", "hard", "sleep", "300", "--requires", "dep", "--after", "dep"))
+    ok(seed.cli("start", "soft"))
+    assert seed.record("soft")["state"] == "running"
+    assert seed.record("dep")["state"] == "failed"
+    refused = seed.cli("start", "hard")
+    assert refused.code == 1 and "DEPENDENCY_FAILED" in refused.err
+    assert seed.record("hard")["state"] != "running"
+
+
 def test_a_dependency_cycle_is_rejected(seed):
     # "Circular Dependencies: Automatically detected and rejected with an error."
     seed.write_config("cycle", "processes:\n  a: {command: sleep, args: ['9'], after: [b]}\n"
@@ -1206,6 +1258,8 @@ def test_example_3_start_limit_protection(crasher_daemon):
     assert "start limit" in crashed["reason"].lower()
     assert crashed["next_restart_at"] is None  # "Auto-restart stops"
     assert list_rows(crasher_daemon)["crasher"]["STATE"] == "crashed"
+    # "Logs show 'Start limit exceeded'": the daemon's log names the transition and why
+    assert re.search(r"crasher.*crashed.*start limit", crasher_daemon.log_text(), re.I)
     ok(crasher_daemon.cli("start", uuid))  # "Manual restart is required ... resets the counter"
     again = crasher_daemon.wait_for("the crasher to run again", lambda: (
         lambda r: r if r["runs"] >= 6 and r["state"] != "crashed" else None)(
