@@ -247,6 +247,43 @@ def test_default_socket_as_root_is_run_dd_procmgr_sock(tmp_path):
         log.close()
 
 
+def test_under_systemd_the_daemon_notifies_ready_watchdog_and_stopping(tmp_path):
+    """"Under systemd: READY=1 after boot, WATCHDOG=1 pings, STOPPING=1" — the test plays
+    systemd: it owns NOTIFY_SOCKET and arms a 0.4 s watchdog."""
+    import socket as pysocket
+    notify = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DD_PM_")}
+    env.update(NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="400000")
+    sock = str(tmp_path / "pm.sock")
+    daemon = subprocess.Popen(
+        [DAEMON, "--config-dir", str(tmp_path), "--socket", sock, "--state-dir",
+         str(tmp_path / "state"), "--instance", f"qa-notify-{os.getpid()}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+
+    def receive_until(word: str) -> list[str]:
+        seen = []
+        notify.settimeout(30)
+        while not any(word in message for message in seen):
+            seen.append(notify.recv(4096).decode())
+        return seen
+
+    try:
+        assert "READY=1" in receive_until("READY=1")[-1]
+        assert subprocess.run([CLI, "--socket", sock, "ping"], capture_output=True,
+                              env=env).returncode == 0  # ready means it answers
+        pings = [m for m in receive_until("WATCHDOG=1") + receive_until("WATCHDOG=1")
+                 if m == "WATCHDOG=1"]
+        assert len(pings) >= 2
+    finally:
+        daemon.send_signal(signal.SIGTERM)  # once: the daemon is shutting down after it
+    try:
+        assert receive_until("STOPPING=1")
+        assert daemon.wait(timeout=60) == 0
+    finally:
+        notify.close()
+
+
 def test_log_format_json_gives_one_json_object_per_line(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DD_PM_")}
     sock = str(tmp_path / "pm.sock")
