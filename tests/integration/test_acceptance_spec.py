@@ -199,6 +199,34 @@ def test_events_have_seq_time_type_process_id_and_seq_increases(cli_daemon):
     assert exited.get("exit_code") == 3
 
 
+def test_every_kind_of_change_is_an_event(cli_daemon):
+    """"Every state change, start, exit, restart scheduled (delay), start limit hit, config
+    reload, process created/updated/deleted ... is an event"."""
+    d = cli_daemon
+    follower = d.popen("--json", "events")
+    try:
+        watching(d, follower)
+        ok(d.cli("create", "flap", "sh", "-c", "exit 1", "--restart-policy", "always",
+                 "--start-limit-burst", "2", "--restart-sec", "0.2"))
+        ok(d.cli("start", "flap"))
+        events = read_events(follower, lambda e: e["type"] == "start_limit_hit")
+        ok(d.cli("update", "flap", "--description", "changed"))
+        ok(d.cli("reload-config"))
+        ok(d.cli("delete", "flap"))
+        events += read_events(follower, lambda e: e["type"] == "process_deleted")
+    finally:
+        follower.terminate()
+        follower.wait(timeout=10)
+    kinds = {e["type"] for e in events}
+    assert {"process_created", "process_started", "process_exited", "state_changed",
+            "restart_scheduled", "start_limit_hit", "process_updated", "config_reloaded",
+            "process_deleted"} <= kinds, kinds
+    scheduled = next(e for e in events if e["type"] == "restart_scheduled")
+    assert scheduled.get("delay") == pytest.approx(0.2), scheduled
+    changed = next(e for e in events if e["type"] == "state_changed")
+    assert {"from", "to"} <= set(changed), changed
+
+
 def test_events_filter_by_process_and_type(cli_daemon):
     d = cli_daemon
     follower = d.popen("--json", "events", "--process", "wanted", "--type", "process_exited")
