@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup run test test-deps bench install deb man clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py trio_procmgr/platform/_clone3spawn.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'

@@ -63,6 +63,9 @@ def is_sleep_child(argv: Sequence[str]) -> bool:
     return len(argv) == 2 and os.path.basename(argv[0]) == "sleep" and argv[1] == "3600"
 
 
+UNBORN_GRACE = 0.5
+
+
 class ChildTracker:
     """The live ``sleep 3600`` descendants of one root process.
 
@@ -81,6 +84,9 @@ class ChildTracker:
         self.root: int | None = None
         self.descendants: set[int] = set()
         self._pending: set[int] = set()
+        #: PIDs allocated but not yet visible in /proc (a fork in progress), with the
+        #: monotonic time after which they are given up.
+        self._unborn: dict[int, float] = {}
         self._pidfds: dict[int, int] = {}
         self._fd_pid: dict[int, int] = {}
         self._poller = select.poll()
@@ -103,9 +109,18 @@ class ChildTracker:
 
     def refresh(self) -> None:
         """Take in the PIDs created since the last call; drop the children that exited."""
+        now = time.monotonic()
         for pid in self._new_pids():
+            self._unborn[pid] = now + UNBORN_GRACE
+        for pid, give_up in list(self._unborn.items()):
+            # The kernel allocates the PID (ns_last_pid) before the task shows in /proc.
             stat = read_stat(pid)
-            if stat is not None and stat[1] in self.descendants:
+            if stat is None:
+                if now > give_up:
+                    del self._unborn[pid]
+                continue
+            del self._unborn[pid]
+            if stat[1] in self.descendants:
                 self.descendants.add(pid)
                 self._pending.add(pid)
         for pid in sorted(self._pending):
@@ -121,6 +136,8 @@ class ChildTracker:
         self._drop_exited()
 
     def _confirm(self, pid: int) -> None:
+        if pid in self._pidfds:
+            return
         try:
             fd = os.pidfd_open(pid)
         except ProcessLookupError:

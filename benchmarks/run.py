@@ -48,6 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rpc-sec", type=float, default=None, help="RPC rate window (default 3 s)")
     p.add_argument("--circus-check-delay", type=float, default=0.1,
                    help="circus arbiter check_delay, its restart delay (default 0.1 s)")
+    p.add_argument("--overload", action="store_true",
+                   help="also measure the overload rows (dd-procmgrd only): RPC p50 with a "
+                   "`yes` child, events lost by a watcher at 500 restarting")
     p.add_argument("--output", default="bench-results.json", help="JSON results file")
     args = p.parse_args(argv)
     if args.quick:
@@ -126,6 +129,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if left:
                     print(f"  (killed {left} leftover processes after {peer.name})", flush=True)
         results["runs"][str(n)] = row
+    if args.overload:
+        from benchmarks import overload
+
+        print("overload rows (dd-procmgrd)", flush=True)
+        results["overload"] = overload.measure(n=50 if args.quick else 500,
+                                               storm_s=3.0 if args.quick else 10.0,
+                                               pings=100 if args.quick else 500)
     return results
 
 
@@ -143,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{m['date']}; {m['nproc']} x {m['cpu_model']}; Linux {m['kernel']}; "
           f"Python {m['python']}\n")
     print(table(results))
+    if "overload" in results:
+        from benchmarks import overload
+
+        print("\n" + overload.rows(results["overload"]))
     print(f"\nJSON: {args.output}")
     errors = {n: row["errors"] for n, row in results["runs"].items() if row["errors"]}
     if errors:

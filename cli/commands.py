@@ -310,8 +310,7 @@ def do_action(inv: Invocation, method: str, names: list[str], *, everything: boo
                 inv.echo(f"Nothing to {method}.")
             return EXIT_OK
     render = lambda rec: _render_outcome(verb, rec)  # noqa: E731
-    # Many names: all calls in flight at once; the daemon orders dependants itself.
-    outcomes = dict(zip(names, inv.call_many(method, [{"name": n, **params} for n in names])))
+    outcomes = _outcomes_of_many(inv, method, names, params)
     targets: list[str] = []
     for name in names:
         members = (_group_members(inv, method, name)
@@ -331,6 +330,29 @@ def do_action(inv: Invocation, method: str, names: list[str], *, everything: boo
             inv.echo(render(record))
         return EXIT_OK
     return _each(inv, targets, lambda name: _settle(inv, method, name, outcomes[name]), render)
+
+
+def _outcomes_of_many(inv: Invocation, method: str, names: list[str],
+                      params: dict) -> dict[str, Any]:
+    """name -> record or the error of that name.
+
+    start/stop/restart of several names is one call and one transaction in the daemon
+    (``*_many``); other verbs, and daemons without those methods, get every call in
+    flight at once on one connection (the daemon orders dependants itself)."""
+    if method in ("start", "stop", "restart") and len(names) > 1 and not params:
+        from trio_procmgr.errors import Unimplemented, error_for_code
+        try:
+            result = inv.call(f"{method}_many", names=names)
+        except Unimplemented:
+            pass
+        else:
+            outcomes: dict[str, Any] = {}
+            for item in result["outcomes"]:
+                error = item.get("error")
+                outcomes[item["name"]] = item.get("record") if error is None else error_for_code(
+                    error.get("code", "INTERNAL"), error.get("message", ""), error.get("details"))
+            return outcomes
+    return dict(zip(names, inv.call_many(method, [{"name": n, **params} for n in names])))
 
 
 def _call_or_error(inv: Invocation, method: str, name: str, params: dict) -> Any:

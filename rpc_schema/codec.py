@@ -195,11 +195,12 @@ _REQUIRED = object()
 
 
 def _decoding_plan(spec: dict) -> tuple[tuple[tuple[str, int, Any, Any], ...], str | None]:
-    """Per field ``(name, ordinal, type or None for a plain scalar, default or _REQUIRED)``:
+    """Per field ``(name, ordinal, type or None for a plain scalar, default or _REQUIRED)``
+    (``_REQUIRED`` also for an ``optional`` field: absent stays absent):
     decoding a record then costs one tuple unpack per field (lists of 1000 records)."""
     fields = tuple(
         (f["name"], f["ordinal"], None if f["type"].__class__ is str else f["type"],
-         _REQUIRED if f.get("required") else f.get("default"))
+         _REQUIRED if f.get("required") or f.get("optional") else f.get("default"))
         for f in spec["fields"])
     return fields, spec.get("extra")
 

@@ -114,7 +114,7 @@ def compile_schema(doc: dict) -> dict:
         for field in struct["fields"]:
             entry = {"name": field["name"], "ordinal": field["ordinal"],
                      "type": parse_type(field["type"], enums, structs, interfaces)}
-            for key in ("default", "required", "nullable", "deprecated"):
+            for key in ("default", "required", "nullable", "deprecated", "optional"):
                 if key in field:
                     entry[key] = field[key]
             fields.append(entry)

@@ -18,7 +18,7 @@ class ProcMgrError(Exception):
 
     code = "INTERNAL"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, /, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
@@ -27,40 +27,135 @@ class ProcMgrError(Exception):
         return {"code": self.code, "message": self.message, "details": self.details}
 
 
-def _error(code: str) -> type[ProcMgrError]:
-    name = "".join(part.capitalize() for part in code.split("_")) + "Error"
-    return type(name, (ProcMgrError,), {"code": code, "__doc__": f"RPC error {code}."})
+class ProcessNotFound(ProcMgrError):
+    """No process has that name or id (check `list`)."""
+
+    code = "PROCESS_NOT_FOUND"
 
 
-ProcessNotFound = _error("PROCESS_NOT_FOUND")
-AlreadyExists = _error("ALREADY_EXISTS")
-AlreadyRunning = _error("ALREADY_RUNNING")
-NotRunning = _error("NOT_RUNNING")
-InvalidState = _error("INVALID_STATE")
-InvalidArgument = _error("INVALID_ARGUMENT")
-ConfigError = _error("CONFIG_ERROR")
-DependencyFailed = _error("DEPENDENCY_FAILED")
-ConflictStopFailed = _error("CONFLICT_STOP_FAILED")
-ConditionFailed = _error("CONDITION_FAILED")
-SpawnFailed = _error("SPAWN_FAILED")
-TerminateFailed = _error("TERMINATE_FAILED")
-Timeout = _error("TIMEOUT")
-PermissionDenied = _error("PERMISSION_DENIED")
-PlatformNotSupported = _error("PLATFORM_NOT_SUPPORTED")
-Unauthenticated = _error("UNAUTHENTICATED")
-ProtocolError = _error("PROTOCOL_ERROR")
-ResourceExhausted = _error("RESOURCE_EXHAUSTED")
-Internal = _error("INTERNAL")
-Cancelled = _error("CANCELLED")
-Unimplemented = _error("UNIMPLEMENTED")
+class AlreadyExists(ProcMgrError):
+    """A process with that name already exists; names are unique."""
 
-ERROR_CODES: tuple[str, ...] = (
-    "PROCESS_NOT_FOUND", "ALREADY_EXISTS", "ALREADY_RUNNING", "NOT_RUNNING",
-    "INVALID_STATE", "INVALID_ARGUMENT", "CONFIG_ERROR", "DEPENDENCY_FAILED",
-    "CONFLICT_STOP_FAILED", "CONDITION_FAILED", "SPAWN_FAILED", "TERMINATE_FAILED",
-    "TIMEOUT", "PERMISSION_DENIED", "PLATFORM_NOT_SUPPORTED", "UNAUTHENTICATED",
-    "PROTOCOL_ERROR", "RESOURCE_EXHAUSTED", "INTERNAL", "CANCELLED", "UNIMPLEMENTED",
-)
+    code = "ALREADY_EXISTS"
+
+
+class AlreadyRunning(ProcMgrError):
+    """The process (or another daemon on the socket) is already running."""
+
+    code = "ALREADY_RUNNING"
+
+
+class NotRunning(ProcMgrError):
+    """The call needs a running process and this one is not running."""
+
+    code = "NOT_RUNNING"
+
+
+class InvalidState(ProcMgrError):
+    """The process's current state does not allow the operation."""
+
+    code = "INVALID_STATE"
+
+
+class InvalidArgument(ProcMgrError):
+    """The caller sent a bad value; the message names the field."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class ConfigError(ProcMgrError):
+    """A configuration file or value is invalid; details name the file and field."""
+
+    code = "CONFIG_ERROR"
+
+
+class DependencyFailed(ProcMgrError):
+    """A required dependency could not be started or failed."""
+
+    code = "DEPENDENCY_FAILED"
+
+
+class ConflictStopFailed(ProcMgrError):
+    """A conflicting process could not be stopped first."""
+
+    code = "CONFLICT_STOP_FAILED"
+
+
+class ConditionFailed(ProcMgrError):
+    """A start condition was false, so the process was not started."""
+
+    code = "CONDITION_FAILED"
+
+
+class SpawnFailed(ProcMgrError):
+    """The operating system refused to start the command."""
+
+    code = "SPAWN_FAILED"
+
+
+class TerminateFailed(ProcMgrError):
+    """The process did not go away even after SIGKILL."""
+
+    code = "TERMINATE_FAILED"
+
+
+class Timeout(ProcMgrError):
+    """The operation did not finish within its deadline."""
+
+    code = "TIMEOUT"
+
+
+class PermissionDenied(ProcMgrError):
+    """The caller's tier (read-only peer) may not do this."""
+
+    code = "PERMISSION_DENIED"
+
+
+class PlatformNotSupported(ProcMgrError):
+    """This host lacks the mechanism the feature needs."""
+
+    code = "PLATFORM_NOT_SUPPORTED"
+
+
+class Unauthenticated(ProcMgrError):
+    """The listener needs a bearer token and none (or a wrong one) was sent."""
+
+    code = "UNAUTHENTICATED"
+
+
+class ProtocolError(ProcMgrError):
+    """The peer broke the wire protocol (RPC.md); the connection is aborted."""
+
+    code = "PROTOCOL_ERROR"
+
+
+class ResourceExhausted(ProcMgrError):
+    """A per-connection or daemon limit was hit; retry later or ask for less."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+
+class Internal(ProcMgrError):
+    """A bug in the daemon; the daemon log has the traceback."""
+
+    code = "INTERNAL"
+
+
+class Cancelled(ProcMgrError):
+    """The caller finished (cancelled) the question before it was answered."""
+
+    code = "CANCELLED"
+
+
+class Unimplemented(ProcMgrError):
+    """This daemon does not know the method (an older or newer schema)."""
+
+    code = "UNIMPLEMENTED"
+
+
+#: The codes, in the schema's order; tests/unit/test_rpc_errors.py checks they are exactly
+#: rpc_schema/schema.yaml's ``error_codes`` (the one declaration both sides share).
+ERROR_CODES: tuple[str, ...] = tuple(cls.code for cls in ProcMgrError.__subclasses__())
 
 _BY_CODE = {cls.code: cls for cls in ProcMgrError.__subclasses__()}
 

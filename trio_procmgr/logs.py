@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterator
 import trio
 
 from trio_procmgr.feeds import BoundedFeed
+from trio_procmgr.output_budget import LINES_PER_ITERATION, OutputBudget
 
 MAX_LINE = 64 * 1024
 READ_SIZE = 64 * 1024
@@ -79,18 +80,22 @@ class LineSplitter:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[bytes]:
+        """Complete lines (without ``\\n``), long ones cut in pieces. Splits in one C call:
+        per-line slicing of the buffer cost O(n²) for a flood of short lines."""
         self._buf += data
+        parts = self._buf.split(b"\n")
+        rest = parts.pop()
         lines: list[bytes] = []
-        while True:
-            idx = self._buf.find(b"\n")
-            if idx < 0:
-                break
-            lines.append(bytes(self._buf[:idx]))
-            del self._buf[:idx + 1]
-        while len(self._buf) >= self.max_line:
-            lines.append(bytes(self._buf[:self.max_line]))
-            del self._buf[:self.max_line]
-        return [piece for line in lines for piece in _pieces(line, self.max_line)]
+        for part in parts:
+            if len(part) <= self.max_line:
+                lines.append(bytes(part))
+            else:
+                lines.extend(_pieces(bytes(part), self.max_line))
+        while len(rest) >= self.max_line:
+            lines.append(bytes(rest[:self.max_line]))
+            rest = rest[self.max_line:]
+        self._buf = bytearray(rest)
+        return lines
 
     def flush(self) -> list[bytes]:
         if not self._buf:
@@ -111,27 +116,47 @@ def _pieces(line: bytes, n: int) -> Iterator[bytes]:
 LineSink = Callable[[str, str, float], None]
 
 
-async def pump(fd: int, stream: str, sink: LineSink) -> None:
+async def pump(fd: int, stream: str, sink: LineSink, budget: OutputBudget | None = None) -> None:
     """Drain ``fd`` until EOF, handing each decoded line to ``sink(stream, line, now)``.
 
     Owns ``fd`` and closes it. Cancellation stops the pump (the fd is closed, so a child
-    still writing gets EPIPE/SIGPIPE rather than blocking forever).
+    still writing gets EPIPE/SIGPIPE rather than blocking forever). Beyond the ``budget``
+    (:mod:`trio_procmgr.output_budget`) the pump paces itself instead of dropping: it
+    sleeps until the budget refills, so a flooding child waits on its pipe and no line
+    is lost; it yields to the event loop every ``LINES_PER_ITERATION`` lines, so a
+    flooding child cannot hold the loop.
     """
     splitter = LineSplitter()
+    budget = OutputBudget() if budget is None else budget
     stream_obj = trio.lowlevel.FdStream(fd)
     try:
         async with stream_obj:
             while True:
                 data = await stream_obj.receive_some(READ_SIZE)
-                now = time.time()
+                lines = splitter.feed(data) if data else splitter.flush()
+                await _hand_over(lines, stream, sink, budget)
                 if not data:
-                    for line in splitter.flush():
-                        sink(stream, line.decode("utf-8", "replace"), now)
                     return
-                for line in splitter.feed(data):
-                    sink(stream, line.decode("utf-8", "replace"), now)
+                await trio.lowlevel.checkpoint()
     except trio.BrokenResourceError:
         return
+
+
+async def _hand_over(lines: list[bytes], stream: str, sink: LineSink, budget: OutputBudget) -> None:
+    """Give ``lines`` to ``sink`` at the budget's pace, yielding now and then."""
+    sizes = [len(line) for line in lines]
+    index = 0
+    while index < len(lines):
+        taken = budget.take(sizes[index:], trio.current_time())
+        if taken == 0:
+            await trio.sleep(budget.wait(sizes[index], trio.current_time()))
+            continue
+        now = time.time()
+        for offset in range(taken):
+            sink(stream, lines[index + offset].decode("utf-8", "replace"), now)
+            if offset % LINES_PER_ITERATION == LINES_PER_ITERATION - 1:
+                await trio.lowlevel.checkpoint()
+        index += taken
 
 
 class LogSubscription(BoundedFeed):

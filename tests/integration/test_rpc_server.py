@@ -12,6 +12,8 @@ import stat
 import tempfile
 
 import pytest
+
+from trio_procmgr.paths import read_only_socket_path
 import trio
 
 from trio_procmgr import errors
@@ -243,9 +245,12 @@ async def test_blocking_client_raises_daemon_unreachable_for_a_missing_socket(so
     assert info.value.socket == path and isinstance(info.value, ConnectionError)
 
 
-async def test_socket_is_0660_and_a_live_one_is_not_replaced(fake_server):
+async def test_socket_is_0660_with_a_0666_read_only_companion_and_a_live_one_is_not_replaced(
+        fake_server):
     _, path = fake_server
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660  # SPEC §14
+    companion = read_only_socket_path(path)
+    assert stat.S_IMODE(os.stat(companion).st_mode) == 0o666
     with pytest.raises(errors.AlreadyRunning):
         await serve_rpc(FakeManager(), socket_path=path)
 
@@ -263,7 +268,6 @@ async def test_stale_socket_file_is_replaced(nursery, sock_dir):
 
 async def test_unprivileged_user_can_list_but_not_stop(fake_server):
     _, path = fake_server
-    os.chmod(path, 0o666)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: become nobody, then use the blocking client
@@ -342,3 +346,77 @@ async def test_end_to_end_against_the_real_process_manager(make_manager, nursery
                     os.kill(record["pid"], 0)
                 assert await client.list() == []
             inner.cancel_scope.cancel()
+
+
+async def exchange_until(path: str, data: bytes, done) -> list:
+    """Send ``data`` (no half-close: the calls keep running) and read messages until
+    ``done(messages)`` or the server closes."""
+    stream = await trio.open_unix_socket(path)
+    decoder, got = FrameDecoder(), []
+    async with stream:
+        with trio.fail_after(10):
+            await stream.send_all(data)
+            while not done(got):
+                chunk = await stream.receive_some(65536)
+                if not chunk:
+                    break
+                decoder.feed(chunk)
+                while (value := decoder.next_frame()) is not NEED_DATA:
+                    got.append(P.parse_message(value))
+    return got
+
+
+async def test_an_answer_that_cannot_be_encoded_aborts_only_that_connection(fake_server, caplog):
+    manager, path = fake_server
+    manager.records["huge"] = {"name": "huge", "id": "id-huge", "state": "running", "pid": 2**70}
+    got = await exchange_until(path, BOOT + encode_frame([1, 1, 0, 0, 13, {0: "huge"}]),
+                               lambda got: any(isinstance(ev, P.Abort) for ev in got))
+    assert isinstance(got[0], P.Return) and got[-1] == P.Abort("INTERNAL", got[-1].message)
+    assert "Traceback" not in caplog.text and "cannot encode" in caplog.text
+    async with AsyncClient(path) as client:
+        assert (await client.describe("web"))["name"] == "web"
+
+
+async def test_an_engine_error_with_a_huge_message_is_clipped(fake_server):
+    manager, path = fake_server
+
+    def describe(ref):
+        raise errors.InvalidArgument("m" * 100_000, blob="b" * 100_000)
+
+    manager.describe = describe
+    got = await exchange_until(path, BOOT + encode_frame([1, 1, 0, 0, 13, {0: "web"}]),
+                               lambda got: any(isinstance(ev, P.Failure) for ev in got))
+    failure = next(ev for ev in got if isinstance(ev, P.Failure))
+    assert failure.code == "INVALID_ARGUMENT" and len(failure.message) <= 1024
+    assert "more characters" in failure.message and len(failure.details["blob"]) <= 256
+
+
+async def test_an_overlong_name_is_refused_before_the_engine(fake_server):
+    _, path = fake_server
+    got = await exchange_until(path, BOOT + encode_frame([1, 1, 0, 0, 13, {0: "n" * 100_000}]),
+                               lambda got: any(isinstance(ev, P.Failure) for ev in got))
+    failure = next(ev for ev in got if isinstance(ev, P.Failure))
+    assert failure.code == "INVALID_ARGUMENT" and "maximum of 256" in failure.message
+
+
+async def test_every_call_on_the_read_only_companion_is_read_only_even_for_root(fake_server):
+    _, path = fake_server
+    companion = read_only_socket_path(path)
+
+    def calls() -> tuple[dict, Exception | None]:
+        with BlockingClient(companion) as client:
+            listed = client.call("list")
+            try:
+                client.call("stop", name="web")
+            except errors.ProcMgrError as exc:
+                return listed, exc
+            return listed, None
+
+    listed, refused = await trio.to_thread.run_sync(calls)
+    assert "processes" in listed
+    assert refused is not None and refused.code == "PERMISSION_DENIED"
+
+
+def test_read_only_companion_path_sits_next_to_the_socket():
+    assert read_only_socket_path("/run/dd-procmgr.sock") == "/run/dd-procmgr.ro.sock"
+    assert read_only_socket_path("/tmp/x/pm") == "/tmp/x/pm.ro"

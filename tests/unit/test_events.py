@@ -27,8 +27,8 @@ async def test_subscriber_filters_by_process_and_type():
 async def test_slow_subscriber_is_told_how_many_it_lost_and_never_blocks_publish():
     hub = EventHub()
     with hub.subscribe(maxsize=3) as slow, hub.subscribe(maxsize=100) as fast:
-        for i in range(10):
-            hub.publish("state_changed", "p", n=i)
+        for i in range(10):  # not state_changed: those are coalesced, not lost
+            hub.publish("process_exited", "p", n=i)
         got = [await slow.get() for _ in range(4)]
         assert got[0]["type"] == "lost" and got[0]["count"] == 7
         assert [g["n"] for g in got[1:]] == [0, 1, 2]

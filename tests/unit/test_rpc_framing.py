@@ -99,3 +99,19 @@ def test_random_bytes_only_ever_raise_framing_errors(blob):
         drain(decoder)
     except FramingError:
         pass
+
+
+@pytest.mark.parametrize("depth", [65, 1000, 5000])
+def test_deeply_nested_frames_are_refused_as_framing_errors(depth):
+    body = b"\x91" * depth + b"\xc0"
+    decoder = FrameDecoder()
+    decoder.feed(len(body).to_bytes(4, "big") + body)
+    with pytest.raises(FramingError):  # ours ("nests ... deep") or msgpack's own stack limit
+        decoder.next_frame()
+
+
+def test_nesting_within_the_limit_decodes():
+    body = b"\x91" * 63 + b"\xc0"
+    decoder = FrameDecoder()
+    decoder.feed(len(body).to_bytes(4, "big") + body)
+    assert decoder.next_frame() is not NEED_DATA

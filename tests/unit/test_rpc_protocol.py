@@ -87,9 +87,33 @@ def test_second_bootstrap_is_a_protocol_error():
 
 def test_bootstrap_announces_the_clients_max_frame():
     server = P.Connection("server")
-    [boot] = events(server, encode_frame([0, 0, {0: 1, 2: 64}]))
+    [boot] = events(server, encode_frame([0, 0, {0: 1, 2: 4096}]))
     with pytest.raises(FrameTooLarge):
-        server.send_return(boot.question, {0: "z" * 100})
+        server.send_return(boot.question, {0: "z" * 5000})
+
+
+@pytest.mark.parametrize("announced", [1, 64, 4095])
+def test_bootstrap_announcing_a_tiny_max_frame_is_a_protocol_error(announced):
+    server = P.Connection("server")
+    with pytest.raises(P.RemoteProtocolError, match="minimum is 4096") as info:
+        events(server, encode_frame([0, 0, {0: 1, 2: announced}]))
+    assert info.value.code == "PROTOCOL_ERROR"
+
+
+def test_a_call_pipelined_on_its_own_promise_is_rejected():
+    server = bootstrapped_server()
+    [rejected] = events(server, encode_frame([1, 5, [2, 5, [0]], 0, 13, {}]))
+    assert isinstance(rejected, P.CallRejected)
+    assert rejected.error.code == "INVALID_ARGUMENT" and "own promise" in rejected.error.message
+
+
+def test_an_answer_after_abort_is_dropped_quietly():
+    server = bootstrapped_server()
+    [call] = events(server, encode_frame([1, 1, 0, 0, 2, {}]))
+    server.abort("PROTOCOL_ERROR", "bye")
+    assert server.send_return(call.question, {0: []}) == b""
+    assert server.send_exception(call.question, "INTERNAL", "x") == b""
+    assert server.send_stream(call.question, {}) == b""
 
 
 def test_reusing_an_open_qid_is_a_protocol_error():

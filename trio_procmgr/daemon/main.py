@@ -16,6 +16,8 @@ import signal
 import sys
 from typing import Any
 
+from trio_procmgr.daemon.startup import DaemonStartError
+
 log = logging.getLogger("trio_procmgr.daemon")
 
 
@@ -35,6 +37,17 @@ def instance_name(state_dir: str, explicit: str | None) -> str:
         return "dd-procmgrd"
     digest = hashlib.sha1(os.path.realpath(state_dir).encode()).hexdigest()[:10]
     return f"dd-procmgrd-{digest}"
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, above 0 and at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text} must be above 0 and at most 86400 seconds")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="cgroup subtree name (default: derived from --state-dir)")
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not use cgroups (control-group falls back to process-group)")
+    p.add_argument("--auth-timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
+                   help="close a TCP client that has not authenticated within this (default 10)")
+    p.add_argument("--client-send-timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
+                   help="drop an RPC client that reads nothing for this long (default 30)")
     p.add_argument("--version", action="store_true", help="print the version and exit")
     return p
 
@@ -74,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     import trio
 
+    from trio_procmgr.platform.rlimits import raise_nofile_limit
+
+    raise_nofile_limit()
     try:
         check_listener_args(args)
         return trio.run(run_daemon, args)
@@ -99,27 +119,9 @@ def _first_leaf(group: BaseExceptionGroup) -> BaseException:
 
 def check_listener_args(args: argparse.Namespace) -> None:
     """Refuse bad listener flags before any process starts (DaemonStartError)."""
-    from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
+    from trio_procmgr.listener_policy import plan_listeners
 
-    if args.token_file:
-        try:
-            read_token(args.token_file)
-        except (OSError, ValueError) as exc:
-            raise DaemonStartError(f"--token-file: {exc}") from None
-    for flag, text in (("--tcp", args.tcp), ("--ws", args.ws), ("--metrics", args.metrics)):
-        if not text:
-            continue
-        try:
-            host, _ = parse_hostport(text)
-        except ValueError as exc:
-            raise DaemonStartError(f"{flag}: {exc}") from None
-        if args.token_file is None and (flag == "--tcp" or not is_loopback(host)):
-            why = "a TCP listener" if flag == "--tcp" else f"a non-loopback address ({host})"
-            raise DaemonStartError(f"{flag} {text}: {why} needs --token-file")
-
-
-class DaemonStartError(Exception):
-    pass
+    plan_listeners(tcp=args.tcp, ws=args.ws, metrics=args.metrics, token_file=args.token_file)
 
 
 async def run_daemon(args: argparse.Namespace) -> int:
@@ -176,12 +178,14 @@ def _load(config_dir: str | None, load_config_dir: Any) -> Any:
 async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
                            socket_path: str) -> None:
     from trio_procmgr.errors import ProcMgrError
+    from trio_procmgr.preauth import PreAuthLimits
     from trio_procmgr.rpc.server import serve_rpc
 
     try:
         await nursery.start(lambda task_status: serve_rpc(
             manager, socket_path=socket_path, tcp=args.tcp, token_file=args.token_file,
-            admin_group=args.admin_group, task_status=task_status))
+            admin_group=args.admin_group, preauth=PreAuthLimits(deadline=args.auth_timeout),
+            send_deadline=args.client_send_timeout, task_status=task_status))
     except OSError as exc:
         raise DaemonStartError(f"cannot listen on {socket_path}: {exc}") from None
     except ProcMgrError as exc:

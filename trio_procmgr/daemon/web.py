@@ -38,7 +38,7 @@ import trio_websocket
 from trio_procmgr import errors
 from trio_procmgr.daemon import dashboard, webapi, webstreams
 from trio_procmgr.daemon.livestats import LiveStats
-from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
+from trio_procmgr.endpoints import is_loopback
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -370,43 +370,21 @@ async def respond_json(stream: trio.abc.Stream, conn: h11.Connection, status: in
                                                           *(extra or [])])
 
 
-def _listen_plan(ws: str | None, metrics: str | None,
-                 token: str | None) -> list[tuple[str, bool, str, int]]:
-    """(flag, serves events, host, port) per listener; DaemonStartError for a bad one."""
-    from trio_procmgr.daemon.main import DaemonStartError
-
-    wanted = []
-    for flag, text, events in (("--ws", ws, True), ("--metrics", metrics, False)):
-        if not text:
-            continue
-        try:
-            host, port = parse_hostport(text)
-        except ValueError as exc:
-            raise DaemonStartError(f"{flag}: {exc}") from None
-        if token is None and not is_loopback(host):
-            raise DaemonStartError(f"{flag} {text}: a non-loopback address needs --token-file "
-                                   "(without it the listener is read-only and local only)")
-        wanted.append((flag, events, host, port))
-    return wanted
-
-
 async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str | None,
                     token_file: str | None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the dashboard and websockets (``ws``) and/or metrics (``metrics``) until
     cancelled.
 
-    Raises DaemonStartError (before ``task_status.started``) for a bad address, an
-    unreadable token file, a non-loopback address without a token, or a failed bind.
+    Raises ListenerError (a DaemonStartError; before ``task_status.started``) for a bad
+    address, an unreadable token file, a non-loopback address without a token (the rule
+    lives in :mod:`trio_procmgr.listener_policy`), or a failed bind.
     """
-    from trio_procmgr.daemon.main import DaemonStartError
+    from trio_procmgr.listener_policy import ListenerError, plan_listeners
 
-    token = None
-    if token_file:
-        try:
-            token = read_token(token_file)
-        except (OSError, ValueError) as exc:
-            raise DaemonStartError(f"--token-file: {exc}") from None
-    plan = _listen_plan(ws, metrics, token)
+    listeners_plan = plan_listeners(ws=ws, metrics=metrics, token_file=token_file)
+    token = listeners_plan.token
+    plan = [(e.flag, e.flag == "--ws", e.host, e.port)
+            for e in (listeners_plan.ws, listeners_plan.metrics) if e is not None]
     server = WebServer(manager, token)
     info = WebInfo()
     async with trio.open_nursery() as nursery:
@@ -414,7 +392,7 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
             try:
                 listeners = await trio.open_tcp_listeners(port, host=host)
             except OSError as exc:
-                raise DaemonStartError(f"{flag} {host}:{port}: cannot listen: {exc}") from None
+                raise ListenerError(f"{flag} {host}:{port}: cannot listen: {exc}") from None
             bound = listeners[0].socket.getsockname()[:2]
             if events:
                 info.ws_address = bound

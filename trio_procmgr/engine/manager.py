@@ -251,7 +251,10 @@ class ProcessManager:
         fds: list[int] = []
         try:
             extra.update(runtime_files.create_runtime_dirs(spec, self.runtime_root))
-        except (OSError, LookupError) as exc:
+        except LookupError as exc:  # the identity, looked up to chown the directories
+            field = "user" if str(exc).startswith("unknown user") else "group"
+            raise SpawnError(f"{field}: {exc}") from None
+        except OSError as exc:
             raise SpawnError(f"runtime_directory: {exc}") from None
         for provider in self.exec_env_providers:
             env, more = provider(sup)
@@ -341,6 +344,7 @@ class ProcessManager:
         d["spec"] = spec_to_raw(sup.spec)
         d["kill_mode_effective"] = sup.effective_kill_mode()
         d["cgroup"] = getattr(sup.cgroup, "v2_path", None)
+        d["spawn_mechanism"] = sup.instance.child.placement if sup.instance is not None else None
         d["limits"] = sup.enforcement
         d["start_limit"] = {"burst": sup.spec.start_limit_burst,
                             "interval": sup.spec.start_limit_interval,

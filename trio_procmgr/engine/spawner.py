@@ -28,6 +28,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from trio_procmgr.platform import clone_spawn
 from trio_procmgr.platform.linux import Credentials, pidfd_open, resolve_credentials
 from trio_procmgr.spec import ProcessSpec
 
@@ -135,19 +136,34 @@ def _setpriv_argv(spec: ProcessSpec, creds: Credentials | None) -> list[str]:
 
 @dataclass(slots=True)
 class Child:
-    """A spawned main process: its Popen, its pidfd, and the read ends of its pipes."""
+    """A spawned main process: its Popen (None when cloned natively), its pidfd, and the
+    read ends of its pipes."""
 
-    popen: subprocess.Popen[bytes]
+    popen: subprocess.Popen[bytes] | None
     pid: int
     pidfd: int | None
     stdout_fd: int | None
     stderr_fd: int | None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: How the child was placed in its cgroup, in words for ``describe``.
+    placement: str = "fork+exec"
 
     def close_pidfd(self) -> None:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+
+    def returncode(self) -> int:
+        """The exit status as Popen's returncode (-N for signal N), once the pidfd is
+        readable (the child has exited); reaps it."""
+        if self.popen is not None:
+            return self.popen.wait()
+        assert self.pidfd is not None
+        info = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)
+        assert info is not None
+        if info.si_code == os.CLD_EXITED:
+            return info.si_status
+        return -info.si_status
 
 
 def _stdio(mode: str) -> tuple[Any, Any, int | None, int | None]:
@@ -169,6 +185,13 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
     Raises SpawnError with the OS reason (missing binary, bad working dir, ...).
     """
     out_w, err_w, out_r, err_r = _stdio(log_mode)
+    if clone_spawn.available():
+        target = cgroup.clone_target() if cgroup is not None else None
+        if cgroup is None or target is not None:
+            try:
+                return _clone(plan, target, out_w, err_w, out_r, err_r)
+            except clone_spawn.NotSupported:
+                pass  # the portable path below places the child the same way
     creds = plan.creds
     kwargs: dict[str, Any] = {}
     if creds is not None and not plan.use_setpriv:
@@ -193,8 +216,52 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
         for fd in (out_w, err_w):
             if isinstance(fd, int) and fd >= 0:
                 os.close(fd)
+    placement = "fork+exec" if cgroup is None else "daemon migrates into the cgroup around fork"
     return Child(popen=popen, pid=popen.pid, pidfd=pidfd_open(popen.pid),
-                 stdout_fd=out_r, stderr_fd=err_r)
+                 stdout_fd=out_r, stderr_fd=err_r, placement=placement)
+
+
+def _clone(plan: ExecPlan, cgroup_dir: str | None, out_w: Any, err_w: Any,
+           out_r: int | None, err_r: int | None) -> Child:
+    """:func:`spawn` through clone3: born in ``cgroup_dir``, pidfd from the same call.
+
+    Owns the pipe ends once it returns or raises SpawnError; on NotSupported it leaves
+    them open for the portable path.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    stdio = (devnull, _fd_of(out_w, devnull), _fd_of(err_w, devnull))
+    creds = plan.creds if not plan.use_setpriv else None
+    try:
+        pid, pidfd = clone_spawn.spawn_into(
+            cgroup_dir, exe=plan.program(), argv=plan.argv, env=plan.env, cwd=plan.cwd,
+            stdio=stdio, pass_fds=plan.pass_fds,
+            uid=creds.uid if creds else None, gid=creds.gid if creds else None,
+            groups=list(creds.groups) if creds else None)
+    except clone_spawn.NotSupported:
+        os.close(devnull)
+        raise
+    except OSError as exc:
+        _close_fds(out_r, err_r, out_w, err_w, devnull)
+        raise SpawnError(_spawn_reason(exc, plan)) from None
+    _close_fds(out_w, err_w, devnull)
+    return Child(popen=None, pid=pid, pidfd=pidfd, stdout_fd=out_r, stderr_fd=err_r,
+                 placement=clone_spawn.mechanism())
+
+
+def _close_fds(*fds: Any) -> None:
+    for fd in fds:
+        if isinstance(fd, int) and fd >= 0:
+            os.close(fd)
+
+
+def _fd_of(sink: Any, devnull: int) -> int:
+    """An fd for the child's stdout/stderr: our pipe's write end, /dev/null, or -1 to
+    keep the daemon's own (log mode ``inherit``)."""
+    if sink is None:
+        return -1
+    if sink == subprocess.DEVNULL:
+        return devnull
+    return int(sink)
 
 
 def _spawn_reason(exc: OSError, plan: ExecPlan) -> str:

@@ -341,8 +341,9 @@ class Supervisor:
             if pid == child.pid:
                 if child.pidfd is not None:
                     await wait_pidfd(child.pidfd)
-                    rc = child.popen.wait()
+                    rc = child.returncode()
                 else:
+                    assert child.popen is not None  # a cloned child always has a pidfd
                     rc = await trio.to_thread.run_sync(child.popen.wait)
                 return ExitStatus.from_returncode(rc)
             if inst.main_pidfd is not None:

@@ -117,4 +117,6 @@ async def _watch(sup: "Supervisor", inst: "Instance", timer: WatchdogTimer) -> N
             break
         await trio.sleep_until(timer.deadline(configured))
     sup.extras["watchdog"].update(fired_at=time.time(), fired_by="missed ping")
+    sup.manager.publish("watchdog_timeout", sup.name, sup.record.id,
+                        timeout=sup.extras["watchdog"]["timeout"])
     sup.post("kill_for_failure", inst=inst, reason="watchdog")

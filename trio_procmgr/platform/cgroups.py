@@ -725,6 +725,18 @@ class SliceCgroup(_Cgroup):
 class ServiceCgroup(_Cgroup):
     """The cgroup of one service: where its processes live, how they are bounded and killed."""
 
+    def clone_target(self) -> str | None:
+        """The v2 directory a child can be cloned straight into, or None.
+
+        ``clone3(CLONE_INTO_CGROUP)`` places a child in one v2 cgroup at birth; that is the
+        whole placement only while the service lives in v2 alone (no v1 controller joined
+        for a limit). Otherwise the caller uses :meth:`spawn_context`.
+        """
+        self.ensure()
+        if len(self._dirs) != 1:
+            return None
+        return self.v2_path
+
     @contextlib.contextmanager
     def spawn_context(self) -> Iterator[ServiceCgroup]:
         """Move the daemon into this cgroup for the duration of a synchronous spawn.

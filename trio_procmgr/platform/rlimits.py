@@ -27,3 +27,22 @@ def fallback_rlimits(
     if pids is not None and not pids_enforced:
         out.append((resource.RLIMIT_NPROC, pids, pids))
     return out
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Lift the daemon's own RLIMIT_NOFILE soft limit to its hard limit; (soft, hard) after.
+
+    Why: every client connection, child pipe and pidfd costs a descriptor, and the usual
+    soft default of 1024 is reached by a few hundred services plus a burst of clients;
+    at EMFILE nothing can be spawned or accepted. Children inherit the raised soft limit
+    (as under systemd's LimitNOFILE=) unless their spec sets one. Never fails: a refused
+    change leaves the limit as it was.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft, hard

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 HEADER = struct.Struct(">I")
 DEFAULT_MAX_FRAME = 8 * 1024 * 1024
+#: Deepest nesting of arrays and maps a frame may hold (the schema needs fewer than 10).
+MAX_DEPTH = 64
 
 
 class FramingError(Exception):
@@ -51,16 +53,33 @@ def pack(value: Any) -> bytes:
 
 
 def unpack(body: bytes) -> Any:
-    """Exactly one msgpack value from ``body``; raises FramingError otherwise."""
+    """Exactly one msgpack value from ``body``, nested at most MAX_DEPTH deep; raises
+    FramingError otherwise."""
     try:
-        return msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True,
-                               ext_hook=_reject_ext, timestamp=0)
+        value = msgpack.unpackb(body, raw=False, strict_map_key=False, use_list=True,
+                                ext_hook=_reject_ext, timestamp=0)
     except FramingError:
         raise
     except msgpack.ExtraData as exc:
         raise FramingError("frame holds more than one msgpack value") from exc
     except Exception as exc:  # msgpack raises ValueError, TypeError, UnicodeDecodeError...
         raise FramingError(f"frame body is not valid msgpack: {exc}") from exc
+    check_depth(value)
+    return value
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Refuse arrays and maps nested deeper than ``limit``: a deep value would exhaust the
+    recursion of whatever walks it next (repr, validation, encoding). Iterative."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise FramingError(f"frame nests arrays or maps more than {limit} deep")
+        if isinstance(item, list):
+            stack.extend((x, depth + 1) for x in item if isinstance(x, (list, dict)))
+        elif isinstance(item, dict):
+            stack.extend((x, depth + 1) for x in item.values() if isinstance(x, (list, dict)))
 
 
 def encode_frame(value: Any, max_frame: int | None = None) -> bytes:

@@ -28,6 +28,10 @@ from collections.abc import Mapping
 from trio_procmgr.rpc.framing import (DEFAULT_MAX_FRAME, NEED_DATA, FrameDecoder,
                                       FramingError, encode_frame)
 
+#: The smallest max_frame a peer may announce: every answer the protocol itself must be
+#: able to send (an EXCEPTION with a clipped message) fits in it.
+MIN_PEER_FRAME = 4096
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -341,6 +345,12 @@ class Connection:
         self._next_qid = 0
 
     # -- receiving -----------------------------------------------------------------------
+    def set_max_frame(self, max_frame: int) -> None:
+        """Change the largest frame we accept (the server lifts its small pre-authentication
+        cap once a TCP peer showed its token)."""
+        self.max_frame = max_frame
+        self._decoder.max_frame = max_frame
+
     def receive_data(self, data: bytes) -> None:
         """Feed bytes from the peer; ``b""`` means the peer closed its side."""
         if data:
@@ -398,7 +408,10 @@ class Connection:
                 raise RemoteProtocolError("BOOTSTRAP was already sent on this connection")
             self.bootstrapped = True
             announced = msg.params.get(2)
-            if isinstance(announced, int) and not isinstance(announced, bool) and announced > 0:
+            if isinstance(announced, int) and not isinstance(announced, bool):
+                if announced < MIN_PEER_FRAME:
+                    raise RemoteProtocolError(f"BOOTSTRAP announces max_frame={announced}; "
+                                              f"the minimum is {MIN_PEER_FRAME}")
                 self.peer_max_frame = announced
         elif self.role == "server" and not self.bootstrapped:
             raise RemoteProtocolError("send BOOTSTRAP before any CALL")
@@ -410,6 +423,8 @@ class Connection:
         if isinstance(msg, Bootstrap):
             return Bootstrap(msg.qid, msg.params, question)
         call = Call(msg.qid, msg.target, msg.interface, msg.method, msg.params, question)
+        if isinstance(msg.target, PromiseTarget) and msg.target.qid == msg.qid:
+            return CallRejected(call, _self_pipeline(msg.qid))
         if self.open_inbound > self.max_inflight:
             return CallRejected(call, _resource_exhausted(self.max_inflight))
         if self.validate is None:
@@ -467,7 +482,9 @@ class Connection:
 
     # -- sending: answers ------------------------------------------------------------------
     def _answer(self, question: Question, msg: Message, final: bool) -> bytes:
-        if question.state == "finished" or self._inbound.get(question.qid) is not question:
+        """The answer's bytes, or b"" when nobody can receive it any more (the question was
+        finished, or the connection was aborted or closed while the call ran)."""
+        if self.closed or question.state == "finished" or self._inbound.get(question.qid) is not question:
             return b""
         if question.state == "answered":
             raise LocalProtocolError(f"question {question.qid} was already answered")
@@ -496,6 +513,12 @@ class Connection:
         data = b"" if self.closed else encode_frame(message_to_wire(Abort(code, message)))
         self.closed = True
         return data
+
+
+def _self_pipeline(qid: int) -> Exception:
+    from trio_procmgr.errors import InvalidArgument
+    return InvalidArgument(f"call {qid} is pipelined on its own promise, which can never "
+                           "settle; target an earlier question", qid=qid)
 
 
 def _resource_exhausted(limit: int) -> Exception:

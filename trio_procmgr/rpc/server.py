@@ -8,11 +8,19 @@ What it guarantees:
   input gets ABORT(PROTOCOL_ERROR) and that connection closes; other clients never notice.
 * Every CALL is validated against the schema (marshmallow) before the engine sees it;
   the answer to a bad one is INVALID_ARGUMENT naming the field.
-* Peer credentials (SO_PEERCRED) are read for every Unix connection: root and members of
-  ``admin_group`` may call mutating methods, everyone else gets PERMISSION_DENIED for them.
+* Access tiers (SPEC §14): the Unix socket is 0666 and every connection's peer
+  credentials (SO_PEERCRED) decide its tier: root and members of ``admin_group`` may call
+  mutating methods; everyone else reads, gets PERMISSION_DENIED for mutations, and sees
+  answers with env values and secrets redacted (:mod:`trio_procmgr.rpc.redaction`).
   TCP clients must present the bearer token in BOOTSTRAP and then act as admins.
-* Streams (watch, logs follow) read from bounded subscriptions: a slow client loses
-  items (told by a ``lost`` item), it never stalls the engine.
+* Before a TCP peer authenticates (:mod:`trio_procmgr.preauth`) its first frame is capped
+  at 64 KiB, it has 10 s to send a valid BOOTSTRAP, and at most 64 such peers wait at once.
+* Streams (watch, logs follow) read from feeds bounded in bytes: a slow client loses
+  items (told by a ``lost`` item), it never stalls the engine; its socket writes are
+  bounded too (one frame queued), and a client that reads nothing for ``send_deadline``
+  seconds is dropped.
+* Error answers are clipped (:mod:`trio_procmgr.rpc.clipping`); an answer that cannot be
+  encoded at all aborts that connection (ABORT INTERNAL) with one log line.
 """
 
 from __future__ import annotations
@@ -35,14 +43,27 @@ import trio_procmgr
 from dd_procmgr_rpc_schema.codec import default_codec
 from dd_procmgr_rpc_schema.loader import SCHEMA_PATH, Schemas, validation_summary
 from trio_procmgr import errors
-from trio_procmgr.endpoints import is_loopback, parse_hostport, read_token
+from trio_procmgr.feeds import DEFAULT_MAX_BYTES
+from trio_procmgr.listener_policy import ListenerError, plan_listeners
+from trio_procmgr.paths import read_only_socket_path
+from trio_procmgr.preauth import PreAuthGate, PreAuthLimits, PreAuthTicket
 from trio_procmgr.rpc import protocol as P
+from trio_procmgr.rpc.clipping import clip_text, clip_value
 from trio_procmgr.rpc.framing import DEFAULT_MAX_FRAME, FrameTooLarge
+from trio_procmgr.rpc.redaction import redact
 
 log = logging.getLogger("trio_procmgr.rpc")
 
 MAX_STREAM_QUEUE = 100_000
 FOLLOW_BACKLOG = 10  # `logs` with follow and no `lines` starts like `tail -f`
+#: A client whose socket accepts nothing for this long is dropped (it stopped reading).
+SEND_DEADLINE = 30.0
+#: Capabilities one connection may hold at once (each `get` exports one until RELEASE).
+MAX_CAPS = 10_000
+#: Longest process name or id a call may carry (config names are at most 128 characters).
+MAX_NAME = 256
+#: Items written to the socket in one go by a stream that fell behind.
+STREAM_BATCH = 256
 
 
 @dataclass(slots=True)
@@ -117,14 +138,21 @@ class RpcService:
     """What every connection shares: the engine, the schema and the access policy."""
 
     def __init__(self, manager: Any, *, admin_group: str | None = None, token: str | None = None,
-                 max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64) -> None:
+                 max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64,
+                 preauth: PreAuthLimits = PreAuthLimits(),
+                 send_deadline: float = SEND_DEADLINE) -> None:
         self.manager = manager
         self.admin_group = admin_group
         self.token = token
+        #: The read-only companion socket's path (its connections never mutate).
+        self.read_only_path: str | None = None
         self.max_frame = max_frame
         self.max_inflight = max_inflight
+        self.preauth = PreAuthGate(preauth)
+        self.send_deadline = send_deadline
         self.codec = default_codec()
         self.schemas = Schemas(self.codec.compiled)
+        self.connections: set[RpcConnection] = set()
 
     def validate_call(self, call: P.Call) -> tuple[Any, dict]:
         """The protocol's validation hook: method known, params well-typed (by name)."""
@@ -140,6 +168,7 @@ class RpcService:
             name, message = validation_summary(exc.messages)
             raise errors.InvalidArgument(f"{info.name}: field '{name}': {message}",
                                          field=name, method=info.name) from None
+        check_name(info.name, params.get("name"))
         return info, params
 
     def bootstrap_results(self) -> dict[int, Any]:
@@ -168,7 +197,11 @@ class RpcConnection:
         self.codec = service.codec
         self.stream = stream
         self.peer = peer
-        self.conn = P.Connection("server", max_frame=service.max_frame,
+        self.ticket: PreAuthTicket | None = None
+        first = service.max_frame
+        if peer.transport == "tcp":
+            first = min(first, service.preauth.limits.first_frame)
+        self.conn = P.Connection("server", max_frame=first,
                                  max_inflight=service.max_inflight, validate=service.validate_call)
         self.scopes: dict[P.Question, trio.CancelScope] = {}
         self.promises: dict[int, Promise] = {}
@@ -181,10 +214,12 @@ class RpcConnection:
 
         A single writer task owns ``send_all`` so a call cancelled by FINISH can never
         leave half a frame on the wire; what is queued (an ABORT) is flushed for at most
-        a second before the connection closes.
+        a second before the connection closes. At most one write waits in the queue, so a
+        client that does not read holds up its own calls, never the daemon's memory.
         """
-        out_send, out_recv = trio.open_memory_channel(64)
+        out_send, out_recv = trio.open_memory_channel(1)
         self.out = out_send
+        self.service.connections.add(self)
         try:
             async with trio.open_nursery() as outer:
                 outer.start_soon(self._writer, out_recv, outer.cancel_scope)
@@ -195,17 +230,26 @@ class RpcConnection:
                 out_send.close()
                 outer.cancel_scope.deadline = trio.current_time() + 1
         finally:
+            self.service.connections.discard(self)
             self.caps.clear()
             self.promises.clear()
+            self.scopes.clear()
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self.stream)
 
     async def _writer(self, out_recv: trio.MemoryReceiveChannel, scope: trio.CancelScope) -> None:
+        """Write queued frames; drop the client when a write waits ``send_deadline``."""
         async with out_recv:
             async for data in out_recv:
                 try:
-                    await self.stream.send_all(data)
+                    with trio.move_on_after(self.service.send_deadline) as stuck:
+                        await self.stream.send_all(data)
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    scope.cancel()
+                    return
+                if stuck.cancelled_caught:
+                    log.info("rpc: dropping a %s client that read nothing for %.0f s",
+                             self.peer.transport, self.service.send_deadline)
                     scope.cancel()
                     return
 
@@ -218,8 +262,28 @@ class RpcConnection:
             pass
 
     async def _abort(self, code: str, message: str) -> None:
+        message = clip_text(message)
         log.info("rpc: aborting connection from %s: %s: %s", self.peer.transport, code, message)
         await self._send(self.conn.abort(code, message))
+
+    async def _abort_and_close(self, code: str, message: str) -> None:
+        """ABORT from inside a call: stop reading and end every call of this connection."""
+        await self._abort(code, message)
+        if self.nursery is not None:
+            self.nursery.cancel_scope.cancel()
+
+    async def _send_error(self, question: P.Question, err: errors.ProcMgrError) -> None:
+        """EXCEPTION for ``question``, clipped; an error that cannot even be encoded
+        aborts the connection with one log line (never a traceback per call)."""
+        try:
+            details = self.codec.value_to_wire("any", clip_value(err.details))
+            data = self.conn.send_exception(question, err.code, clip_text(err.message), details)
+        except Exception as exc:  # a value msgpack refuses: the answer is unsendable
+            log.warning("rpc: cannot encode the %s answer to question %d (%s); aborting the "
+                        "connection", err.code, question.qid, clip_text(repr(exc), 200))
+            await self._abort_and_close("INTERNAL", "the daemon could not encode its answer")
+            return
+        await self._send(data)
 
     async def _read_loop(self) -> None:
         while True:
@@ -249,7 +313,7 @@ class RpcConnection:
             self.promises[question.qid] = promise = Promise()
             err = _as_error(event.error)
             promise.settle(error=err)
-            await self._send(self.conn.send_exception(question, err.code, err.message, err.details))
+            await self._send_error(question, err)
         elif isinstance(event, P.Call):
             self._start_call(event)
         elif isinstance(event, P.Finish):
@@ -260,11 +324,17 @@ class RpcConnection:
 
     async def _on_bootstrap(self, event: P.Bootstrap) -> bool:
         if self.peer.transport == "tcp":
-            if not self.service.token_ok(event.params.get(3)):
-                await self._abort("UNAUTHENTICATED", "a valid bearer token is required on TCP "
-                                  "(BOOTSTRAP params field 3)")
+            presented = event.params.get(3)
+            if not self.service.token_ok(presented):
+                what = "needs a token" if presented is None else "refused the token sent"
+                await self._abort("UNAUTHENTICATED", f"this listener {what}: pass --token-file "
+                                  "FILE holding the daemon's token (or set DD_PM_TOKEN_FILE, or "
+                                  "DD_PM_TOKEN to the token itself)")
                 return False
             self.peer.can_mutate = True
+            self.conn.set_max_frame(self.service.max_frame)
+            if self.ticket is not None:
+                self.ticket.authenticated()
         self.promises[event.qid] = Promise(root=True)
         self.promises[event.qid].settle(result=None)
         await self._send(self.conn.send_return(event.question, self.service.bootstrap_results()))
@@ -296,6 +366,11 @@ class RpcConnection:
                 del self.caps[cap_id]
 
     def export(self, interface: str, ref: str, promise: Promise) -> dict[str, int]:
+        """A new capability for ``ref``; RESOURCE_EXHAUSTED beyond MAX_CAPS unreleased."""
+        if len(self.caps) >= MAX_CAPS:
+            raise errors.ResourceExhausted(
+                f"this connection holds {len(self.caps)} capabilities; RELEASE (or FINISH with "
+                "release) the ones you no longer use", limit=MAX_CAPS)
         cap_id = self._next_cap
         self._next_cap += 1
         self.caps[cap_id] = CapEntry(interface, ref)
@@ -320,6 +395,8 @@ class RpcConnection:
                             "group may call it", uid=self.peer.uid, method=info.name)
                     handler = CallHandler(self, info, params, ref, question, promise)
                     results = await handler.run()
+                    if not self.peer.can_mutate:
+                        results = redact(results)
                     wire = self.codec.to_wire(info.results, results)
                     promise.settle(result=wire)
                     await self._answer(question, wire)
@@ -328,33 +405,45 @@ class RpcConnection:
                 except errors.ProcMgrError as exc:
                     _count(self.manager, "errors", exc.code)
                     promise.settle(error=exc)
-                    await self._send(self.conn.send_exception(question, exc.code, exc.message,
-                                                              self.codec.value_to_wire("any", exc.details)))
+                    await self._send_error(question, exc)
                 except Exception as exc:
                     log.exception("rpc: %s failed", getattr(call.info, "name", "call"))
                     err = errors.Internal(f"the daemon failed to handle this call: {exc}")
                     _count(self.manager, "errors", err.code)
                     promise.settle(error=err)
-                    await self._send(self.conn.send_exception(question, err.code, err.message, {}))
+                    await self._send_error(question, err)
         finally:
             promise.settle(error=errors.Cancelled("the call was cancelled"))
             self.scopes.pop(question, None)
 
     async def _answer(self, question: P.Question, wire: Any) -> None:
+        """RETURN; too large for the peer: RESOURCE_EXHAUSTED; unencodable: ABORT."""
         try:
             data = self.conn.send_return(question, wire)
         except FrameTooLarge as exc:
-            data = self.conn.send_exception(question, "RESOURCE_EXHAUSTED", str(exc), {})
+            await self._send_error(question, errors.ResourceExhausted(str(exc)))
+            return
+        except (TypeError, ValueError, OverflowError) as exc:  # msgpack refused a value
+            log.warning("rpc: cannot encode the answer to question %d (%s); aborting the "
+                        "connection", question.qid, clip_text(repr(exc), 200))
+            await self._abort_and_close("INTERNAL", "the daemon could not encode its answer")
+            return
         await self._send(data)
 
-    async def send_stream(self, question: P.Question, wire_item: Any) -> bool:
-        """Send one STREAM item; False when the caller already finished the question."""
-        try:
-            data = self.conn.send_stream(question, wire_item)
-        except FrameTooLarge:
-            return True
-        await self._send(data)
-        return bool(data)
+    async def send_stream(self, question: P.Question, wire_items: list[Any]) -> bool:
+        """Send STREAM items in one write; False when the caller already finished the
+        question (or the connection is gone). An item too large for the peer is skipped."""
+        chunks = []
+        for wire_item in wire_items:
+            try:
+                data = self.conn.send_stream(question, wire_item)
+            except FrameTooLarge:
+                continue
+            if not data:
+                return False
+            chunks.append(data)
+        await self._send(b"".join(chunks))
+        return True
 
     async def _resolve_target(self, target: P.Target) -> tuple[str, str | None]:
         """(interface name, process ref or None for the root)."""
@@ -440,6 +529,24 @@ class CallHandler:
             extra = before or {}
         return {**extra, **record}
 
+    async def do_start_many(self) -> dict:
+        return await self._many("start")
+
+    async def do_stop_many(self) -> dict:
+        return await self._many("stop")
+
+    async def do_restart_many(self) -> dict:
+        return await self._many("restart")
+
+    async def _many(self, verb: str) -> dict:
+        from trio_procmgr.engine.batch import act_on_many
+
+        outcomes = await act_on_many(self.manager, verb, list(self.params["names"]))
+        for item in outcomes:
+            if item.get("record") is not None:
+                item["record"] = self.full_record(item["record"])
+        return {"outcomes": outcomes}
+
     async def do_scale(self) -> dict:
         return {"record": await self.engine("scale")(self.params["name"], self.params["replicas"])}
 
@@ -486,27 +593,20 @@ class CallHandler:
         if not p["follow"]:
             return {"lines": self._log_tail(ref, p["lines"], p["stream"])}
         lines = FOLLOW_BACKLOG if p["lines"] is None else p["lines"]
-        sent = dropped = 0
         with self.engine("follow_logs")(ref, stream=p["stream"]) as sub:
             backlog = self._log_tail(ref, lines, p["stream"]) if lines else []
-            for item in backlog:
-                if not await self._stream_item("LogLine", item):
-                    return {"lines": [], "items_sent": sent, "items_dropped": dropped}
-                sent += 1
-            async for item in sub:
-                if item.get("type") == "lost":
-                    dropped += int(item.get("count") or 0)
-                if not await self._stream_item("LogLine", item):
-                    break
-                sent += 1
-        return {"lines": [], "items_sent": sent, "items_dropped": dropped}
+            if backlog and not await self._stream_items("LogLine", backlog):
+                return {"lines": [], "items_sent": 0, "items_dropped": 0}
+            sent, dropped = await self._pour(sub, "LogLine")
+        return {"lines": [], "items_sent": sent + len(backlog), "items_dropped": dropped}
 
     def _log_tail(self, ref: str | None, lines: int | None, stream: str | None) -> list[dict]:
-        """The last ``lines`` of one process, or of all of them merged by time (each line
-        then names its ``process``)."""
+        """The last ``lines`` of one process, or of all of them merged by time; each line
+        names its ``process``, like the live lines that follow."""
         tail = self.engine("logs")
         if ref is not None:
-            return tail(ref, lines=lines, stream=stream)
+            name = self.engine("resolve")(ref)
+            return [dict(item, process=name) for item in tail(ref, lines=lines, stream=stream)]
         merged = [dict(item, process=record["name"])
                   for record in self.engine("list")()
                   for item in tail(record["name"], lines=lines, stream=stream)]
@@ -516,19 +616,35 @@ class CallHandler:
     async def do_watch(self) -> dict:
         p = self.params
         hub = self.manager.hub
-        sent = dropped = 0
         maxsize = max(1, min(p["max_queue"], MAX_STREAM_QUEUE))
-        with hub.subscribe(processes=p["processes"], types=p["types"], maxsize=maxsize) as sub:
-            async for event in sub:
-                if event.get("type") == "lost":
-                    dropped += int(event.get("count") or 0)
-                if not await self._stream_item("Event", event):
-                    break
-                sent += 1
+        with hub.subscribe(processes=p["processes"], types=p["types"], maxsize=maxsize,
+                           max_bytes=DEFAULT_MAX_BYTES) as sub:
+            sent, dropped = await self._pour(sub, "Event")
         return {"items_sent": sent, "items_dropped": dropped}
 
-    async def _stream_item(self, struct_name: str, item: Any) -> int:
-        return int(await self.rpc.send_stream(self.question, self.rpc.codec.to_wire(struct_name, item)))
+    async def _pour(self, feed: Any, struct_name: str) -> tuple[int, int]:
+        """Copy a feed to the stream in batches until either ends: (sent, dropped).
+
+        Whatever queued while the last write was in flight goes out in one write, so a
+        watcher that reads as fast as it can keeps up with bursts (500 processes
+        restarting) instead of getting one item per loop iteration.
+        """
+        sent = dropped = 0
+        while True:
+            try:
+                items = await feed.batch(STREAM_BATCH)
+            except trio.EndOfChannel:
+                return sent, dropped
+            dropped += sum(int(i.get("count") or 0) for i in items if i.get("type") == "lost")
+            if not await self._stream_items(struct_name, items):
+                return sent, dropped
+            sent += len(items)
+
+    async def _stream_items(self, struct_name: str, items: list[Any]) -> bool:
+        if not self.rpc.peer.can_mutate:
+            items = [redact(item) for item in items]
+        to_wire = self.rpc.codec.to_wire
+        return await self.rpc.send_stream(self.question, [to_wire(struct_name, i) for i in items])
 
     async def do_reload_config(self) -> dict:
         config_dir = self.params["config_dir"]
@@ -594,7 +710,7 @@ class CallHandler:
         while True:
             batch = {"time": time.time(), "stats": stats_many(p["names"]),
                      "processes": self.engine("list")()}
-            if not await self._stream_item("StatsBatch", batch):
+            if not await self._stream_items("StatsBatch", [batch]):
                 return {"stats": [], "items_sent": sent}
             sent += 1
             await trio.sleep(interval)
@@ -607,8 +723,17 @@ class CallHandler:
 
 # -- listeners ----------------------------------------------------------------------------
 
-def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
-    """A listening Unix socket at ``path``, mode 0660, replacing only a dead socket file."""
+#: The main socket (SPEC §14): root and the socket's group connect, SO_PEERCRED then
+#: decides who may change things (root and the admin group).
+SOCKET_MODE = 0o660
+#: The read-only companion (``x.ro.sock``): every local user may connect; every call
+#: that changes something answers PERMISSION_DENIED there, and answers are redacted.
+READ_ONLY_SOCKET_MODE = 0o666
+
+
+def _bind_unix_socket(path: str, admin_group: str | None,
+                      mode: int = SOCKET_MODE) -> stdsocket.socket:
+    """A listening Unix socket at ``path`` with ``mode``, replacing only a dead socket file."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, mode=0o755, exist_ok=True)
     if os.path.lexists(path):
@@ -627,12 +752,12 @@ def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
         finally:
             probe.close()
     sock = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
-    old_umask = os.umask(0o117)
+    old_umask = os.umask(0o111)
     try:
         sock.bind(path)
     finally:
         os.umask(old_umask)
-    os.chmod(path, 0o660)
+    os.chmod(path, mode)
     if admin_group:
         os.chown(path, -1, grp.getgrnam(admin_group).gr_gid)
     sock.listen(128)
@@ -643,40 +768,37 @@ def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
 async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | None = None,
                     token_file: str | None = None, admin_group: str | None = None,
                     max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64,
+                    preauth: PreAuthLimits = PreAuthLimits(),
+                    send_deadline: float = SEND_DEADLINE,
                     task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the RPC until cancelled; reports :class:`RpcServerInfo` once listening.
 
     ``tcp`` needs ``token_file`` (refused otherwise: a TCP peer has no credentials to
-    check). The socket file is removed on exit.
+    check; the rule is :mod:`trio_procmgr.listener_policy`'s). The socket file is removed
+    on exit.
     """
     if socket_path is None and tcp is None:
         from trio_procmgr.paths import default_socket_path
         socket_path = default_socket_path()
-    token = None
-    if tcp is not None:
-        try:
-            host, port = parse_hostport(tcp)
-        except ValueError as exc:
-            raise errors.InvalidArgument(f"--tcp: {exc}", value=tcp) from None
-        if token_file is None:
-            where = "" if is_loopback(host) else f" (and {host} is not a loopback address)"
-            raise errors.InvalidArgument(f"the TCP listener needs --token-file{where}", tcp=tcp)
-        try:
-            token = read_token(token_file)
-        except (OSError, ValueError) as exc:
-            raise errors.InvalidArgument(f"--token-file: {exc}", file=token_file) from None
-    service = RpcService(manager, admin_group=admin_group, token=token, max_frame=max_frame,
-                         max_inflight=max_inflight)
+    try:
+        plan = plan_listeners(tcp=tcp, token_file=token_file if tcp is not None else None)
+    except ListenerError as exc:
+        raise errors.InvalidArgument(str(exc), tcp=tcp) from None
+    service = RpcService(manager, admin_group=admin_group, token=plan.token, max_frame=max_frame,
+                         max_inflight=max_inflight, preauth=preauth, send_deadline=send_deadline)
     listeners: list[trio.SocketListener] = []
     info = RpcServerInfo(socket_path=socket_path)
-    inode = None
+    owned: dict[str, int] = {}  # socket files we created -> their inode
     if socket_path is not None:
-        sock = _bind_unix_socket(socket_path, admin_group)
-        inode = os.stat(socket_path).st_ino
-        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        read_only_path = read_only_socket_path(socket_path)
+        for path, mode in ((socket_path, SOCKET_MODE), (read_only_path, READ_ONLY_SOCKET_MODE)):
+            sock = _bind_unix_socket(path, admin_group, mode)
+            owned[path] = os.stat(path).st_ino
+            listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        service.read_only_path = read_only_path
     try:
-        if tcp is not None:
-            tcp_listeners = await trio.open_tcp_listeners(port, host=host)
+        if plan.tcp is not None:
+            tcp_listeners = await trio.open_tcp_listeners(plan.tcp.port, host=plan.tcp.host)
             listeners.extend(tcp_listeners)
             info.tcp_address = tcp_listeners[0].socket.getsockname()[:2]
 
@@ -689,10 +811,10 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
                      f" and tcp {info.tcp_address}" if info.tcp_address else "")
             task_status.started(info)
     finally:
-        if socket_path is not None and inode is not None:
+        for path, inode in owned.items():
             try:
-                if os.stat(socket_path).st_ino == inode:
-                    os.unlink(socket_path)
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
             except OSError:
                 pass
 
@@ -703,13 +825,40 @@ async def _serve_connection(service: RpcService, stream: trio.SocketStream) -> N
         sock = stream.socket
         if sock.family == stdsocket.AF_UNIX:
             pid, uid, gid = peer_credentials(sock)
-            peer = Peer("unix", uid, gid, pid, can_mutate=is_admin(uid, gid, service.admin_group))
+            read_only = sock.getsockname() == service.read_only_path
+            peer = Peer("unix", uid, gid, pid,
+                        can_mutate=not read_only and is_admin(uid, gid, service.admin_group))
+            await RpcConnection(service, stream, peer).run()
         else:
-            peer = Peer("tcp", address=sock.getpeername())
-        await RpcConnection(service, stream, peer).run()
+            await _serve_unauthenticated(service, stream, Peer("tcp", address=sock.getpeername()))
     except Exception:
         log.exception("rpc: connection handler failed")
         await trio.aclose_forcefully(stream)
+
+
+async def _serve_unauthenticated(service: RpcService, stream: trio.SocketStream, peer: Peer) -> None:
+    """A TCP peer: refused at once beyond the pending cap, closed at the auth deadline."""
+    with service.preauth.admit() as ticket:
+        if ticket is None:
+            log.info("rpc: refusing a TCP connection from %s: %d unauthenticated connections "
+                     "already wait", peer.address, service.preauth.limits.max_pending)
+            await trio.aclose_forcefully(stream)
+            return
+        connection = RpcConnection(service, stream, peer)
+        connection.ticket = ticket
+        with ticket.scope:
+            await connection.run()
+        if ticket.timed_out:
+            log.info("rpc: closed a TCP connection from %s that did not authenticate within "
+                     "%.0f s", peer.address, service.preauth.limits.deadline)
+
+
+def check_name(method: str, name: Any) -> None:
+    """Refuse an over-long process name or id before it reaches the engine or a message."""
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise errors.InvalidArgument(
+            f"{method}: field 'name': {len(name)} characters is longer than the maximum "
+            f"of {MAX_NAME} for a process name or id", field="name", method=method)
 
 
 def _count(manager: Any, kind: str, key: str) -> None:

@@ -1,0 +1,93 @@
+"""Spawning with clone3(CLONE_INTO_CGROUP | CLONE_PIDFD) and its portable fallback.
+
+Both paths must give the same child: born in its service cgroup, its own session, the
+chosen identity, /dev/null stdin, only the fds meant for it, and the same errors.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+
+import pytest
+import trio
+
+from trio_procmgr import errors
+from trio_procmgr.platform import clone_spawn
+from tests.support import specs
+
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0, reason="needs root for cgroups and users")]
+
+
+@pytest.fixture(params=["clone3", "portable"])
+def spawn_path(request, monkeypatch):
+    if request.param == "clone3":
+        if not clone_spawn.available():
+            pytest.fail(f"the clone3 extension must be built on this host: {clone_spawn.mechanism()}")
+    else:
+        monkeypatch.setenv("DD_PM_NO_CLONE3", "1")
+    return request.param
+
+
+async def _output_of(pm, name: str) -> str:
+    with trio.fail_after(10):
+        while pm.describe(name)["state"] not in ("exited", "failed"):
+            await trio.sleep(0.01)
+    return "\n".join(line["line"] for line in pm.logs(name))
+
+
+async def test_child_is_born_in_its_cgroup_with_its_own_session(make_manager, spawn_path):
+    probe = "cat /proc/self/cgroup; echo sid=$(cut -d' ' -f6 /proc/self/stat) pid=$$"
+    async with make_manager(specs(p={"command": "sh", "args": ["-c", probe]})) as pm:
+        await pm.start("p")
+        out = await _output_of(pm, "p")
+        v2 = [line for line in out.splitlines() if line.startswith("0::")]
+        assert v2 and v2[0].endswith("/p.service"), out
+        sid_line = [line for line in out.splitlines() if line.startswith("sid=")][0]
+        sid, pid = (part.split("=")[1] for part in sid_line.split())
+        assert sid == pid
+
+
+async def test_child_gets_only_stdio_and_its_own_identity(make_manager, spawn_path):
+    nobody = pwd.getpwnam("nobody")
+    probe = "ls /proc/self/fd; id -u; id -g; readlink /proc/self/fd/0"
+    async with make_manager(specs(p={"command": "sh", "args": ["-c", probe],
+                                     "user": "nobody"})) as pm:
+        await pm.start("p")
+        lines = (await _output_of(pm, "p")).split()
+    # ls itself holds one fd for the directory it reads (3); nothing else is open.
+    assert set(lines[:-3]) <= {"0", "1", "2", "3"}, lines
+    assert lines[-3:] == [str(nobody.pw_uid), str(nobody.pw_gid), "/dev/null"]
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"command": "/nonexistent/binary"}, "No such file"),
+    ({"command": "true", "working_dir": "/nonexistent-dir"}, "working directory"),
+])
+async def test_spawn_failures_name_the_cause(make_manager, spawn_path, raw, words):
+    async with make_manager(specs(broken=raw)) as pm:
+        with pytest.raises(errors.ProcMgrError) as info:
+            await pm.start("broken")
+        assert words in info.value.message
+        assert pm.describe("broken")["state"] == "failed"
+
+
+async def test_exit_status_and_signal_are_reported(make_manager, spawn_path):
+    cfg = specs(code={"command": "sh", "args": ["-c", "exit 7"]},
+                sig={"command": "sh", "args": ["-c", "kill -USR1 $$"]})
+    async with make_manager(cfg) as pm:
+        await pm.start("code")
+        await pm.start("sig")
+        await _output_of(pm, "code")
+        await _output_of(pm, "sig")
+        assert pm.describe("code")["exit_code"] == 7
+        assert pm.describe("sig")["exit_signal"] in ("SIGUSR1", 10)
+
+
+async def test_describe_names_the_spawn_mechanism(make_manager, spawn_path):
+    async with make_manager(specs(p={"command": "sleep", "args": ["60"]})) as pm:
+        await pm.start("p")
+        placed = pm.describe("p")["spawn_mechanism"]
+    expected = "clone3(CLONE_INTO_CGROUP)" if spawn_path == "clone3" else "daemon migrates"
+    assert placed.startswith(expected), placed
