@@ -497,10 +497,8 @@ def test_a_reload_with_one_bad_file_changes_nothing(cli_daemon):
     assert d.record("good")["args"] == ["300"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "issue 11 item 10: every event on the RPC watch stream (and `events --json`) carries "
-    "\"count\": null; only `lost` events have a count (routed: rpc / events)"))
 def test_events_carry_no_null_count(cli_daemon):
+    """Issue 11 item 10: only `lost` events have a count (fixed on main by rpc)."""
     d = cli_daemon
     follower = d.popen("--json", "events")
     try:
