@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -1265,3 +1266,38 @@ def test_example_3_start_limit_protection(crasher_daemon):
         lambda r: r if r["runs"] >= 6 and r["state"] != "crashed" else None)(
         crasher_daemon.record("crasher")))
     assert again["start_limit"]["recent_starts"] == 1
+
+
+# -- SPEC §17: converted Debian units run here --------------------------------------------
+
+def imported(seed, unit: str) -> str:
+    path = Path("/lib/systemd/system") / unit
+    if not path.exists():
+        pytest.skip(f"{path} comes with its Debian package (packaging/install-test-deps.sh)")
+    done = seed.cli("import", "systemd", str(path), socket=False)
+    assert done.code == 0, done.err
+    return done.out
+
+
+def test_the_converted_nginx_unit_runs_as_a_forking_service(seed):
+    """nginx's own unit, converted: forking, pidfile /run/nginx.pid (a private /run here),
+    port 80 (a private network namespace)."""
+    config(seed, "nginx", imported(seed, "nginx.service"))
+    record = seed.wait_state("nginx", "running", timeout=30)  # auto_start from WantedBy=
+    master = int(seed.inside("/run/nginx.pid").read_text())
+    assert record["pid"] == master
+    assert "nginx" in seed.fetch("127.0.0.1", 80)
+    ok(seed.cli("stop", "nginx"))
+    assert not pid_alive(master)
+
+
+def test_the_converted_ssh_unit_runs_with_notify_readiness(seed):
+    config(seed, "ssh", imported(seed, "ssh.service"))
+    record = seed.wait_state("ssh", "running", "failed", timeout=60)
+    assert record["state"] == "running", record["reason"]
+    assert seed.inside("/run/sshd").is_dir()  # RuntimeDirectory=sshd
+    banner = seed.run_inside(sys.executable, "-c", (
+        "import socket; s = socket.create_connection(('127.0.0.1', 22), timeout=10); "
+        "print(s.recv(64).decode())"))
+    assert banner.stdout.startswith("SSH-2.0-OpenSSH"), banner
+    ok(seed.cli("stop", "ssh"))
