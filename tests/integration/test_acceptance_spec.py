@@ -337,7 +337,7 @@ def test_log_format_json_gives_one_json_object_per_line(tmp_path):
         assert {"level", "message"} <= set(record) or {"levelname", "msg"} <= set(record), record
 
 
-def test_log_dir_appends_each_processs_output_to_name_log(tmp_path):
+def test_log_dir_appends_each_processs_output_to_name_log_and_rotate_logs_shifts_it(tmp_path):
     from cli_daemon import CliDaemon
     import tempfile
     root = Path(tempfile.mkdtemp(prefix="pmlogdir-"))
@@ -355,6 +355,11 @@ def test_log_dir_appends_each_processs_output_to_name_log(tmp_path):
     try:
         daemon.wait_for("said-it in logs/talker.log", lambda: (root / "logs" / "talker.log")
                         .exists() and "said-it" in (root / "logs" / "talker.log").read_text())
+        rotated = daemon.cli("rotate-logs")  # every process's file, like logrotate's HUP
+        assert rotated.code == 0, rotated
+        assert "said-it" in (root / "logs" / "talker.log.1").read_text()
+        assert "said-it" not in (root / "logs" / "talker.log").read_text()
+        assert "talker" in ok(daemon.cli("rotate-logs", "talker")).out
     finally:
         daemon.stop()
         shutil.rmtree(root, ignore_errors=True)
