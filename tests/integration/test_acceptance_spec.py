@@ -102,6 +102,14 @@ def test_ls_is_an_alias_of_list(cli_daemon):
     assert ok(cli_daemon.cli("ls")).out == ok(cli_daemon.cli("list")).out
 
 
+@pytest.mark.parametrize("command", ["rotate-logs", "status"])
+def test_help_shows_an_optional_name_as_optional(command):
+    """Both work without a name (every process), so the usage line must not demand one."""
+    done = subprocess.run([CLI, command, "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0
+    assert done.stdout.splitlines()[0] == f"Usage: dd-procmgr {command} [OPTIONS] [NAME]..."
+
+
 def tty_output(argv: list[str], env: dict[str, str]) -> str:
     """What ``argv`` prints on a terminal (a pseudo-terminal the test reads)."""
     import pty
