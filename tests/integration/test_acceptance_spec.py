@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_daemon import CLI, DAEMON, cli_daemon, shared_cli_daemon  # noqa: F401 (fixtures)
+from cli_daemon import (CLI, DAEMON, cli_daemon, own_cli_daemon,  # noqa: F401 (fixtures)
+                        shared_cli_daemon)
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD_FIELDS = {"name", "id", "state", "pid", "runs", "restarts", "exit_code", "exit_signal",
@@ -318,6 +319,20 @@ def test_under_systemd_the_daemon_notifies_ready_watchdog_and_stopping(tmp_path)
         assert daemon.wait(timeout=60) == 0
     finally:
         notify.close()
+
+
+def test_sigint_stops_every_process_in_reverse_order_and_exits_0(own_cli_daemon):
+    d = own_cli_daemon
+    ok(d.cli("create", "base", "sleep", "300"))
+    ok(d.cli("create", "top", "sleep", "300", "--requires", "base", "--after", "base"))
+    ok(d.cli("start", "top"))
+    pids = {n: d.wait_state(n, "running")["pid"] for n in ("base", "top")}
+    d.proc.send_signal(signal.SIGINT)
+    assert d.proc.wait(timeout=60) == 0
+    from support import pid_alive
+    assert not any(pid_alive(pid) for pid in pids.values())
+    stops = re.findall(r"process (base|top): \w+ -> stopping", d.log.read_text())
+    assert stops == ["top", "base"], d.log_text()
 
 
 def test_log_format_json_gives_one_json_object_per_line(tmp_path):
