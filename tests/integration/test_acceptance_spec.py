@@ -399,6 +399,9 @@ args: ["-c", "echo inst=%i name=%n cwd=$(pwd) env=$SITE; exec sleep 300"]
 env: {{SITE: "site-%i"}}
 working_dir: "{tmp_path}/site-%i"
 pidfile: "{tmp_path}/%n.pid"
+log: {{file: "{tmp_path}/logs/%n.log"}}
+health_check: {{type: exec, exec_command: [test, -e, "{tmp_path}/%i.ready"], interval: 0.2,
+               retries: 1}}
 """)
     ok(d.cli("reload-config"))
     ok(d.cli("start", "web@a"))
@@ -407,6 +410,13 @@ pidfile: "{tmp_path}/%n.pid"
     line = d.cli("logs", "web@a").out
     assert f"inst=a name=web@a cwd={tmp_path}/site-a env=site-a" in line
     assert (tmp_path / "web@a.pid").read_text().strip() == str(record["pid"])
+    d.wait_for("the instance's log file", lambda: (tmp_path / "logs" / "web@a.log").exists()
+               and "inst=a" in (tmp_path / "logs" / "web@a.log").read_text())
+    assert d.wait_for("unhealthy: a.ready is missing",
+                      lambda: d.record("web@a")["health"] == "unhealthy")
+    (tmp_path / "a.ready").write_text("")
+    assert d.wait_for("healthy once a.ready exists",
+                      lambda: d.record("web@a")["health"] == "healthy")
 
 
 def test_describe_of_a_replicated_name_summarises_its_instances(cli_daemon):
