@@ -234,7 +234,7 @@ def test_stop_sends_sigterm(seed):
     uuid = created_id(seed.cli("create", "polite", str(script), "--auto-start"))
     wait_log(seed, "polite", "up")
     ok(seed.cli("stop", uuid))
-    assert "got SIGTERM" in logs(seed, "polite")
+    wait_log(seed, "polite", "got SIGTERM")
 
 
 def test_delete_needs_force_for_a_running_process_and_remove_is_an_alias(seed):
@@ -502,11 +502,11 @@ processes:
 """)
     ok(seed.cli("start", "api_server"))
     first = seed.wait_state("api_server", "backoff")
-    assert first["next_restart_at"] - first["ended_at"] == pytest.approx(2, abs=0.3)
+    assert first["next_restart_at"] - first["ended_at"] == pytest.approx(2, abs=0.9)
     second = seed.wait_for("the second backoff", lambda: (
         lambda r: r if r["state"] == "backoff" and r["restarts"] == 1 else None)(
         seed.record("api_server")))
-    assert second["next_restart_at"] - second["ended_at"] == pytest.approx(4, abs=0.3)
+    assert second["next_restart_at"] - second["ended_at"] == pytest.approx(4, abs=0.9)
     assert re.search(r"backoff", ok(seed.cli("describe", "api_server")).out)
 
 
@@ -640,7 +640,7 @@ def test_example_2_self_healing_service_counts_runs(seed, tmp_path):
                                   "--restart-policy", "on-failure"))
     ok(seed.cli("start", uuid))
     first = seed.wait_state("myapi", "backoff")  # 1st restart: ~1 second delay
-    assert first["next_restart_at"] - first["ended_at"] == pytest.approx(1, abs=0.3)
+    assert first["next_restart_at"] - first["ended_at"] == pytest.approx(1, abs=0.45)
     seed.wait_for("a second run", lambda: seed.record("myapi")["runs"] >= 2)
     assert int(list_rows(seed)["myapi"]["RUNS"]) >= 2  # "Check the RUNS column"
     assert re.search(r"^Runs:\s+[2-9]", ok(seed.cli("describe", uuid)).out, re.M)
@@ -1248,7 +1248,7 @@ def test_production_deployment_recommended_settings(seed):
     assert environ(record["pid"])["LOG_LEVEL"] == "info"
     os.kill(record["pid"], signal.SIGKILL)
     backoff = seed.wait_state("my_service", "backoff")
-    assert backoff["next_restart_at"] - backoff["ended_at"] == pytest.approx(3, abs=0.3)
+    assert backoff["next_restart_at"] - backoff["ended_at"] == pytest.approx(3, abs=0.9)
 
 
 def test_example_3_start_limit_protection(crasher_daemon):
