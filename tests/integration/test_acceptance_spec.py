@@ -111,6 +111,22 @@ def test_help_shows_an_optional_name_as_optional(command):
     assert done.stdout.splitlines()[0] == f"Usage: dd-procmgr {command} [OPTIONS] [NAME]..."
 
 
+def test_stats_watch_refreshes_until_interrupted(cli_daemon):
+    import select
+    ok(cli_daemon.cli("create", "watched", "sleep", "300", "--auto-start"))
+    watcher = cli_daemon.popen("stats", "--watch", "--interval", "0.2", "watched")
+    seen, deadline = b"", time.monotonic() + 20
+    try:
+        while seen.count(b"Resource Usage Statistics for 'watched'") < 2:
+            assert time.monotonic() < deadline, f"fewer than 2 refreshes: {seen!r}"
+            if select.select([watcher.stdout], [], [], 0.5)[0]:
+                seen += os.read(watcher.stdout.fileno(), 65536)
+    finally:
+        watcher.send_signal(signal.SIGINT)  # Ctrl-C ends it quietly
+        _, err = watcher.communicate(timeout=20)
+    assert watcher.returncode == 0 and "Traceback" not in err, err
+
+
 def tty_output(argv: list[str], env: dict[str, str]) -> str:
     """What ``argv`` prints on a terminal (a pseudo-terminal the test reads)."""
     import pty
