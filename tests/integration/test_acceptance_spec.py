@@ -504,6 +504,28 @@ def test_dashboard_page_and_its_assets_are_served_same_origin_and_read_only():
         shutil.rmtree(daemon.root, ignore_errors=True)
 
 
+def test_with_a_token_the_page_is_open_and_actions_need_the_bearer():
+    from web_daemon import web_daemon
+    daemon = web_daemon("s3cret-qa", "command: sleep\nargs: ['300']\nauto_start: true\n")
+    try:
+        daemon.wait_state("demo", "running")
+        with urllib.request.urlopen(daemon.origin + "/", timeout=10) as resp:
+            assert resp.status == 200  # the static page itself needs no token
+        url = daemon.origin + "/api/processes/demo/stop"
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10)
+        assert refused.value.code == 401
+        assert daemon.record("demo")["state"] == "running"
+        stop = urllib.request.Request(url, method="POST",
+                                      headers={"Authorization": "Bearer s3cret-qa"})
+        with urllib.request.urlopen(stop, timeout=30) as resp:
+            assert resp.status == 200
+        assert daemon.record("demo")["state"] == "stopped"
+    finally:
+        daemon.stop()
+        shutil.rmtree(daemon.root, ignore_errors=True)
+
+
 # -- §19 Packaging ------------------------------------------------------------------------------
 
 def test_the_unit_passes_systemd_analyze_verify_with_an_existing_binary(tmp_path):
