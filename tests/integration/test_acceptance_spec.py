@@ -485,6 +485,7 @@ def test_dashboard_page_and_its_assets_are_served_same_origin_and_read_only():
         with urllib.request.urlopen(daemon.origin + "/", timeout=10) as resp:
             assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/html")
             page = resp.read().decode()
+        assert '<body data-access="read-only">' in page  # the page says it is read-only
         refs = re.findall(r'(?:src|href)="([^"]+)"', page)
         assert refs, page[:500]
         for ref in refs:
@@ -511,6 +512,7 @@ def test_with_a_token_the_page_is_open_and_actions_need_the_bearer():
         daemon.wait_state("demo", "running")
         with urllib.request.urlopen(daemon.origin + "/", timeout=10) as resp:
             assert resp.status == 200  # the static page itself needs no token
+            assert '<body data-access="token">' in resp.read().decode()
         url = daemon.origin + "/api/processes/demo/stop"
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10)
