@@ -336,8 +336,15 @@ def render_update(result: dict) -> str:
     return "\n".join(lines)
 
 
+def reload_errors(result: dict) -> list:
+    """The reload's issues that kept a file out; warnings (an unknown ``wants``) did not."""
+    return [issue for issue in result.get("errors") or ()
+            if not isinstance(issue, dict) or issue.get("severity") != "warning"]
+
+
 def render_reload(result: dict) -> str:
-    """``reload-config``: the names added, removed, changed; unchanged as a count."""
+    """``reload-config``: the names added, removed, changed; unchanged as a count; then
+    the errors (files not applied) and the warnings (applied) apart."""
     def names(key: str) -> str:
         items = result.get(key) or []
         return ", ".join(items) if items else DASH
@@ -346,10 +353,14 @@ def render_reload(result: dict) -> str:
              render_pairs([("Added", names("added")), ("Removed", names("removed")),
                            ("Changed", names("changed")),
                            ("Unchanged", f"{len(unchanged)}")])]
-    errors = result.get("errors") or []
+    errors = reload_errors(result)
+    warnings = [issue for issue in result.get("errors") or () if issue not in errors]
     if errors:
         lines.append("Errors (these files were not applied):")
         lines += ["  " + issue_line(issue) for issue in errors]
+    if warnings:
+        lines.append("Warnings (applied):")
+        lines += ["  " + issue_line(issue) for issue in warnings]
     return "\n".join(lines)
 
 

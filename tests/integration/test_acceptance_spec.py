@@ -84,6 +84,24 @@ def test_usage_errors_exit_2_and_name_what_is_wrong(cli_daemon, argv):
     assert result.out == "" and result.err.strip(), result
 
 
+def test_reload_config_refuses_on_errors_and_succeeds_with_warnings_only(cli_daemon):
+    """Errors: exit 1 with the `error: CODE: message` line on stderr (SPEC §11); a soft
+    dependency on an unknown process is only a warning (the file is applied, exit 0)."""
+    d = cli_daemon
+    d.write_config("softy", "command: sleep\nargs: ['300']\nwants: [ghost]\n")
+    warned = d.cli("reload-config")
+    assert warned.code == 0 and warned.err == "", warned
+    assert "Warnings (applied):" in warned.out and "ghost" in warned.out
+    assert "Errors" not in warned.out
+    assert d.record("softy")["state"] == "created"
+    d.write_config("broken", "args: [x]\n")
+    refused = d.cli("reload-config")
+    assert refused.code == 1
+    assert refused.err == "error: CONFIG_ERROR: 1 configuration error (listed above)\n"
+    assert "broken.yaml:1: field 'command': missing required field" in refused.out
+    assert json.loads(d.cli("--json", "reload-config").out)["errors"]
+
+
 def test_start_stop_restart_take_several_names_or_all(cli_daemon):
     d = cli_daemon
     for name in ("a", "b", "c"):

@@ -224,6 +224,22 @@ def test_reload_lists_names_and_errors():
     assert "x.yaml:3: field 'restart': unknown policy (expected never, always)" in text
 
 
+def test_reload_keeps_warnings_apart_from_errors():
+    warning = {"file": "w.yaml", "line": 3, "field": "wants", "severity": "warning",
+               "message": "wants unknown process 'ghost'"}
+    error = {"file": "x.yaml", "line": 1, "field": "command", "severity": "error",
+             "message": "missing required field"}
+    only_warning = {"added": ["w"], "errors": [warning]}
+    assert views.reload_errors(only_warning) == []
+    text = views.render_reload(only_warning)
+    assert "Errors" not in text
+    assert "Warnings (applied):\n  w.yaml:3: warning: field 'wants'" in text
+    both = views.render_reload({"errors": [warning, error]})
+    assert views.reload_errors({"errors": [warning, error]}) == [error]
+    assert both.index("Errors (these files were not applied):\n  x.yaml:1:") < both.index(
+        "Warnings (applied):\n  w.yaml:3:")
+
+
 def test_issue_line_matches_config_issue_str():
     from trio_procmgr.spec import ConfigIssue
     issue = ConfigIssue(file="a.yaml", line=2, field="args", message="not a list",
