@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from acceptance_daemon import needs_root, seed, shared_seed_daemon  # noqa: F401 (fixtures)
-from cli_daemon import DAEMON, Result
+from acceptance_daemon import (SeedDaemon, needs_root, seed,  # noqa: F401 (fixtures)
+                               shared_seed_daemon)
+from cli_daemon import DAEMON, CliDaemon, Result, running_daemon
 from support import pid_alive
 
 pytestmark = needs_root
@@ -86,6 +89,14 @@ def wait_log(seed, name: str, needle: str) -> str:
                          lambda: (lambda text: text if needle in text else None)(logs(seed, name)))
 
 
+def redis_says(seed, *args: str) -> str:
+    """``redis-cli ARGS`` in the namespace, once redis listens: a simple service is
+    `running` from its exec on, a moment before it accepts connections."""
+    return seed.wait_for(f"redis-cli {' '.join(args)} to answer", lambda: (
+        lambda done: done.stdout if done.returncode == 0 and done.stdout.strip() else None)(
+        seed.run_inside("redis-cli", *args)))
+
+
 def restarted(seed, name: str, old_pid: int) -> dict:
     return seed.wait_for(f"{name} to run again with a new pid",
                          lambda: (lambda r: r if r["state"] == "running" and r["pid"]
@@ -99,7 +110,6 @@ def crasher_daemon():
     """Example 3 verbatim takes 1+2+4+8 s of backoff to hit the default start limit: its
     own daemon starts it before the module's first test and the module's last test looks
     at it, so the wait overlaps the other tests instead of adding to them."""
-    from cli_daemon import running_daemon
     with running_daemon() as daemon:
         uuid = created_id(daemon.cli("create", "crasher", "bash", "-c", "exit 1",
                                      "--restart-policy", "always"))
@@ -111,7 +121,6 @@ def crasher_daemon():
 # -- Quick Start: Start the Daemon ------------------------------------------------------
 
 def test_start_the_daemon_help_names_the_config_dir_flag():
-    import subprocess
     done = subprocess.run([DAEMON, "--help"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0
     assert "--config-dir" in done.stdout and "DD_PM_CONFIG_DIR" in done.stdout
@@ -122,8 +131,6 @@ def test_start_the_daemon_help_names_the_config_dir_flag():
 
 def test_start_the_daemon_with_the_config_dir_from_the_environment(tmp_path):
     """``DD_PM_CONFIG_DIR=/custom/path/processes.d dd-procmgrd``; the flag beats it."""
-    from cli_daemon import CliDaemon
-    import subprocess
     from_env = tmp_path / "custom" / "path" / "processes.d"
     from_env.mkdir(parents=True)
     (from_env / "from-env.yaml").write_text("command: sleep\nargs: ['300']\n")
@@ -189,7 +196,7 @@ def test_create_examples_resolve_relative_commands_and_keep_their_flags(seed, tm
     wait_log(seed, "worker", f"stand-in {here}/my-worker --threads 4")
     ok(seed.cli("start", "database"))
     seed.wait_state("database", "running")
-    assert "redis_version" in seed.run_inside("redis-cli", "-p", "6379", "info", "server").stdout
+    assert "redis_version" in redis_says(seed, "-p", "6379", "info", "server")
 
 
 def test_process_names_are_unique_and_name_or_uuid_both_work(seed):
@@ -693,8 +700,6 @@ processes:
 
 def test_example_4_daemon_started_on_one_config_file(tmp_path):
     """``./target/release/daemon my-services.yaml``: the daemon takes the file itself."""
-    from acceptance_daemon import SeedDaemon
-    import shutil
     if not (shutil.which("nginx") and shutil.which("redis-server")):
         pytest.skip("nginx and redis-server are installed by packaging/install-test-deps.sh")
     tmp_path.chmod(0o755)
@@ -712,7 +717,7 @@ def test_example_4_daemon_started_on_one_config_file(tmp_path):
             else None)(list_rows(daemon)), timeout=30)
         assert rows["nginx"]["COMMAND"] == "nginx -g 'daemon off;'"
         assert "nginx" in daemon.fetch("127.0.0.1", 80)
-        assert daemon.run_inside("redis-cli", "ping").stdout.strip() == "PONG"
+        assert redis_says(daemon, "ping").strip() == "PONG"
         wait_log(daemon, "worker", "worker on redis://localhost:6379")
     finally:
         daemon.stop()
@@ -793,7 +798,7 @@ def test_dependencies_via_config_file(seed):
     wait_log(seed, "main-agent", "stand-in /opt/agent/bin/agent run")
     ok(seed.cli("start", "frontend"))
     started_in_order(seed, "database", "cache", "api", "frontend")
-    assert seed.run_inside("redis-cli", "ping").stdout.strip() == "PONG"  # the real one
+    assert redis_says(seed, "ping").strip() == "PONG"  # the real one
     ok(seed.cli("start", "trace-agent"))
     seed.wait_state("trace-agent", "running")
     ok(seed.cli("stop", "main-agent"))
@@ -940,7 +945,6 @@ sockets:
 
 
 def test_socket_activation_starts_on_first_connection_and_again_after_a_crash(tmp_path):
-    from acceptance_daemon import SeedDaemon
     tmp_path.chmod(0o755)
     daemon = SeedDaemon(tmp_path)
     daemon.write_config("web", SOCKET_ACTIVATION.replace(
@@ -1030,7 +1034,6 @@ def test_resource_limit_snippets_merge_as_drop_ins_and_show_in_stats(seed):
     # command, so they become drop-ins over the CPU one (SPEC §2.2: maps merge key by key).
     # A drop-in holds the process's fields at top level, so their `processes: my-app:`
     # wrapper is taken off; the fields are the seed's.
-    import yaml
     seed.stand_in("/opt/stand-in/usr/bin/my-app")
     seed.write_config("my-app-resources", CPU_LIMITS.replace(
         "command: /usr/bin/my-app", "command: /opt/stand-in/usr/bin/my-app"))

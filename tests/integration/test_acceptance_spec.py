@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import re
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -21,8 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from cli_daemon import (CLI, DAEMON, cli_daemon, own_cli_daemon,  # noqa: F401 (fixtures)
-                        shared_cli_daemon)
+from cli_daemon import (CLI, DAEMON, CliDaemon, cli_daemon,  # noqa: F401 (fixtures)
+                        own_cli_daemon, shared_cli_daemon)
+from support import pid_alive
+from web_daemon import web_daemon
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORD_FIELDS = {"name", "id", "state", "pid", "runs", "restarts", "exit_code", "exit_signal",
@@ -130,7 +136,6 @@ def test_help_shows_an_optional_name_as_optional(command):
 
 
 def test_stats_watch_refreshes_until_interrupted(cli_daemon):
-    import select
     ok(cli_daemon.cli("create", "watched", "sleep", "300", "--auto-start"))
     watcher = cli_daemon.popen("stats", "--watch", "--interval", "0.2", "watched")
     seen, deadline = b"", time.monotonic() + 20
@@ -147,7 +152,6 @@ def test_stats_watch_refreshes_until_interrupted(cli_daemon):
 
 def tty_output(argv: list[str], env: dict[str, str]) -> str:
     """What ``argv`` prints on a terminal (a pseudo-terminal the test reads)."""
-    import pty
     pid, fd = pty.fork()
     if pid == 0:
         os.execve(argv[0], argv, env)
@@ -186,7 +190,6 @@ def read_events(follower: subprocess.Popen, until, timeout: float = 20,
     Reads the pipe's fd directly: a buffered readline would keep lines in its buffer
     while select() reports the fd idle.
     """
-    import select
     events: list[dict] = []
     pending = getattr(follower, "pending", b"")
     fd = follower.stdout.fileno()
@@ -321,8 +324,7 @@ def test_default_socket_as_root_is_run_dd_procmgr_sock(tmp_path):
 def test_under_systemd_the_daemon_notifies_ready_watchdog_and_stopping(tmp_path):
     """"Under systemd: READY=1 after boot, WATCHDOG=1 pings, STOPPING=1" — the test plays
     systemd: it owns NOTIFY_SOCKET and arms a 0.4 s watchdog."""
-    import socket as pysocket
-    notify = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_DGRAM)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("DD_PM_")}
     env.update(NOTIFY_SOCKET=str(tmp_path / "notify"), WATCHDOG_USEC="400000")
@@ -363,7 +365,6 @@ def test_sigint_stops_every_process_in_reverse_order_and_exits_0(own_cli_daemon)
     pids = {n: d.wait_state(n, "running")["pid"] for n in ("base", "top")}
     d.proc.send_signal(signal.SIGINT)
     assert d.proc.wait(timeout=60) == 0
-    from support import pid_alive
     assert not any(pid_alive(pid) for pid in pids.values())
     stops = re.findall(r"process (base|top): \w+ -> stopping", d.log.read_text())
     assert stops == ["top", "base"], d.log_text()
@@ -395,8 +396,6 @@ def test_log_format_json_gives_one_json_object_per_line(tmp_path):
 
 
 def test_log_dir_appends_each_processs_output_to_name_log_and_rotate_logs_shifts_it(tmp_path):
-    from cli_daemon import CliDaemon
-    import tempfile
     root = Path(tempfile.mkdtemp(prefix="pmlogdir-"))
     daemon = CliDaemon(root)
     daemon.write_config("talker", "command: sh\nargs: ['-c', 'echo said-it; exec sleep 300']\n"
@@ -496,7 +495,6 @@ def test_a_debian_unit_converts_names_what_it_drops_and_validates(tmp_path, unit
 # -- §18 Dashboard over plain HTTP ------------------------------------------------------------
 
 def test_dashboard_page_and_its_assets_are_served_same_origin_and_read_only():
-    from web_daemon import web_daemon
     daemon = web_daemon(None, "command: sleep\nargs: ['300']\nauto_start: true\n")
     try:
         daemon.wait_state("demo", "running")
@@ -524,7 +522,6 @@ def test_dashboard_page_and_its_assets_are_served_same_origin_and_read_only():
 
 
 def test_with_a_token_the_page_is_open_and_actions_need_the_bearer():
-    from web_daemon import web_daemon
     daemon = web_daemon("s3cret-qa", "command: sleep\nargs: ['300']\nauto_start: true\n")
     try:
         daemon.wait_state("demo", "running")
