@@ -465,6 +465,14 @@ def shutdown(inv: Invocation) -> int:
     return commands.do_shutdown(inv)
 
 
+@app.command("daemon-reexec")
+@json_option
+@pass_inv
+def daemon_reexec(inv: Invocation) -> int:
+    """Replace the daemon with the installed program, same PID; services keep running (admin)."""
+    return commands.do_daemon_reexec(inv)
+
+
 @app.command()
 @json_option
 @pass_inv

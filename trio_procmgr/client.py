@@ -179,8 +179,9 @@ class BlockingClient:
                 else:
                     raise errors.error_for_code(event.code, event.message, dict(event.details))
         finally:
-            self._sock.settimeout(self.timeout)
-            self._finish(qid)
+            if not self.conn.closed:  # the daemon may have gone: its socket is closed
+                self._sock.settimeout(self.timeout)
+                self._finish(qid)
 
     def close(self) -> None:
         try:

@@ -56,6 +56,10 @@ class LogRing:
             items = items[-n:] if n > 0 else []
         return [{"time": t, "stream": s, "line": line} for t, s, line in items]
 
+    def entries(self) -> list[tuple[float, str, str]]:
+        """Every kept (time, stream, line), oldest first (handed over on a re-exec)."""
+        return list(self._lines or ())
+
     def since(self, total_seen: int) -> Iterator[tuple[float, str, str]]:
         """Lines appended after the ring had ``total_seen`` lines in all (for followers)."""
         if not self._lines:

@@ -575,11 +575,8 @@ def test_make_man_builds_both_pages(tmp_path):
 
 # -- Defects found on the way, routed (strict xfail: they fail while the defect is there) ----
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SPEC §15: a reload that finds any error must change nothing; ProcessManager."
-    "reload_config applies the valid files (the changed args of good.yaml run) while "
-    "another file has an error (routed: contain, atomic reload)"))
 def test_a_reload_with_one_bad_file_changes_nothing(cli_daemon):
+    """SPEC §15 (atomic reload, landed on main by contain): one error, nothing changes."""
     d = cli_daemon
     d.write_config("good", "command: sleep\nargs: ['300']\n")
     ok(d.cli("reload-config"))

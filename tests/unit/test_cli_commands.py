@@ -214,8 +214,8 @@ def test_remove_is_an_alias_of_delete_with_force(daemon, capsys):
 
 
 def test_events_json_is_one_object_per_line(daemon, capsys):
-    code, out, _ = run(["events", "--json", "--process", "web", "--type", "exited"], capsys)
-    assert code == 0
+    code, out, err = run(["events", "--json", "--process", "web", "--type", "exited"], capsys)
+    assert code == 3 and err == "dd-procmgr: daemon stopped (connection closed)\n"
     assert [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2]
     assert daemon.calls == [("watch", {"processes": ["web"], "types": ["exited"]})]
 
@@ -256,8 +256,9 @@ def test_deps_is_one_rpc_call_and_json_is_its_result(daemon, capsys):
 def test_logs_all_follow_is_a_single_stream_of_every_process(daemon, capsys):
     daemon.stream_items = [{"time": NOW, "stream": "stdout", "line": "hi", "process": "web"},
                            {"time": NOW, "stream": "stderr", "line": "oops", "process": "db"}]
-    code, out, _ = run(["logs", "--all", "-f"], capsys)
-    assert code == 0 and out.splitlines() == ["web | hi", "db | oops"]
+    code, out, err = run(["logs", "--all", "-f"], capsys)
+    assert code == 3 and out.splitlines() == ["web | hi", "db | oops"]
+    assert err == "dd-procmgr: daemon stopped (connection closed)\n"
     assert daemon.calls == [("logs", {"name": None, "lines": None, "stream": None,
                                       "follow": True})]
 

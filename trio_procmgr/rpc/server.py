@@ -35,7 +35,7 @@ import stat
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import trio
 
@@ -84,6 +84,8 @@ class RpcServerInfo:
 
     socket_path: str | None
     tcp_address: tuple[str, int] | None = None
+    #: Listening fds by role ("unix", "tcp": list), handed to a re-exec'd image.
+    fds: dict[str, Any] = field(default_factory=dict)
 
 
 def peer_credentials(sock: Any) -> tuple[int, int, int]:
@@ -675,8 +677,9 @@ class CallHandler:
         return {}
 
     async def do_daemon_reexec(self) -> dict:
-        fn = self.engine("daemon_reexec")
-        self.after_answer = fn
+        """The new program is checked now (its failure is this call's error, the daemon
+        keeps running); the exec itself is scheduled to follow this answer."""
+        await self.engine("daemon_reexec")()
         return {}
 
     async def do_rotate_logs(self) -> dict:
@@ -770,6 +773,7 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
                     max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64,
                     preauth: PreAuthLimits = PreAuthLimits(),
                     send_deadline: float = SEND_DEADLINE,
+                    inherited: Mapping[str, Any] | None = None,
                     task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the RPC until cancelled; reports :class:`RpcServerInfo` once listening.
 
@@ -789,18 +793,30 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
     listeners: list[trio.SocketListener] = []
     info = RpcServerInfo(socket_path=socket_path)
     owned: dict[str, int] = {}  # socket files we created -> their inode
+    inherited = inherited or {}
     if socket_path is not None:
         read_only_path = read_only_socket_path(socket_path)
+        kept = inherited.get("unix") if isinstance(inherited.get("unix"), dict) else {}
         for path, mode in ((socket_path, SOCKET_MODE), (read_only_path, READ_ONLY_SOCKET_MODE)):
-            sock = _bind_unix_socket(path, admin_group, mode)
+            if kept.get(path) is not None:  # a re-exec: the path never disappeared
+                sock = stdsocket.socket(fileno=kept[path])
+                sock.setblocking(False)
+            else:
+                sock = _bind_unix_socket(path, admin_group, mode)
             owned[path] = os.stat(path).st_ino
+            info.fds.setdefault("unix", {})[path] = sock.fileno()
             listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
         service.read_only_path = read_only_path
     try:
         if plan.tcp is not None:
-            tcp_listeners = await trio.open_tcp_listeners(plan.tcp.port, host=plan.tcp.host)
+            if inherited.get("tcp"):
+                tcp_listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(
+                    stdsocket.socket(fileno=fd))) for fd in inherited["tcp"]]
+            else:
+                tcp_listeners = await trio.open_tcp_listeners(plan.tcp.port, host=plan.tcp.host)
             listeners.extend(tcp_listeners)
             info.tcp_address = tcp_listeners[0].socket.getsockname()[:2]
+            info.fds["tcp"] = [listener.socket.fileno() for listener in tcp_listeners]
 
         async def handle(stream: trio.SocketStream) -> None:
             await _serve_connection(service, stream)
