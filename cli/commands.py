@@ -377,6 +377,8 @@ def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool =
     if record.get("pid"):
         bits.append(f"pid {record['pid']}")
     inv.echo(line + (f" ({', '.join(bits)})" if bits else ""))
+    for warning in record.get("warnings") or ():  # e.g. a full state dir: not persisted
+        inv.warn(f"warning: {warning}")
     return EXIT_OK
 
 
