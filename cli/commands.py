@@ -143,6 +143,9 @@ def do_ping(inv: Invocation) -> int:
         inv.emit_json(doc)
     else:
         inv.echo(f"pong ({latency_ms} ms)")
+        if isinstance(answer, dict) and answer.get("state_error"):  # degraded, still serving
+            inv.warn(f"warning: state dir not written ({answer['state_error']}; "
+                     f"{answer.get('state_write_errors', 0)} failed writes)")
     return EXIT_OK
 
 
