@@ -112,6 +112,16 @@ class RotatingLogFile:
 
     def write(self, data: bytes) -> None:
         """Accept one formatted line (or drop and count it when the buffer is full)."""
+        buf = self._buf
+        end = len(buf) + len(data)
+        if self._fd is not None and end <= BUFFER and (
+                not self.max_bytes or self.size + end <= self.max_bytes):
+            buf += data  # the common case: one append, no syscall
+            return
+        self._write_slow(data)
+
+    def _write_slow(self, data: bytes) -> None:
+        """Open, flush a full buffer, rotate, or drop: everything but a plain append."""
         if self._fd is None and self._may_try():
             self._open()  # an unopenable file shows at the first line, not the first flush
         if len(self._buf) + len(data) > BUFFER:
