@@ -2,7 +2,9 @@
 
 Each test mounts a small tmpfs of its own (root only) as ``--log-dir`` or ``--state-dir``
 of a real daemon, fills it, checks that the daemon and its services go on and that the
-counters rise, then frees it and checks that writing resumes by itself.
+counters rise, then frees it and checks that writing resumes by itself. The read-only
+cases: a tmpfs remounted ``ro``, and ``chmod 0500`` under a daemon without
+CAP_DAC_OVERRIDE (root ignores file modes otherwise).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -185,4 +188,28 @@ def test_a_read_only_state_dir_falls_back_to_pipes_and_recovers(daemon_factory, 
     assert "output_fifo_error" not in described, "the next run uses FIFOs again"
     assert [p for p in os.listdir(state / "output") if p.startswith(described["id"])]
     assert "rt" in json.loads((state / "processes.json").read_text())["processes"]
+    assert d.stop() == 0
+
+
+def test_a_state_dir_chmod_0500_is_counted_and_retried(daemon_factory):
+    """A daemon without CAP_DAC_OVERRIDE (dropped from its bounding set, so root obeys
+    file modes) whose state dir is made 0500: EACCES instead of ENOSPC, same handling."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("dropping CAP_DAC_OVERRIDE needs root and setpriv (util-linux)")
+    d = daemon_factory()
+    plain = d.argv
+    d.argv = lambda: ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *plain()]
+    write(d.config_dir / "keeper.yaml", "command: sleep\nargs: ['300']\nauto_start: true\n")
+    d.start()
+    wait_for(lambda: d.records()["keeper"]["pid"], what="keeper to run")
+    d.state_dir.chmod(0o500)
+    answer = d.call("create", name="rt", config={"command": "sleep", "args": ["303"]}, start=True)
+    assert any("Permission denied" in w for w in answer["record"]["warnings"])
+    d.call("restart", name="keeper")
+    assert ping(d)["state_write_errors"] >= 2 and all(
+        r["state"] == "running" for r in d.records().values())
+    d.state_dir.chmod(0o700)
+    d.call("restart", name="keeper")
+    wait_for(lambda: ping(d)["state_error"] is None, what="the state dir to be written again")
+    assert "rt" in json.loads((d.state_dir / "processes.json").read_text())["processes"]
     assert d.stop() == 0
