@@ -86,12 +86,15 @@ class StateStore:
 
     def write(self, path: str, data: Any) -> bool:
         """Write ``path`` and retry whatever an earlier failure left unwritten; True when
-        everything is on disk. Never raises: the first failure of an episode is logged."""
+        ``path`` is on disk. Never raises: the first failure of an episode is logged."""
         with self._lock:
             self._pending[path] = data
-            return self._write_pending()
+            self._write_pending()
+            return path not in self._pending
 
     def _write_pending(self) -> bool:
+        """Oldest failure first; stop at the first that fails again (the disk is still
+        full: trying the others would only add errors)."""
         for pending_path, pending_data in list(self._pending.items()):
             try:
                 atomic_write_json(pending_path, pending_data)
@@ -109,13 +112,6 @@ class StateStore:
             log.warning("state dir %s: writing again", self.dir)
             self.error = None
         return True
-
-    def retry(self) -> bool:
-        """Write what an earlier failure left unwritten (nothing to do: True)."""
-        if not self._pending:
-            return True
-        path, data = next(iter(self._pending.items()))
-        return self.write(path, data)
 
     def save_processes(self, entries: Mapping[str, Any]) -> bool:
         """Runtime-created definitions; False when they could not be written (yet)."""
