@@ -430,7 +430,11 @@ def do_reload(inv: Invocation) -> int:
         inv.emit_json(result)
     else:
         inv.echo(views.render_reload(result))
-    return EXIT_REFUSED if result.get("errors") else EXIT_OK
+    errors = views.reload_errors(result)  # warnings alone are a success, as in validate
+    if errors and not inv.json:  # exit 1 says "refused" on stderr like every other refusal
+        inv.warn(f"error: CONFIG_ERROR: {len(errors)} configuration error"
+                 f"{'' if len(errors) == 1 else 's'} (listed above)")
+    return EXIT_REFUSED if errors else EXIT_OK
 
 
 def do_shutdown(inv: Invocation) -> int:
