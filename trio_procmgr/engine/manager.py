@@ -950,11 +950,13 @@ class ProcessManager:
             self.publish("process_updated", name, sup.record.id, restart_required=needs)
             if needs and was_active:
                 await self.restart(name)
+        # The new config is in place before processes are added: features read it when a
+        # supervisor is added (socket activation binds the new `sockets:` entries then).
+        self.config = config
         for name in added:
             sup = await self._add(new[name], self._stable_record(name))
             self.publish("process_created", name, sup.record.id)
         self._save_ids()
-        self.config = config
         self.overrides.forget_except(set(config.processes))
         autostart = [n for n in added if new[n].auto_start]
         if autostart:
