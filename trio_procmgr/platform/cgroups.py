@@ -656,10 +656,12 @@ class _Cgroup:
             if h.version == 2:
                 return {"memory_current": int(_read(os.path.join(path, "memory.current"))),
                         "memory_limit": v2.parse_limit(_read(os.path.join(path, "memory.max")))}
-            return {"memory_current": int(_read(os.path.join(path, "memory.usage_in_bytes"))),
-                    "memory_limit": v1.parse_memory_limit(
-                        _read(os.path.join(path, "memory.limit_in_bytes"))),
-                    "memory_charged_elsewhere": self.memory_charged_elsewhere}
+            v1_stats = {"memory_current": int(_read(os.path.join(path, "memory.usage_in_bytes"))),
+                        "memory_limit": v1.parse_memory_limit(
+                            _read(os.path.join(path, "memory.limit_in_bytes")))}
+            if self.memory_charged_elsewhere:
+                v1_stats["memory_charged_elsewhere"] = True
+            return v1_stats
         return {}
 
     def _cpu_stats(self) -> dict[str, Any]:
