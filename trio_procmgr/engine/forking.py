@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from trio_procmgr.engine.service_pids import belongs, parent_pid, service_pids
-from trio_procmgr.platform.linux import ExitStatus
+from trio_procmgr.platform.posix import ExitStatus
 from trio_procmgr.restart import describe_exit, is_success
 
 if TYPE_CHECKING:

@@ -30,7 +30,7 @@ import trio
 
 from trio_procmgr.engine import watchdog
 from trio_procmgr.engine.service_pids import belongs
-from trio_procmgr.platform.linux import resolve_credentials
+from trio_procmgr.platform.posix import resolve_credentials
 from trio_procmgr.notify_protocol import MAX_DATAGRAM, NotifyGarbage, NotifyMessage, parse_notify
 from trio_procmgr.platform.notify_socket import NotifySocket
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.engine.spawner import ExecPlan
     from trio_procmgr.engine.supervisor import Instance, Supervisor
-    from trio_procmgr.platform.linux import ExitStatus
+    from trio_procmgr.platform.posix import ExitStatus
 
 log = logging.getLogger("trio_procmgr.resources")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from trio_procmgr.platform.linux import children_of_self
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.supervisor import Instance, Supervisor
@@ -49,7 +48,7 @@ def service_pids(sup: "Supervisor", inst: "Instance") -> set[int]:
         except OSError:
             pass
     pids = _group_members({inst.pgid, inst.child.pid})
-    pids |= children_of_self() - sup.manager.reaper.tracked
+    pids |= sup.os.children() - sup.manager.reaper.tracked
     return pids
 
 

@@ -23,7 +23,6 @@ import logging
 import os
 from typing import Any, Callable, Iterator, Mapping
 
-from trio_procmgr.platform.linux import process_start_time
 from trio_procmgr.spec import ProcessSpec
 
 log = logging.getLogger("trio_procmgr.state")
@@ -64,8 +63,10 @@ def read_json(path: str) -> Any:
 
 
 class StateStore:
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, start_time: Callable[[int], int | None]) -> None:
+        """``start_time`` is the platform's pid identity stamp (tells a reused pid apart)."""
         self.dir = state_dir
+        self.start_time = start_time
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         self.processes_path = os.path.join(state_dir, "processes.json")
         self.runtime_path = os.path.join(state_dir, "runtime.json")
@@ -90,7 +91,7 @@ class StateStore:
                 log.error("state: cannot restore process '%s': %s", name, exc)
 
     def save_runtime(self, pids: Mapping[str, int], now: bool = False) -> None:
-        times = {pid: self._start_times.get(pid) or process_start_time(pid)
+        times = {pid: self._start_times.get(pid) or self.start_time(pid)
                  for pid in pids.values()}
         self._start_times = times
         entries = {name: {"pid": pid, "start_time": times[pid]} for name, pid in pids.items()}
