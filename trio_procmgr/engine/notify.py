@@ -137,7 +137,7 @@ def _sender_accepted(sup: "Supervisor", inst: "Instance", dgram: Any) -> bool:
     """
     if belongs(sup, inst, dgram.pid):
         return True
-    if os.path.exists(f"/proc/{dgram.pid}"):
+    if sup.os.exists(dgram.pid):
         return False
     try:
         creds = resolve_credentials(sup.spec.user, sup.spec.group)

@@ -133,12 +133,3 @@ class StateStore:
             pass
         names = data.get("processes") if isinstance(data, dict) else None
         return [n for n in names or () if isinstance(n, str)]
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return True
-    return data[data.rindex(")") + 2] == "Z"

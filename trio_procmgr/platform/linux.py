@@ -120,6 +120,16 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()
+
+
 def is_zombie(pid: int) -> bool:
     """True for a zombie, and for a pid that is gone altogether."""
     try:
@@ -234,6 +244,16 @@ class LinuxProcessControl:
     def running_as(self, pid: int, stamp: int) -> bool:
         """``pid`` is still the process stamped ``stamp`` and not a zombie."""
         return process_start_time(pid) == stamp and not is_zombie(pid)
+
+    def exists(self, pid: int) -> bool:
+        return os.path.exists(f"/proc/{pid}")
+
+    def parent_of(self, pid: int) -> int | None:
+        fields = _stat_fields(pid)
+        return int(fields[1]) if fields else None
+
+    def group_members(self, pgids: set[int]) -> set[int]:
+        return {pid for pid, (_, pgid, _) in process_table().items() if pgid in pgids}
 
     def children(self) -> set[int]:
         return children_of_self()

@@ -107,6 +107,18 @@ class PortableProcessControl:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
 
+    def exists(self, pid: int) -> bool:
+        return psutil.pid_exists(pid)
+
+    def parent_of(self, pid: int) -> int | None:
+        try:
+            return psutil.Process(pid).ppid()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+
+    def group_members(self, pgids: set[int]) -> set[int]:
+        return {pid for pid in psutil.pids() if any(_live_member(pid, g) for g in pgids)}
+
     def children(self) -> set[int]:
         return {p.pid for p in psutil.Process().children()}
 

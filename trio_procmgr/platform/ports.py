@@ -91,6 +91,16 @@ class ProcessControl(Protocol):
         """``pid`` still is the process of that :meth:`start_time` and not a zombie."""
         ...
 
+    def exists(self, pid: int) -> bool:
+        """``pid`` names a process (a zombie counts)."""
+        ...
+
+    def parent_of(self, pid: int) -> int | None: ...
+
+    def group_members(self, pgids: set[int]) -> set[int]:
+        """Live (non-zombie) processes of the process groups ``pgids``."""
+        ...
+
     def children(self) -> set[int]:
         """Direct children of the daemon (adopted orphans included where there are any)."""
         ...
