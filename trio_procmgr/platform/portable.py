@@ -152,6 +152,6 @@ def portable_platform() -> Platform:
              "exit_detection": "waitpid in a thread (Popen.wait); SIGCHLD wakes stop waits",
              "kill": "process group (SIGTERM, then SIGKILL)",
              "pause": "SIGSTOP/SIGCONT to the process group",
-             "limits": "rlimits only (memory, open files, processes)",
+             "limits": "rlimits only (memory as RLIMIT_AS, pids as RLIMIT_NPROC)",
              "orphans": "reparented to init (no subreaper)"}
     return Platform("portable", PortableProcessControl(), NoCgroups(), WallClock(), words)

@@ -195,4 +195,4 @@ class Platform:
         return {"spawn_placement": "fork+exec in a new session (no cgroup)",
                 "kill": "process group (SIGTERM, then SIGKILL)",
                 "pause": "SIGSTOP/SIGCONT to the process group",
-                "limits": "rlimits only (memory, open files, processes)"}
+                "limits": "rlimits only (memory as RLIMIT_AS, pids as RLIMIT_NPROC)"}
