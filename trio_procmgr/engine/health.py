@@ -152,6 +152,8 @@ async def _wait_exit(proc: subprocess.Popen, manager: Any = None) -> int:
     except OSError:
         handle = None
     if handle is None:
+        if manager is not None:
+            return await manager.reaper.wait_child(proc)
         return await trio.to_thread.run_sync(proc.wait)
     try:
         await manager.platform.process.wait_watched(handle)

@@ -427,7 +427,7 @@ class Supervisor:
                     rc = child.returncode()
                 else:
                     assert child.popen is not None  # a cloned child always has a pidfd
-                    rc = await trio.to_thread.run_sync(child.popen.wait)
+                    rc = await self.manager.reaper.wait_child(child.popen)
                 return ExitStatus.from_returncode(rc)
             if inst.main_pidfd is not None:
                 await self.os.wait_watched(inst.main_pidfd)

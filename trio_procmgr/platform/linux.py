@@ -100,6 +100,10 @@ class Reaper:
         """Block until the next SIGCHLD-driven pass (or an explicit poke)."""
         await self._lot.park()
 
+    async def wait_child(self, popen) -> int:
+        """A child without a pidfd (EMFILE at spawn, a rare fallback): ``wait`` in a thread."""
+        return int(await trio.to_thread.run_sync(popen.wait))
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGCHLD) as signals:
             task_status.started()

@@ -44,6 +44,11 @@ class OrphanReaper(Protocol):
 
     async def wait_change(self) -> None: ...
 
+    async def wait_child(self, popen: Any) -> int:
+        """The returncode of the daemon's own child ``popen`` (a ``subprocess.Popen``)
+        once it exits, for a child that has no watch handle. Cancellable."""
+        ...
+
     async def run(self, *, task_status: Any = ...) -> None: ...
 
 
