@@ -34,6 +34,7 @@ from trio_procmgr.states import ACTIVE_STATES, Record, State, apply_transition
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.platform.ports import ServiceCgroup
 
 log = logging.getLogger("trio_procmgr.supervisor")
 S = State
@@ -96,7 +97,7 @@ class Supervisor:
         self.failures = 0
         self.instance: Instance | None = None
         self.ring = LogRing(spec.log.ring_lines, spec.log.ring_bytes)
-        self.cgroup = None
+        self.cgroup: ServiceCgroup | None = None
         self.enforcement: dict[str, Any] = {}
         self.run_baseline: Any = None  # resources.RunBaseline, taken before each spawn
         self.extras: dict[str, Any] = {}
