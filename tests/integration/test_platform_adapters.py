@@ -40,7 +40,9 @@ async def test_portable_adapter_runs_stops_and_pauses_through_the_process_group(
         group = {p.pid for p in psutil.process_iter() if _pgid(p.pid) == rec["pid"]}
         assert len(group) == 2  # sh and its sleep
         await pm.pause("svc")
-        assert {psutil.Process(p).status() for p in group} == {psutil.STATUS_STOPPED}
+        with trio.fail_after(10):  # SIGSTOP takes effect when the kernel next schedules them
+            while {psutil.Process(p).status() for p in group} != {psutil.STATUS_STOPPED}:
+                await trio.sleep(0.01)
         await pm.resume("svc")
         rec = await pm.stop("svc")
         assert rec["state"] == "stopped"
