@@ -25,7 +25,8 @@ from trio_procmgr import errors, units
 from trio_procmgr.engine import runtime_files
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
-from trio_procmgr.logs import LogRing, pump
+from trio_procmgr.logs import LogRing
+from trio_procmgr.output_pump import pump_streams
 from trio_procmgr.platform.linux import (ExitStatus, pidfd_open, process_group_alive, reap_pidfd,
                                          signal_group, signal_pid, wait_pidfd)
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
@@ -299,13 +300,13 @@ class Supervisor:
                 # cancels this scope once the whole service is down.
 
     async def _pump_output(self, inst: Instance) -> None:
-        fds = ((inst.child.stdout_fd, "stdout"), (inst.child.stderr_fd, "stderr"))
+        """One task drains both pipes (output_pump: a task per stream cost memory)."""
+        fds = [(fd, stream) for fd, stream in ((inst.child.stdout_fd, "stdout"),
+                                                (inst.child.stderr_fd, "stderr"))
+               if fd is not None]
         inst.child.stdout_fd = inst.child.stderr_fd = None
         try:
-            async with trio.open_nursery() as nursery:
-                for fd, stream in fds:
-                    if fd is not None:
-                        nursery.start_soon(pump, fd, stream, self._log_line)
+            await pump_streams(fds, self._log_line)
         finally:
             inst.output_done.set()
 
