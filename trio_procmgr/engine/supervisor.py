@@ -23,6 +23,7 @@ import trio
 
 from trio_procmgr import errors, units
 from trio_procmgr.engine import runtime_files
+from trio_procmgr.engine.inbox import Inbox
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
 from trio_procmgr.logs import LogRing
@@ -98,7 +99,7 @@ class Supervisor:
         self.enforcement: dict[str, Any] = {}
         self.run_baseline: Any = None  # resources.RunBaseline, taken before each spawn
         self.extras: dict[str, Any] = {}
-        self._send, self._recv = trio.open_memory_channel[Any](math.inf)
+        self._send = self._recv = Inbox()  # one object: a Trio channel costs ~2 KiB
         self._changed = trio.lowlevel.ParkingLot()
         self._backoff_scope: trio.CancelScope | None = None
         self.nursery: trio.Nursery | None = None
