@@ -1,19 +1,20 @@
-"""One task drains every output pipe of a child (stdout and stderr together).
+"""Lean output pumps: a task per pipe straight in the instance's nursery.
 
-A task per stream (and a parent task holding them) cost three Trio tasks, two
-``FdStream`` objects and their cancel scopes per managed process: about a third of the
-daemon's memory with 1000 processes (issue 15). Here the pipes sit in a small epoll set
-owned by the pump, and the one task waits for that set to become readable — one wait,
-whatever the number of streams. Lines are handled exactly as :func:`trio_procmgr.logs.pump`
-does: split, budgeted per stream (:mod:`trio_procmgr.output_budget`), decoded, handed to
-the sink, with a yield to the loop every ``LINES_PER_ITERATION`` lines.
+They were a parent task holding a nursery with a task and a ``trio.lowlevel.FdStream`` per
+stream: about a third of the daemon's memory with 1000 processes (issue 15). Now each pipe
+is read with ``wait_readable`` and ``os.read`` by one task started in the instance's own
+nursery, and a shared countdown sets the instance's "output done" event. (One task
+for both pipes would need an epoll fd of its own per process: a descriptor per service
+is dearer than a task — at 5000 services it crossed a 20,000 RLIMIT_NOFILE.) Lines are
+handled exactly as :func:`trio_procmgr.logs.pump` does: split, budgeted per stream
+(:mod:`trio_procmgr.output_budget`), decoded, handed to the sink, with a yield to the loop
+every ``LINES_PER_ITERATION`` lines.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import select
 import time
 from typing import Sequence
 
@@ -61,31 +62,37 @@ async def _deliver(stream: _Stream, data: bytes, sink: LineSink) -> None:
             await trio.lowlevel.checkpoint()
 
 
-async def pump_streams(fds: Sequence[tuple[int, str]], sink: LineSink) -> None:
-    """Drain every ``(fd, stream)`` until EOF, handing each line to ``sink(stream, line,
-    now)``. Owns the fds and closes them; cancellation closes them too (a child still
-    writing then gets EPIPE rather than blocking forever)."""
-    streams = {fd: _Stream(fd, name) for fd, name in fds}
-    poller = select.epoll(max(1, len(streams)))
+def start_pumps(nursery: trio.Nursery, fds: Sequence[tuple[int, str]], sink: LineSink,
+                done: trio.Event) -> None:
+    """Drain every ``(fd, stream)`` until EOF in tasks of ``nursery``, handing each line to
+    ``sink(stream, line, now)``; ``done`` is set once every pipe is closed. The pumps own
+    the fds; cancellation closes them (a child still writing then gets EPIPE rather than
+    blocking forever)."""
+    if not fds:
+        done.set()
+        return
+    remaining = [len(fds)]
+    for fd, name in fds:
+        nursery.start_soon(_pump_one, _Stream(fd, name), sink, remaining, done)
+
+
+async def _pump_one(stream: _Stream, sink: LineSink, remaining: list[int],
+                    done: trio.Event) -> None:
+    fd = stream.fd
     try:
-        for fd in streams:
-            os.set_blocking(fd, False)
-            poller.register(fd, select.EPOLLIN)
-        while streams:
-            await trio.lowlevel.wait_readable(poller.fileno())
-            for fd, _events in poller.poll(0):
-                stream = streams[fd]
-                data = _read(fd)
-                if data is None:
-                    continue
-                await _deliver(stream, data, sink)
-                if not data:
-                    poller.unregister(fd)
-                    del streams[fd]
-                    os.close(fd)
+        os.set_blocking(fd, False)
+        while True:
+            await trio.lowlevel.wait_readable(fd)
+            data = _read(fd)
+            if data is None:
+                continue
+            await _deliver(stream, data, sink)
+            if not data:
+                return
             await trio.lowlevel.checkpoint()
     finally:
-        trio.lowlevel.notify_closing(poller.fileno())
-        poller.close()
-        for fd in streams:
-            os.close(fd)
+        trio.lowlevel.notify_closing(fd)
+        os.close(fd)
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            done.set()

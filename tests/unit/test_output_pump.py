@@ -1,4 +1,4 @@
-"""One pump task drains both pipes of a child: real pipes, no child process needed."""
+"""The lean output pumps of an instance: real pipes, no child process needed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 import trio
 
-from trio_procmgr.output_pump import pump_streams
+from trio_procmgr.output_pump import start_pumps
 
 
 def _fd_closed(fd: int) -> bool:
@@ -18,19 +18,15 @@ def _fd_closed(fd: int) -> bool:
     return False
 
 
-async def test_both_streams_are_drained_by_one_task_until_each_reaches_eof():
+async def test_both_streams_are_drained_until_each_reaches_eof_then_done_is_set():
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     got: list[tuple[str, str]] = []
     done = trio.Event()
 
-    async def run() -> None:
-        await pump_streams([(out_r, "stdout"), (err_r, "stderr")],
-                           lambda stream, line, now: got.append((stream, line)))
-        done.set()
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run)
+        start_pumps(nursery, [(out_r, "stdout"), (err_r, "stderr")],
+                    lambda stream, line, now: got.append((stream, line)), done)
         os.write(out_w, b"out one\nout ")
         os.write(err_w, b"err one\n")
         with trio.fail_after(10):
@@ -41,7 +37,7 @@ async def test_both_streams_are_drained_by_one_task_until_each_reaches_eof():
         with trio.fail_after(10):
             while ("stdout", "out two") not in got:
                 await trio.sleep(0.01)
-        assert not done.is_set()
+        assert not done.is_set()  # one pipe is still open
         os.close(out_w)
         with trio.fail_after(10):
             await done.wait()
@@ -50,13 +46,23 @@ async def test_both_streams_are_drained_by_one_task_until_each_reaches_eof():
     assert _fd_closed(out_r) and _fd_closed(err_r)
 
 
-async def test_cancelling_the_pump_closes_the_pipes():
+async def test_no_pipes_means_output_is_done_at_once():
+    done = trio.Event()
+    async with trio.open_nursery() as nursery:
+        start_pumps(nursery, [], lambda *_: None, done)
+    assert done.is_set()
+
+
+async def test_cancelling_the_pumps_closes_the_pipes():
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    done = trio.Event()
     try:
         with trio.move_on_after(0.2):
-            await pump_streams([(out_r, "stdout"), (err_r, "stderr")],
-                               lambda *_: None)
+            async with trio.open_nursery() as nursery:
+                start_pumps(nursery, [(out_r, "stdout"), (err_r, "stderr")],
+                            lambda *_: None, done)
+        assert done.is_set()
         assert _fd_closed(out_r) and _fd_closed(err_r)
         with pytest.raises(BrokenPipeError):
             os.write(out_w, b"nobody reads this\n")
@@ -76,7 +82,7 @@ async def test_a_flood_on_one_stream_does_not_starve_the_other():
             seen_err.set()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(pump_streams, [(out_r, "stdout"), (err_r, "stderr")], sink)
+        start_pumps(nursery, [(out_r, "stdout"), (err_r, "stderr")], sink, trio.Event())
 
         async def flood() -> None:
             chunk = b"y\n" * 4096

@@ -27,7 +27,7 @@ from trio_procmgr.engine.inbox import Inbox
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
 from trio_procmgr.logs import LogRing
-from trio_procmgr.output_pump import pump_streams
+from trio_procmgr.output_pump import start_pumps
 from trio_procmgr.platform.linux import (ExitStatus, pidfd_open, process_group_alive, reap_pidfd,
                                          signal_group, signal_pid, wait_pidfd)
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
@@ -41,9 +41,9 @@ log = logging.getLogger("trio_procmgr.supervisor")
 S = State
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class Instance:
-    """One run of the child, from spawn to reaped exit."""
+    """One run of the child, from spawn to reaped exit (slotted: one per running process)."""
 
     child: Child
     started_mono: float
@@ -289,7 +289,7 @@ class Supervisor:
         with inst.scope:
             async with trio.open_nursery() as nursery:
                 inst.nursery = nursery
-                nursery.start_soon(self._pump_output, inst)
+                self._start_output_pumps(inst, nursery)
                 for hook in self.manager.instance_hooks:
                     hook(self, inst, nursery)
                 for fn in inst.pending:
@@ -300,16 +300,13 @@ class Supervisor:
                 # Pumps run on until the pipes close (every writer gone); a stop
                 # cancels this scope once the whole service is down.
 
-    async def _pump_output(self, inst: Instance) -> None:
-        """One task drains both pipes (output_pump: a task per stream cost memory)."""
+    def _start_output_pumps(self, inst: Instance, nursery: trio.Nursery) -> None:
+        """A lean pump task per pipe in the instance nursery (output_pump: memory)."""
         fds = [(fd, stream) for fd, stream in ((inst.child.stdout_fd, "stdout"),
                                                 (inst.child.stderr_fd, "stderr"))
                if fd is not None]
         inst.child.stdout_fd = inst.child.stderr_fd = None
-        try:
-            await pump_streams(fds, self._log_line)
-        finally:
-            inst.output_done.set()
+        start_pumps(nursery, fds, self._log_line, inst.output_done)
 
     async def _drain_output(self, inst: Instance, timeout: float = 1.0) -> None:
         """Give the pumps a moment to read what the dead service still had in its pipes."""
