@@ -104,9 +104,10 @@ class PeerRun:
                                f"{done.stderr[-500:]}")
         return took
 
-    def wait_control(self, timeout: float = 60) -> None:
-        """The control endpoint answers (it may come up after the children)."""
-        deadline = time.monotonic() + timeout
+    def wait_control(self, timeout: float | None = None) -> None:
+        """The control endpoint answers (it may come up after the children; at N=5000 on
+        a loaded box that took more than a minute, so the phase timeout applies)."""
+        deadline = time.monotonic() + (PHASE_TIMEOUT if timeout is None else timeout)
         while True:
             try:
                 self.cli(self.peer.status_argv(self.root))

@@ -29,7 +29,7 @@ from benchmarks import measure
 from benchmarks.measure import fork_exec_floor, measure_peer
 from benchmarks.peers import PEER_NAMES, Peer
 from benchmarks.procfs import become_subreaper, kill_descendants
-from benchmarks.report import table
+from benchmarks.report import scaling, table
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
@@ -160,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{m['date']}; {m['nproc']} x {m['cpu_model']}; Linux {m['kernel']}; "
           f"Python {m['python']}\n")
     print(table(results))
+    per_process = scaling(results)
+    if per_process:
+        print("\n" + per_process)
     if "overload" in results:
         from benchmarks import overload
 
