@@ -179,3 +179,13 @@ def test_scaling_divides_by_n_and_compares_to_n_1000():
     rss = next(line for line in text.splitlines() if line.startswith("| daemon RSS"))
     assert "| 1 | 2 | 2.00 |" in bringup  # 1 ms per process, then 2: not linear
     assert rss.endswith("| 1.00 |")
+
+
+def test_supervisord_minfds_never_exceeds_the_hard_fd_limit():
+    import resource
+
+    from benchmarks.peers import supervisord_minfds
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert supervisord_minfds(100) == 1024
+    assert supervisord_minfds(10**6) <= hard or hard == resource.RLIM_INFINITY
