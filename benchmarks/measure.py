@@ -280,12 +280,14 @@ def event_latency(socket_path: Path, name: str, samples: int) -> dict[str, float
 
 
 def measure_peer(peer: Peer, n: int, *, idle_s: float, restarts: int, events: int,
-                 rpc_s: float, log: Any = print, pids: dict[str, Any] | None = None
-                 ) -> dict[str, float]:
+                 rpc_s: float, log: Any = print, pids: dict[str, Any] | None = None,
+                 results: dict[str, float] | None = None) -> dict[str, float]:
     """Every metric for one supervisor at N; the daemon and its children are gone after.
-    ``pids`` receives the daemon's PID and every child PID seen (to check for leftovers)."""
+    ``pids`` receives the daemon's PID and every child PID seen (to check for leftovers);
+    ``results`` receives each figure as it is measured, so a peer failing a later phase
+    (circus not stopping 5000 within the phase timeout) keeps the figures it did get."""
     run = PeerRun(peer, n)
-    results: dict[str, float] = {}
+    results = {} if results is None else results
     try:
         try:
             results["bringup_s"] = run.start()

@@ -124,10 +124,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  fork+exec floor: {row['floor']['bringup_s']:.3f}s", flush=True)
         for peer in peers:
             try:
-                row["peers"][peer.name] = measure_peer(
+                measure_peer(
                     peer, n, idle_s=args.idle_sec, restarts=args.restarts, events=args.events,
                     rpc_s=args.rpc_sec, log=lambda s: print(s, flush=True),
-                    pids=row["pids"].setdefault(peer.name, {}))
+                    pids=row["pids"].setdefault(peer.name, {}),
+                    results=row["peers"].setdefault(peer.name, {}))
             except Exception as exc:  # a peer failing must not lose the others' figures
                 row["errors"][peer.name] = f"{type(exc).__name__}: {exc}"
                 print(f"  {peer.name} N={n} FAILED: {row['errors'][peer.name]}", flush=True)
