@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from typing import Any
 
 from dd_procmgr_cli import selection, views
-from dd_procmgr_cli.invocation import EXIT_OK, EXIT_REFUSED, Invocation, UsageProblem
+from dd_procmgr_cli.invocation import (EXIT_OK, EXIT_REFUSED, EXIT_UNREACHABLE, Invocation,
+                                       UsageProblem)
 
 LIVE = frozenset({"starting", "running", "stopping", "paused", "backoff"})
 DEFAULT_CONFIG_DIR = "/etc/pm/processes.d"
@@ -417,14 +418,18 @@ def do_update(inv: Invocation, name: str, changes: dict[str, Any], *, dry_run: b
 
 
 def do_reload(inv: Invocation) -> int:
-    """Exit 1 when some file was rejected: the valid files were applied, but scripts
-    must notice that the configuration on disk is not what runs."""
+    """Exit 1 when the daemon refused the config: one error anywhere and nothing was
+    applied, so scripts must notice that the configuration on disk is not what runs."""
     result = inv.call("reload_config")
     if inv.json:
         inv.emit_json(result)
     else:
         inv.echo(views.render_reload(result))
-    return EXIT_REFUSED if result.get("errors") else EXIT_OK
+    errors = views.reload_errors(result)  # warnings alone are a success, as in validate
+    if errors and not inv.json:  # exit 1 says "refused" on stderr like every other refusal
+        inv.warn(f"error: CONFIG_ERROR: {len(errors)} configuration error"
+                 f"{'' if len(errors) == 1 else 's'} (listed above)")
+    return EXIT_REFUSED if errors else EXIT_OK
 
 
 def do_shutdown(inv: Invocation) -> int:
@@ -433,6 +438,38 @@ def do_shutdown(inv: Invocation) -> int:
         inv.emit_json(result if result is not None else {"ok": True})
     else:
         inv.echo("dd-procmgrd is shutting down (stopping every process in reverse order)")
+    return EXIT_OK
+
+
+def do_daemon_reexec(inv: Invocation, timeout: float = 60.0) -> int:
+    """Ask for the re-exec, then wait until the new image answers (a refused re-exec is
+    the daemon's error: exit 1 with its reason)."""
+    from trio_procmgr.client import DaemonUnreachable
+
+    began = time.perf_counter()
+    inv.call("daemon_reexec")
+    deadline = time.monotonic() + timeout
+    try:  # the old image closes every connection as it execs: wait for that on this one
+        while time.monotonic() < deadline:
+            inv.call("ping")
+            time.sleep(0.02)
+    except DaemonUnreachable:
+        pass
+    inv.close()
+    while True:
+        try:
+            inv.call("ping")
+            break
+        except DaemonUnreachable:  # the old image closed its connections: wait for the new one
+            inv.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+    seconds = round(time.perf_counter() - began, 3)
+    if inv.json:
+        inv.emit_json({"ok": True, "seconds": seconds})
+    else:
+        inv.echo(f"dd-procmgrd re-executed in place ({seconds} s); every process kept running")
     return EXIT_OK
 
 
@@ -486,8 +523,7 @@ def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
             inv.flush()
 
     if follow:
-        _follow(inv, names, one, show, keep, lines=lines, stream=stream)
-        return EXIT_OK
+        return _follow(inv, names, one, show, keep, lines=lines, stream=stream)
     asked = None if keep.active else lines
     if everything or len(names) == 1:
         items = inv.call("logs", name=one, lines=asked, stream=stream)
@@ -508,10 +544,12 @@ def do_logs(inv: Invocation, names: list[str], *, everything: bool = False,
 
 
 def _follow(inv: Invocation, names: list[str], one: str | None, show, keep, *,
-            lines: int | None, stream: str | None) -> None:
+            lines: int | None, stream: str | None) -> int:
     """``-f``: backlog then live lines until interrupted (or past ``--until``). With a
     filter and no ``-n`` the backlog is the whole ring (``--since 1h -f`` shows the last
-    hour, then follows); ``-n N`` takes the last N buffered lines, then filters them."""
+    hour, then follows); ``-n N`` takes the last N buffered lines, then filters them.
+    A stream the daemon ends is the daemon going away (exit 3), unless the followed
+    process was deleted."""
     backlog = WHOLE_RING if keep.active and lines is None else lines
     try:
         if one is None or len(names) == 1:
@@ -520,10 +558,13 @@ def _follow(inv: Invocation, names: list[str], one: str | None, show, keep, *,
             source = _several_source(inv, names, lines=backlog, stream=stream)
         for item in source:
             if keep.past_until(item):
-                break
+                return EXIT_OK
             show(item)
     except KeyboardInterrupt:
-        pass
+        return EXIT_OK
+    except ConnectionError:
+        return daemon_gone(inv)
+    return EXIT_OK if one is not None and _deleted(inv, one) else daemon_gone(inv)
 
 
 def _merged_tail(inv: Invocation, names: list[str], *, lines, stream) -> list[dict]:
@@ -566,8 +607,31 @@ def do_events(inv: Invocation, processes: list[str], types: list[str]) -> int:
                 inv.echo(views.render_event(event, colour=inv.colour))
                 inv.flush()
     except KeyboardInterrupt:
+        return EXIT_OK
+    except ConnectionError:
         pass
-    return EXIT_OK
+    return daemon_gone(inv)  # the daemon ends event streams only when it stops
+
+
+DAEMON_GONE = "dd-procmgr: daemon stopped (connection closed)"
+
+
+def daemon_gone(inv: Invocation) -> int:
+    """A follower (``events``, ``logs -f``) whose daemon went away: one line, exit 3."""
+    inv.flush()
+    inv.warn(DAEMON_GONE)
+    return EXIT_UNREACHABLE
+
+
+def _deleted(inv: Invocation, name: str) -> bool:
+    """Did a followed stream end because its process was deleted (not the daemon)?"""
+    try:
+        inv.call("describe", name=name)
+    except ConnectionError:
+        return False
+    except _procmgr_error() as exc:
+        return getattr(exc, "code", "") == "PROCESS_NOT_FOUND"
+    return False
 
 
 # -- dependencies ------------------------------------------------------------------------

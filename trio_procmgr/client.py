@@ -10,12 +10,13 @@ Trio when it connects. Errors the daemon reports are raised as the matching
 
 from __future__ import annotations
 
+import os
 import socket
 
 from dd_procmgr_rpc_schema.codec import Codec, MethodInfo, default_codec
 from trio_procmgr import errors
 from trio_procmgr.endpoints import parse_hostport
-from trio_procmgr.paths import default_socket_path
+from trio_procmgr.paths import default_socket_path, read_only_socket_path
 from trio_procmgr.rpc import protocol as P
 from trio_procmgr.rpc.framing import DEFAULT_MAX_FRAME
 
@@ -82,16 +83,33 @@ class BlockingClient:
             if tcp is not None:
                 sock = socket.create_connection(parse_hostport(tcp), timeout=self.timeout)
             else:
-                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                sock.settimeout(self.timeout)
-                try:
-                    sock.connect(self.address)
-                except BaseException:
-                    sock.close()
-                    raise
+                sock = self._connect_unix(self.address)
         except OSError as exc:
             raise DaemonUnreachable(self.address, exc.strerror or str(exc) or type(exc).__name__,
                                     exc.errno) from None
+        return sock
+
+    def _connect_unix(self, path: str) -> socket.socket:
+        """Connect to ``path``; a user the socket's mode shuts out (EACCES) is connected
+        to its read-only companion instead, when the daemon has one."""
+        try:
+            return self._open_unix(path)
+        except PermissionError:
+            companion = read_only_socket_path(path)
+            if not os.path.exists(companion):
+                raise
+            sock = self._open_unix(companion)
+            self.address = companion
+            return sock
+
+    def _open_unix(self, path: str) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(path)
+        except BaseException:
+            sock.close()
+            raise
         return sock
 
     # -- public API ------------------------------------------------------------------------
@@ -161,8 +179,9 @@ class BlockingClient:
                 else:
                     raise errors.error_for_code(event.code, event.message, dict(event.details))
         finally:
-            self._sock.settimeout(self.timeout)
-            self._finish(qid)
+            if not self.conn.closed:  # the daemon may have gone: its socket is closed
+                self._sock.settimeout(self.timeout)
+                self._finish(qid)
 
     def close(self) -> None:
         try:
@@ -278,7 +297,14 @@ class AsyncClient:
             if self._tcp is not None:
                 self._stream = await trio.open_tcp_stream(*parse_hostport(self._tcp))
             else:
-                self._stream = await trio.open_unix_socket(self.address)
+                try:
+                    self._stream = await trio.open_unix_socket(self.address)
+                except PermissionError:  # shut out by the mode: the read-only companion
+                    companion = read_only_socket_path(self.address)
+                    if not os.path.exists(companion):
+                        raise
+                    self._stream = await trio.open_unix_socket(companion)
+                    self.address = companion
         except OSError as exc:
             raise DaemonUnreachable(self.address, exc.strerror or str(exc)) from None
         self._send_lock = trio.Lock()

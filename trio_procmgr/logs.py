@@ -7,7 +7,6 @@ loss, no unbounded buffer); invalid UTF-8 is kept with replacement characters.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -56,6 +55,10 @@ class LogRing:
         if n is not None:
             items = items[-n:] if n > 0 else []
         return [{"time": t, "stream": s, "line": line} for t, s, line in items]
+
+    def entries(self) -> list[tuple[float, str, str]]:
+        """Every kept (time, stream, line), oldest first (handed over on a re-exec)."""
+        return list(self._lines or ())
 
     def since(self, total_seen: int) -> Iterator[tuple[float, str, str]]:
         """Lines appended after the ring had ``total_seen`` lines in all (for followers)."""
@@ -121,9 +124,10 @@ async def pump(fd: int, stream: str, sink: LineSink, budget: OutputBudget | None
     """Drain ``fd`` until EOF, handing each decoded line to ``sink(stream, line, now)``.
 
     Owns ``fd`` and closes it. Cancellation stops the pump (the fd is closed, so a child
-    still writing gets EPIPE/SIGPIPE rather than blocking forever). Lines beyond the
-    ``budget`` (:mod:`trio_procmgr.output_budget`) are dropped and reported by one notice
-    line; the loop yields to the event loop every ``LINES_PER_ITERATION`` lines, so a
+    still writing gets EPIPE/SIGPIPE rather than blocking forever). Beyond the ``budget``
+    (:mod:`trio_procmgr.output_budget`) the pump paces itself instead of dropping: it
+    sleeps until the budget refills, so a flooding child waits on its pipe and no line
+    is lost; it yields to the event loop every ``LINES_PER_ITERATION`` lines, so a
     flooding child cannot hold the loop.
     """
     splitter = LineSplitter()
@@ -133,22 +137,30 @@ async def pump(fd: int, stream: str, sink: LineSink, budget: OutputBudget | None
         async with stream_obj:
             while True:
                 data = await stream_obj.receive_some(READ_SIZE)
-                now = time.time()
                 lines = splitter.feed(data) if data else splitter.flush()
-                clock = trio.current_time()
-                kept = budget.admit([len(line) for line in lines], clock)
-                notice = budget.take_notice(clock) if data else budget.take_notice(math.inf)
-                if notice is not None:
-                    sink("stderr", notice, now)
-                for index in range(kept):
-                    sink(stream, lines[index].decode("utf-8", "replace"), now)
-                    if index % LINES_PER_ITERATION == LINES_PER_ITERATION - 1:
-                        await trio.lowlevel.checkpoint()
+                await _hand_over(lines, stream, sink, budget)
                 if not data:
                     return
                 await trio.lowlevel.checkpoint()
     except trio.BrokenResourceError:
         return
+
+
+async def _hand_over(lines: list[bytes], stream: str, sink: LineSink, budget: OutputBudget) -> None:
+    """Give ``lines`` to ``sink`` at the budget's pace, yielding now and then."""
+    sizes = [len(line) for line in lines]
+    index = 0
+    while index < len(lines):
+        taken = budget.take(sizes[index:], trio.current_time())
+        if taken == 0:
+            await trio.sleep(budget.wait(sizes[index], trio.current_time()))
+            continue
+        now = time.time()
+        for offset in range(taken):
+            sink(stream, lines[index + offset].decode("utf-8", "replace"), now)
+            if offset % LINES_PER_ITERATION == LINES_PER_ITERATION - 1:
+                await trio.lowlevel.checkpoint()
+        index += taken
 
 
 class LogSubscription(BoundedFeed):

@@ -1,11 +1,12 @@
-"""How much of a child's output the daemon handles per second (issue 14.6), sans-IO.
+"""How fast the daemon reads a child's output (issue 14.6), sans-IO.
 
 A child printing as fast as it can (``yes``) would otherwise keep the event loop busy
 splitting, stamping, writing and fanning out lines, and every RPC call would wait behind
 it. Each output pump gets a token bucket of lines and bytes: lines within the budget are
-kept; lines beyond it are dropped and counted (the pipe is still drained, so the child
-never blocks), and once the budget refills the pump writes one notice line saying how
-many were dropped. ``now`` is passed in (seconds, any monotonic clock).
+handled at once; beyond it the pump *paces* itself — it waits for the bucket to refill
+before it reads on — so a flooding child waits on its full pipe (as it would writing to
+a slow terminal) and nothing is ever dropped. ``now`` is passed in (seconds, any
+monotonic clock).
 """
 
 from __future__ import annotations
@@ -41,32 +42,29 @@ class OutputBudget:
             self._bytes = min(self.bytes_per_second, self._bytes + elapsed * self.bytes_per_second)
         self._last = now
 
-    def admit(self, sizes: list[int], now: float) -> int:
-        """How many of the lines (their byte ``sizes``, in order) fit; the rest are
-        counted as dropped. Whole lines only, in order: the kept ones are a prefix."""
+    def take(self, sizes: list[int], now: float) -> int:
+        """How many of the lines (their byte ``sizes``, in order) may be handled now;
+        their tokens are spent. Whole lines only, in order: the taken ones are a prefix.
+        A line longer than a second's byte budget is taken alone once the bucket is full
+        (it can never fit), so pacing never stalls."""
         self._refill(now)
         total = sum(sizes)
         if len(sizes) <= self._lines and total <= self._bytes:  # the usual case: all fit
             self._lines -= len(sizes)
             self._bytes -= total
             return len(sizes)
-        kept = 0
+        taken = 0
         for size in sizes:
-            if self._lines < 1 or self._bytes < size:
+            if self._lines < 1 or (self._bytes < size and self._bytes < self.bytes_per_second):
                 break
             self._lines -= 1
             self._bytes -= size
-            kept += 1
-        lost = len(sizes) - kept
-        self.dropped += lost
-        self.dropped_total += lost
-        return kept
+            taken += 1
+        return taken
 
-    def take_notice(self, now: float) -> str | None:
-        """The line reporting what was dropped since the last notice, at most one per
-        second (so a flood yields one notice a second, not one per chunk), or None."""
-        if not self.dropped or (self._noticed is not None and now - self._noticed < 1.0):
-            return None
-        count, self.dropped, self._noticed = self.dropped, 0, now
-        return (f"[dd-procmgrd: {count} lines dropped: output faster than "
-                f"{self.lines_per_second:.0f} lines/s or {self.bytes_per_second / 1048576:.0f} MiB/s]")
+    def wait(self, size: int, now: float) -> float:
+        """Seconds until one more line of ``size`` bytes may be taken."""
+        self._refill(now)
+        need_lines = max(0.0, 1 - self._lines) / self.lines_per_second
+        need_bytes = max(0.0, min(size, self.bytes_per_second) - self._bytes) / self.bytes_per_second
+        return max(need_lines, need_bytes, 0.001)

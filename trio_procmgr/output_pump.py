@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import trio
 
@@ -62,9 +62,10 @@ async def _deliver(stream: _Stream, data: bytes, sink: LineSink) -> None:
             await trio.lowlevel.checkpoint()
 
 
-def start_pumps(nursery: trio.Nursery, fds: Sequence[tuple[int, str]], sink: LineSink,
+def start_pumps(nursery: Any, fds: Sequence[tuple[int, str]], sink: LineSink,
                 done: trio.Event) -> None:
-    """Drain every ``(fd, stream)`` until EOF in tasks of ``nursery``, handing each line to
+    """Drain every ``(fd, stream)`` until EOF in tasks of ``nursery`` (a Trio nursery or
+    anything with its ``start_soon``, e.g. a ContainedNursery), handing each line to
     ``sink(stream, line, now)``; ``done`` is set once every pipe is closed. The pumps own
     the fds; cancellation closes them (a child still writing then gets EPIPE rather than
     blocking forever)."""

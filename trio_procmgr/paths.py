@@ -27,3 +27,15 @@ def default_socket_path() -> str:
     if runtime_dir:
         return os.path.join(runtime_dir, SOCKET_NAME)
     return f"/tmp/dd-procmgr-{uid}/{SOCKET_NAME}"
+
+
+def read_only_socket_path(path: str) -> str:
+    """The read-only companion of the RPC socket ``path`` (``x.sock`` -> ``x.ro.sock``).
+
+    The main socket is 0660 (root and the socket's group connect; SO_PEERCRED then
+    decides who may change things); the companion is 0666 and every connection on it
+    is read-only, so any local user can watch without being able to act.
+    """
+    if path.endswith(".sock"):
+        return path[: -len(".sock")] + ".ro.sock"
+    return path + ".ro"

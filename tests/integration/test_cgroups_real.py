@@ -158,7 +158,7 @@ def test_freeze_stops_cpu_use_and_thaw_resumes_it(manager):
     assert cpu_rate(cg, 0.5) < 0.02
     cg.thaw()
     wait_for(lambda: not cg.is_frozen(), what="the thaw to complete")
-    assert cpu_rate(cg, 0.5) > 0.3
+    assert cpu_rate(cg, 0.5) > 0.05  # resumed (frozen: < 0.02); a loaded box gives less than a core
 
 
 def test_signal_reaches_every_process_of_the_service(manager):

@@ -202,7 +202,7 @@ def test_runtime_created_processes_survive_a_daemon_restart_unless_transient(dae
     assert d2.call("describe", name="kept")["record"]["restart"] == "always"
 
 
-def test_after_a_daemon_crash_the_next_instance_stops_the_leftovers_first(daemons, tmp_path):
+def test_after_a_daemon_crash_the_next_instance_adopts_the_service(daemons, tmp_path):
     cfg = tmp_path / "cfg"
     marker = tmp_path / "starts.txt"
     write(cfg / "svc.yaml", f"command: sh\nargs: ['-c', 'echo $$ >> {marker}; exec sleep 300']\n"
@@ -210,14 +210,15 @@ def test_after_a_daemon_crash_the_next_instance_stops_the_leftovers_first(daemon
     state = tmp_path / "state"
     d = daemons(cfg, state)
     first = wait_for(lambda: d.records()["svc"]["pid"])
+    ident = d.records()["svc"]["id"]
     d.stop(signal.SIGKILL)
     assert pid_alive(first), "services outlive a crashed daemon"
     d2 = daemons(cfg, state)
-    second = wait_for(lambda: d2.records()["svc"]["pid"])
-    assert second != first
-    assert not pid_alive(first), "the predecessor's copy must be gone"
+    rec = d2.records()["svc"]
+    assert (rec["pid"], rec["id"], rec["state"], rec["runs"]) == (first, ident, "running", 1)
+    assert marker.read_text().split() == [str(first)], "adopted, never started twice"
     assert d2.stop() == 0
-    assert not pid_alive(second)
+    assert not pid_alive(first)
 
 
 @pytest.mark.parametrize("flags,words", [

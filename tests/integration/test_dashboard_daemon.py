@@ -10,7 +10,6 @@ import signal
 import urllib.request
 from urllib.parse import urlsplit
 
-import pytest
 import trio
 import trio_websocket
 
@@ -70,10 +69,6 @@ async def test_websocket_watchers_get_a_going_away_close_when_the_daemon_stops()
     assert codes == {"/events": 1001, "/logs?process=svc": 1001}  # never an abrupt 1006
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dd-procmgrd cancels its listeners before the manager publishes daemon_stopping and "
-    "stops the processes; the shutdown order is being changed on the contain branch "
-    "(issue 13.6): remove this marker when that lands (strict: it then fails as XPASS)"))
 async def test_websocket_watchers_see_the_stopping_events_before_the_close():
     events, _ = await watch_daemon_stop()
     kinds = [(e["type"], e.get("process"), e.get("to")) for e in events]

@@ -369,8 +369,8 @@ async def test_create_update_and_reload_reject_an_ordering_cycle(make_manager, j
         with pytest.raises(errors.ConfigError, match="unknown process"):
             await pm.create("c", service("c", journal, requires=["ghost"]))
         cyclic = ConfigSet(processes={"a": parse_process("a", service("a", journal, after=["b"]))})
-        with pytest.raises(errors.ConfigError, match="cycle"):
-            await pm.reload_config(cyclic)
+        refused = await pm.reload_config(cyclic)
+        assert "cycle" in refused["errors"][0]["message"]
         assert pm.supervisor("a").spec.after == ()
 
 

@@ -276,8 +276,9 @@ async def test_pause_stops_cpu_use_and_resume_restarts_it(make_manager):
         await pm.resume("spin")
         assert pm.describe("spin")["state"] == "running"
         t0 = sum(proc.cpu_times()[:2])
-        await trio.sleep(0.3)
-        assert sum(proc.cpu_times()[:2]) - t0 > 0.1
+        await trio.sleep(0.5)
+        # resumed: it burns CPU again (paused: < 0.02 s); a loaded box gives less than a core
+        assert sum(proc.cpu_times()[:2]) - t0 > 0.04
 
 
 async def test_stop_of_paused_process_still_terminates(make_manager):

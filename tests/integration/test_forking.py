@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 import trio
 
 from support import pid_alive, specs
+from trio_procmgr import errors
 
 
 def forking(script: str, **extra) -> dict:
@@ -62,10 +64,8 @@ async def test_without_pidfile_the_single_root_process_is_main(make_manager):
 async def test_failing_parent_fails_the_start(make_manager):
     async with make_manager(specs(d=forking("exit 3"))) as pm:
         sup = pm.supervisor("d")
-        try:
+        with pytest.raises(errors.SpawnFailed, match="status 3"):
             await pm.start("d")
-        except Exception:
-            pass
         await until(sup, lambda s: s.record.state.value == "failed")
         assert "status 3" in sup.record.reason
 
@@ -75,10 +75,8 @@ async def test_pidfile_never_written_is_a_start_timeout(make_manager, tmp_path):
     cfg = specs(d=forking(script, pidfile=str(tmp_path / "never.pid"), timeout_start_sec=0.5))
     async with make_manager(cfg) as pm:
         sup = pm.supervisor("d")
-        try:
+        with pytest.raises(errors.SpawnFailed, match="start timeout"):
             await pm.start("d")
-        except Exception:
-            pass
         await until(sup, lambda s: s.record.state.value == "failed")
         assert sup.record.reason.startswith("start timeout")
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import socket
 
+import pytest
 import trio
 
 from support import PYTHON, pid_alive, specs
+from trio_procmgr import errors
 from trio_procmgr.states import State
 
 FLIPPING_SERVER = r"""
@@ -187,14 +189,12 @@ async def test_ready_log_line_that_never_matches_fails_at_the_start_timeout(make
                      "timeout_start_sec": 0.3})
     async with make_manager(cfg) as pm:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_start_ignoring_errors, pm, "svc")
+            nursery.start_soon(_start_expecting_timeout, pm, "svc")
             sup = pm.supervisor("svc")
             assert await sup.wait_until(lambda s: s.record.state is State.FAILED, timeout=5)
         assert "start timeout" in sup.record.reason
 
 
-async def _start_ignoring_errors(pm, name):
-    try:
+async def _start_expecting_timeout(pm, name):
+    with pytest.raises(errors.SpawnFailed, match="start timeout"):
         await pm.start(name)
-    except Exception:
-        pass

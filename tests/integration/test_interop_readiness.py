@@ -67,8 +67,15 @@ async def test_systemd_notify_pid_option_sets_the_main_pid(make_manager):
     async with make_manager(cfg) as pm:
         await pm.start("n")
         sup = pm.supervisor("n")
-        with open(f"/proc/{sup.record.pid}/cmdline", "rb") as f:
-            assert f.read().startswith(b"sleep")
+
+        def cmdline() -> bytes:
+            with open(f"/proc/{sup.record.pid}/cmdline", "rb") as f:
+                return f.read()
+
+        # the main PID is the shell's child, which may not have exec'd sleep yet
+        with trio.fail_after(10):
+            while not cmdline().startswith(b"sleep"):
+                await trio.sleep(0.01)
 
 
 async def test_redis_supervised_systemd(make_manager):

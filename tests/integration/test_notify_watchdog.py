@@ -7,9 +7,11 @@ import signal
 import socket
 import sys
 
+import pytest
 import trio
 
 from support import pid_alive, specs
+from trio_procmgr import errors
 
 SEND = ("import os,socket,sys\n"
         "a=os.environ['NOTIFY_SOCKET'];a='\\0'+a[1:] if a[0]=='@' else a\n"
@@ -61,10 +63,8 @@ async def test_not_ready_in_time_fails_with_start_timeout(make_manager):
     cfg = specs(n={**notify_cmd("exec sleep 100"), "timeout_start_sec": 0.5})
     async with make_manager(cfg) as pm:
         sup = pm.supervisor("n")
-        try:
+        with pytest.raises(errors.SpawnFailed, match="start timeout"):
             await pm.start("n")
-        except Exception:
-            pass
         await until(sup, lambda s: s.record.state.value == "failed")
         assert sup.record.reason.startswith("start timeout")
 

@@ -12,6 +12,8 @@ import stat
 import tempfile
 
 import pytest
+
+from trio_procmgr.paths import read_only_socket_path
 import trio
 
 from trio_procmgr import errors
@@ -243,9 +245,12 @@ async def test_blocking_client_raises_daemon_unreachable_for_a_missing_socket(so
     assert info.value.socket == path and isinstance(info.value, ConnectionError)
 
 
-async def test_socket_is_0666_and_a_live_one_is_not_replaced(fake_server):
+async def test_socket_is_0660_with_a_0666_read_only_companion_and_a_live_one_is_not_replaced(
+        fake_server):
     _, path = fake_server
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666  # SO_PEERCRED decides the tier
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660  # SPEC §14
+    companion = read_only_socket_path(path)
+    assert stat.S_IMODE(os.stat(companion).st_mode) == 0o666
     with pytest.raises(errors.AlreadyRunning):
         await serve_rpc(FakeManager(), socket_path=path)
 
@@ -392,3 +397,26 @@ async def test_an_overlong_name_is_refused_before_the_engine(fake_server):
                                lambda got: any(isinstance(ev, P.Failure) for ev in got))
     failure = next(ev for ev in got if isinstance(ev, P.Failure))
     assert failure.code == "INVALID_ARGUMENT" and "maximum of 256" in failure.message
+
+
+async def test_every_call_on_the_read_only_companion_is_read_only_even_for_root(fake_server):
+    _, path = fake_server
+    companion = read_only_socket_path(path)
+
+    def calls() -> tuple[dict, Exception | None]:
+        with BlockingClient(companion) as client:
+            listed = client.call("list")
+            try:
+                client.call("stop", name="web")
+            except errors.ProcMgrError as exc:
+                return listed, exc
+            return listed, None
+
+    listed, refused = await trio.to_thread.run_sync(calls)
+    assert "processes" in listed
+    assert refused is not None and refused.code == "PERMISSION_DENIED"
+
+
+def test_read_only_companion_path_sits_next_to_the_socket():
+    assert read_only_socket_path("/run/dd-procmgr.sock") == "/run/dd-procmgr.ro.sock"
+    assert read_only_socket_path("/tmp/x/pm") == "/tmp/x/pm.ro"

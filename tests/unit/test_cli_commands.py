@@ -55,6 +55,15 @@ class FakeDaemon:
         if method == "update":
             return {"updated_fields": sorted(params["changes"]), "restart_required": [],
                     "restarted": False, "dry_run": params["dry_run"]}
+        if method in ("start_many", "stop_many", "restart_many"):
+            outcomes = []
+            for name in params["names"]:
+                if name in self.records:
+                    outcomes.append({"name": name, "record": self.records[name]})
+                else:
+                    outcomes.append({"name": name, "error": {
+                        "code": "PROCESS_NOT_FOUND", "message": f"no process named {name!r}"}})
+            return {"outcomes": outcomes}
         if method == "ping":
             return {"time": NOW}
         if method == "groups":
@@ -194,8 +203,9 @@ def test_several_names_report_each_failure_and_exit_1(daemon, capsys):
 def test_stop_all_stops_only_live_processes_in_reverse_order(daemon, capsys):
     daemon.records["cache"] = rec("cache")
     run(["stop", "--all"], capsys)
-    assert [c for c in daemon.calls if c[0] == "stop"] == [("stop", {"name": "cache"}),
-                                                          ("stop", {"name": "web"})]
+    # one call, one transaction: the daemon orders the stops (dependants first)
+    assert [c for c in daemon.calls if c[0].startswith("stop")] == [
+        ("stop_many", {"names": ["cache", "web"]})]
 
 
 def test_remove_is_an_alias_of_delete_with_force(daemon, capsys):
@@ -204,8 +214,8 @@ def test_remove_is_an_alias_of_delete_with_force(daemon, capsys):
 
 
 def test_events_json_is_one_object_per_line(daemon, capsys):
-    code, out, _ = run(["events", "--json", "--process", "web", "--type", "exited"], capsys)
-    assert code == 0
+    code, out, err = run(["events", "--json", "--process", "web", "--type", "exited"], capsys)
+    assert code == 3 and err == "dd-procmgr: daemon stopped (connection closed)\n"
     assert [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2]
     assert daemon.calls == [("watch", {"processes": ["web"], "types": ["exited"]})]
 
@@ -246,8 +256,9 @@ def test_deps_is_one_rpc_call_and_json_is_its_result(daemon, capsys):
 def test_logs_all_follow_is_a_single_stream_of_every_process(daemon, capsys):
     daemon.stream_items = [{"time": NOW, "stream": "stdout", "line": "hi", "process": "web"},
                            {"time": NOW, "stream": "stderr", "line": "oops", "process": "db"}]
-    code, out, _ = run(["logs", "--all", "-f"], capsys)
-    assert code == 0 and out.splitlines() == ["web | hi", "db | oops"]
+    code, out, err = run(["logs", "--all", "-f"], capsys)
+    assert code == 3 and out.splitlines() == ["web | hi", "db | oops"]
+    assert err == "dd-procmgr: daemon stopped (connection closed)\n"
     assert daemon.calls == [("logs", {"name": None, "lines": None, "stream": None,
                                       "follow": True})]
 

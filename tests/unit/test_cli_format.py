@@ -214,14 +214,38 @@ def test_dry_run_update_says_nothing_was_applied():
     assert "require restart" not in text
 
 
-def test_reload_lists_names_and_errors():
+def test_reload_lists_names():
     text = views.render_reload({"added": ["a", "b"], "removed": [], "changed": ["c"],
-                                "unchanged": ["d", "e"],
+                                "unchanged": ["d", "e"], "errors": []})
+    assert "Added:     a, b" in text and "Removed:   -" in text and "Unchanged: 2" in text
+
+
+def test_refused_reload_says_nothing_changed_and_lists_each_error():
+    text = views.render_reload({"added": [], "removed": [], "changed": [], "unchanged": ["d"],
                                 "errors": [{"file": "x.yaml", "line": 3, "field": "restart",
                                             "message": "unknown policy",
-                                            "expected": "never, always"}]})
-    assert "Added:     a, b" in text and "Removed:   -" in text and "Unchanged: 2" in text
+                                            "expected": "never, always"},
+                                           {"file": "y.yaml", "message": "cycle"}]})
+    assert text.splitlines()[0] == "Configuration not reloaded: nothing changed. Errors:"
     assert "x.yaml:3: field 'restart': unknown policy (expected never, always)" in text
+    assert "y.yaml: cycle" in text and "Added" not in text
+
+
+def test_reload_keeps_warnings_apart_from_errors():
+    warning = {"file": "w.yaml", "line": 3, "field": "wants", "severity": "warning",
+               "message": "wants unknown process 'ghost'"}
+    error = {"file": "x.yaml", "line": 1, "field": "command", "severity": "error",
+             "message": "missing required field"}
+    only_warning = {"added": ["w"], "errors": [warning]}
+    assert views.reload_errors(only_warning) == []
+    text = views.render_reload(only_warning)
+    assert text.startswith("Configuration reloaded\n") and "Errors" not in text
+    assert "Warnings (applied):\n  w.yaml:3: warning: field 'wants'" in text
+    both = views.render_reload({"errors": [warning, error]})
+    assert views.reload_errors({"errors": [warning, error]}) == [error]
+    assert both.startswith("Configuration not reloaded: nothing changed. Errors:\n  x.yaml:1:")
+    assert both.endswith("\nWarnings:\n  w.yaml:3: warning: field 'wants': wants unknown "
+                         "process 'ghost'")
 
 
 def test_issue_line_matches_config_issue_str():

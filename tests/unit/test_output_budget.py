@@ -8,33 +8,37 @@ from trio_procmgr.logs import LineSplitter
 from trio_procmgr.output_budget import OutputBudget
 
 
-def test_lines_within_the_budget_are_all_kept():
+def test_lines_within_the_budget_are_all_taken_at_once():
     budget = OutputBudget(lines_per_second=100, bytes_per_second=10_000)
-    assert budget.admit([10] * 100, now=0.0) == 100
-    assert budget.take_notice(now=0.0) is None
+    assert budget.take([10] * 100, now=0.0) == 100
 
 
-def test_lines_beyond_the_budget_are_dropped_counted_and_noticed_once_a_second():
+def test_beyond_the_budget_the_pump_waits_for_the_refill_instead_of_dropping():
     budget = OutputBudget(lines_per_second=100, bytes_per_second=10_000)
-    assert budget.admit([1] * 150, now=0.0) == 100
-    assert budget.dropped_total == 50
-    notice = budget.take_notice(now=0.0)
-    assert notice is not None and "50 lines dropped" in notice
-    assert budget.admit([1] * 10, now=0.0) == 0
-    assert budget.take_notice(now=0.5) is None  # at most one notice a second
-    assert "10 lines dropped" in budget.take_notice(now=1.0)
+    assert budget.take([1] * 150, now=0.0) == 100
+    assert budget.take([1] * 50, now=0.0) == 0
+    wait = budget.wait(1, now=0.0)
+    assert 0.009 <= wait <= 0.011  # one line's worth of a 100 lines/s bucket
+    assert budget.take([1] * 50, now=0.5) == 50  # the rest, half a second later
 
 
 def test_the_budget_refills_with_time_up_to_one_second_of_burst():
     budget = OutputBudget(lines_per_second=100, bytes_per_second=1_000_000)
-    budget.admit([1] * 100, now=0.0)
-    assert budget.admit([1] * 100, now=0.5) == 50
-    assert budget.admit([1] * 500, now=100.0) == 100
+    budget.take([1] * 100, now=0.0)
+    assert budget.take([1] * 100, now=0.5) == 50
+    assert budget.take([1] * 500, now=100.0) == 100
 
 
 def test_the_byte_budget_bounds_long_lines():
     budget = OutputBudget(lines_per_second=1_000, bytes_per_second=1_000)
-    assert budget.admit([400, 400, 400], now=0.0) == 2
+    assert budget.take([400, 400, 400], now=0.0) == 2
+
+
+def test_a_line_longer_than_a_seconds_bytes_is_taken_alone_when_the_bucket_is_full():
+    budget = OutputBudget(lines_per_second=1_000, bytes_per_second=1_000)
+    assert budget.take([5_000, 10], now=0.0) == 1
+    assert budget.take([10], now=0.0) == 0
+    assert budget.wait(10, now=0.0) > 0
 
 
 @given(st.lists(st.binary(max_size=50), max_size=40), st.integers(min_value=1, max_value=17))

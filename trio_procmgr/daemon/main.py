@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from typing import Any
 
 from trio_procmgr.daemon.startup import DaemonStartError
@@ -72,11 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", help="cgroup subtree name (default: derived from --state-dir)")
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not use cgroups (control-group falls back to process-group)")
+    p.add_argument("--exit-with", metavar="NAME",
+                   help="shut down when process NAME ends for good and exit with its status "
+                        "(128+signal if killed): the main process of a container")
     p.add_argument("--auth-timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
                    help="close a TCP client that has not authenticated within this (default 10)")
     p.add_argument("--client-send-timeout", type=positive_seconds, default=30.0, metavar="SECONDS",
                    help="drop an RPC client that reads nothing for this long (default 30)")
     p.add_argument("--version", action="store_true", help="print the version and exit")
+    p.add_argument("--check-reexec", action="store_true",
+                   help="check that this program can take over from a running daemon with "
+                        "these flags (imports, flags, config dir), then exit 0 (used by re-exec)")
     return p
 
 
@@ -86,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         from trio_procmgr import __version__
         print(f"dd-procmgrd {__version__}")
         return 0
+    if args.check_reexec:
+        return check_reexec(args)
     from trio_procmgr.daemon.logsetup import setup_logging
 
     setup_logging(args.log_level, args.log_format)
@@ -124,6 +133,30 @@ def check_listener_args(args: argparse.Namespace) -> None:
     plan_listeners(tcp=args.tcp, ws=args.ws, metrics=args.metrics, token_file=args.token_file)
 
 
+def check_reexec(args: argparse.Namespace) -> int:
+    """The re-exec preflight (``daemon.handover``): import everything the daemon runs and
+    check its flags, without touching anything; exit 1 with the reason otherwise."""
+    import importlib
+
+    try:
+        for module in ("trio", "trio_procmgr.engine.manager", "trio_procmgr.rpc.server",
+                       "trio_procmgr.daemon.web", "trio_procmgr.daemon.handover",
+                       "trio_procmgr.config.loader", "trio_procmgr.engine.features"):
+            importlib.import_module(module)
+        check_listener_args(args)
+        from trio_procmgr.config.loader import config_path_problem
+
+        explicit = args.config or args.config_dir
+        problem = config_path_problem(explicit) if explicit else None
+        if problem:
+            raise DaemonStartError(f"configuration {problem}")
+    except DaemonStartError as exc:
+        print(f"dd-procmgrd: {exc}", file=sys.stderr)
+        return 1
+    print("dd-procmgrd: ready to take over")
+    return 0
+
+
 async def run_daemon(args: argparse.Namespace) -> int:
     import trio
 
@@ -140,27 +173,86 @@ async def run_daemon(args: argparse.Namespace) -> int:
     if problem:
         raise DaemonStartError(f"configuration {problem}")
     config = _load(config_dir, load_config_path)
+    from trio_procmgr.daemon import handover
+
     state_dir = args.state_dir or default_state_dir()
     socket_path = args.socket or default_socket_path()
+    snap = handover.take()
     manager = ProcessManager(config, state_dir=state_dir, log_dir=args.log_dir,
                              instance=instance_name(state_dir, args.instance),
-                             use_cgroups=not args.no_cgroups, config_dir=config_dir)
+                             use_cgroups=not args.no_cgroups, config_dir=config_dir,
+                             handover=snap)
+    status = ExitStatusBox()
     async with manager:
         async with trio.open_nursery() as nursery:
-            await _start_listeners(nursery, manager, args, socket_path)
+            info = await _start_listeners(nursery, manager, args, socket_path,
+                                          (snap or {}).get("listeners"))
+            manager.reexec_hook = _reexec_hook(manager, info, nursery)
+            if snap is not None:
+                took = time.time() - snap["at"]
+                log.info("re-executed in place in %.0f ms: %d processes adopted", took * 1000,
+                         sum(1 for s in manager.supervisors() if s.instance is not None))
+                manager.publish("daemon_reexecuted", None, None, seconds=round(took, 3),
+                                previous_started_at=snap.get("started_at"))
             nursery.start_soon(_handle_signals, manager, config_dir, nursery.cancel_scope)
+            if args.exit_with:
+                _check_exit_with(manager, args.exit_with)
+                nursery.start_soon(_exit_with, manager, args.exit_with, status)
             interval = watchdog_interval()
             if interval:
                 nursery.start_soon(_watchdog_pinger, interval)
-            log.info("dd-procmgrd ready: %d processes, socket %s, config %s",
-                     len(manager.supervisors()), socket_path, config_dir or "(none)")
+            log.info("dd-procmgrd ready: %d processes, socket %s, config %s%s",
+                     len(manager.supervisors()), socket_path, config_dir or "(none)",
+                     " (PID 1)" if os.getpid() == 1 else "")
             sd_notify("READY=1\nSTATUS=supervising")
             await manager.wait_shutdown()
             log.info("shutting down: stopping every process")
             sd_notify("STOPPING=1")
-            nursery.cancel_scope.cancel()
+            await _stop_then_close_listeners(manager, nursery.cancel_scope)
     _unlink(socket_path)
-    return 0
+    return status.code
+
+
+class ExitStatusBox:
+    """The daemon's exit status: 0, or that of the ``--exit-with`` process."""
+
+    code = 0
+
+
+async def _stop_then_close_listeners(manager: Any, listeners: Any) -> None:
+    """Stop everything while the listeners still serve, so RPC watchers receive
+    ``daemon_stopping``, each process's stop and ``daemon_stopped`` and then the normal
+    end of their stream; only then close the listeners. The final frames are flushed
+    once every task is idle (bounded: a client that never reads cannot hold us)."""
+    import trio
+    import trio.testing
+
+    await manager.stop_for_shutdown()
+    with trio.move_on_after(2.0):
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+    listeners.cancel()
+
+
+def _check_exit_with(manager: Any, name: str) -> None:
+    from trio_procmgr.errors import ProcMgrError
+
+    try:
+        manager.resolve(name)
+    except ProcMgrError:
+        raise DaemonStartError(f"--exit-with {name}: no such process in the configuration") from None
+
+
+async def _exit_with(manager: Any, name: str, status: ExitStatusBox) -> None:
+    """Shut the daemon down once ``name`` has ended for good (exited, failed or crashed
+    with no restart pending, or stopped after having run); its status becomes ours."""
+    from trio_procmgr.daemon.exit_with import ended_for_good, exit_status_of
+
+    sup = manager.supervisor(name)
+    await sup.wait_until(lambda s: ended_for_good(s.record))
+    status.code = exit_status_of(sup.record)
+    log.info("--exit-with %s: it ended (%s); shutting down with status %d", name,
+             sup.record.reason, status.code)
+    await manager.shutdown()
 
 
 def _load(config_dir: str | None, load_config_dir: Any) -> Any:
@@ -175,17 +267,61 @@ def _load(config_dir: str | None, load_config_dir: Any) -> Any:
     return config
 
 
+def _reexec_hook(manager: Any, info: Any, nursery: Any) -> Any:
+    """``manager.daemon_reexec``: preflight the installed program, then schedule the exec
+    in the daemon's own nursery (so a caller hanging up cannot cancel it) and return; the
+    RPC answer goes out before the exec (see :func:`_exec_soon`)."""
+    import trio
+
+    from trio_procmgr.daemon import handover
+
+    async def prepare() -> None:
+        proc, output = handover.start_preflight(list(sys.orig_argv))
+        manager.track(proc.pid)  # its exit status is ours to read, not the orphan reaper's
+        try:
+            with trio.move_on_after(handover.PREFLIGHT_TIMEOUT):
+                await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
+            if proc.returncode is None:
+                proc.kill()
+                await trio.to_thread.run_sync(proc.wait)
+            returncode = proc.returncode if proc.returncode is not None and \
+                proc.returncode >= 0 else None
+        finally:
+            manager.untrack(proc.pid)
+        handover.preflight_verdict(returncode, output)
+        nursery.start_soon(_exec_soon, manager, info)
+
+    return prepare
+
+
+async def _exec_soon(manager: Any, info: Any) -> None:
+    """Exec once what is queued was sent (the RPC answer to the re-exec call itself):
+    until every other task is blocked, at most a second."""
+    import trio
+    import trio.testing
+
+    from trio_procmgr.daemon import handover
+
+    with trio.move_on_after(1.0):
+        await trio.testing.wait_all_tasks_blocked(0.005)
+    try:
+        handover.execute(manager, info.fds)
+    except Exception:  # the exec failed: this image keeps running; say why
+        log.exception("re-exec failed; this image keeps running")
+
+
 async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
-                           socket_path: str) -> None:
+                           socket_path: str, inherited: Any = None) -> Any:
     from trio_procmgr.errors import ProcMgrError
     from trio_procmgr.preauth import PreAuthLimits
     from trio_procmgr.rpc.server import serve_rpc
 
     try:
-        await nursery.start(lambda task_status: serve_rpc(
+        info = await nursery.start(lambda task_status: serve_rpc(
             manager, socket_path=socket_path, tcp=args.tcp, token_file=args.token_file,
             admin_group=args.admin_group, preauth=PreAuthLimits(deadline=args.auth_timeout),
-            send_deadline=args.client_send_timeout, task_status=task_status))
+            send_deadline=args.client_send_timeout, inherited=inherited,
+            task_status=task_status))
     except OSError as exc:
         raise DaemonStartError(f"cannot listen on {socket_path}: {exc}") from None
     except ProcMgrError as exc:
@@ -193,16 +329,18 @@ async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
     if args.ws or args.metrics:
         from trio_procmgr.daemon import web
 
-        await nursery.start(lambda task_status: web.serve_web(
+        web_info = await nursery.start(lambda task_status: web.serve_web(
             manager, ws=args.ws, metrics=args.metrics, token_file=args.token_file,
-            task_status=task_status))
+            inherited=inherited, task_status=task_status))
+        info.fds.update(web_info.fds)  # handed over on a re-exec with the RPC's
+    return info
 
 
 async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> None:
     import trio
 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
-                                   signal.SIGUSR1) as signals:
+                                   signal.SIGUSR1, signal.SIGUSR2) as signals:
         async for signum in signals:
             if signum in (signal.SIGTERM, signal.SIGINT):
                 log.info("received %s", signal.Signals(signum).name)
@@ -211,12 +349,51 @@ async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> N
                 if config_dir is None:
                     log.warning("SIGHUP: no configuration directory to reload")
                     continue
-                summary = await manager.reload_config()
-                log.info("configuration reloaded: %s", {k: v for k, v in summary.items() if v})
+                await _reload_on_signal(manager)
+            elif signum == signal.SIGUSR2:
+                await _reexec_on_signal(manager)
             elif signum == signal.SIGUSR1:
                 rotate = getattr(manager, "rotate_logs", None)
                 if rotate is not None:
                     rotate()
+
+
+async def _reexec_on_signal(manager: Any) -> None:
+    """SIGUSR2: re-exec in place; a refused preflight is logged, the daemon goes on."""
+    from trio_procmgr.errors import ProcMgrError
+
+    try:
+        await manager.daemon_reexec()
+    except ProcMgrError as exc:
+        log.error("SIGUSR2: %s", exc.message)
+
+
+async def _reload_on_signal(manager: Any) -> None:
+    """SIGHUP: reload, and whatever goes wrong, log and report it — never fatal.
+
+    The manager refuses a bad config itself (nothing changes, ``config_reload_failed``);
+    this boundary catches what it did not foresee, so a reload can never take the daemon
+    and every service down with it.
+    """
+    from trio_procmgr.errors import ProcMgrError
+
+    try:
+        summary = await manager.reload_config()
+    except ProcMgrError as exc:
+        log.error("SIGHUP: reload failed: %s", exc.message)
+        manager.publish("config_reload_failed", None, None, errors=[
+            {"file": manager.config_dir or "<config>", "message": exc.message}])
+        return
+    except Exception as exc:  # contained: logged with its traceback and reported
+        log.exception("SIGHUP: reload failed unexpectedly")
+        manager.publish("config_reload_failed", None, None, errors=[
+            {"file": manager.config_dir or "<config>", "message": f"internal error: {exc!r}"}])
+        return
+    if summary.get("errors"):
+        log.error("SIGHUP: configuration not reloaded (%d errors); nothing changed",
+                  len(summary["errors"]))
+    else:
+        log.info("configuration reloaded: %s", {k: v for k, v in summary.items() if v})
 
 
 async def _watchdog_pinger(interval: float) -> None:

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import socket as stdsocket
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -117,6 +118,8 @@ class WebInfo:
 
     ws_address: tuple[str, int] | None = None
     metrics_address: tuple[str, int] | None = None
+    #: Listening fds by flag ("--ws", "--metrics"), handed to a re-exec'd image.
+    fds: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -371,7 +374,8 @@ async def respond_json(stream: trio.abc.Stream, conn: h11.Connection, status: in
 
 
 async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str | None,
-                    token_file: str | None, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+                    token_file: str | None, inherited: dict[str, list[int]] | None = None,
+                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the dashboard and websockets (``ws``) and/or metrics (``metrics``) until
     cancelled.
 
@@ -390,9 +394,14 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
     async with trio.open_nursery() as nursery:
         for flag, events, host, port in plan:
             try:
-                listeners = await trio.open_tcp_listeners(port, host=host)
+                if (inherited or {}).get(flag):  # a re-exec: the same listening sockets
+                    listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(
+                        stdsocket.socket(fileno=fd))) for fd in inherited[flag]]
+                else:
+                    listeners = await trio.open_tcp_listeners(port, host=host)
             except OSError as exc:
                 raise ListenerError(f"{flag} {host}:{port}: cannot listen: {exc}") from None
+            info.fds[flag] = [listener.socket.fileno() for listener in listeners]
             bound = listeners[0].socket.getsockname()[:2]
             if events:
                 info.ws_address = bound

@@ -30,6 +30,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
+from trio_procmgr.engine.spawner import check_executable
 from trio_procmgr.listen_env import shim_argv
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def _apply(manager: "ProcessManager", sup: "Supervisor", plan: Any) -> None:
     req = _requests.get(manager, {}).pop(sup.name, None)
     if req is None:
         return
+    check_executable(plan)  # the shim's exec would hide a missing binary
     for var in req.pid_vars:
         plan.env.pop(var, None)
     plan.pass_fds = tuple(plan.pass_fds) + tuple(fd for fd in req.fds if fd not in plan.pass_fds)

@@ -160,9 +160,9 @@ class LogCapture:
     def on_event(self, event: dict[str, Any]) -> None:
         """Followers of a deleted process end; all end when the daemon stops."""
         kind = event["type"]
-        if kind == "process_deleted" or kind == "daemon_stopping":
+        if kind == "process_deleted" or kind == "daemon_stopped":
             for sub in tuple(self.followers):
-                if kind == "daemon_stopping" or sub.process == event.get("process"):
+                if kind == "daemon_stopped" or sub.process == event.get("process"):
                     sub.close()
 
 

@@ -5,10 +5,12 @@ Usable as a library in any Trio program and the same object the daemon serves::
     async with ProcessManager(load_config_dir("examples")) as pm:
         await pm.start("web")
 
-Entering it makes this process a child subreaper, finds (and stops) whatever a crashed
-predecessor with the same ``instance`` name left in its cgroups, starts the orphan
-reaper and boots every ``auto_start`` process as one transaction. Leaving it stops
-every process in reverse dependency order.
+Entering it makes this process a child subreaper, adopts whatever a crashed predecessor
+(or the image before a re-exec) with the same state dir left running (``engine.adoption``,
+from the spawn journal), starts the orphan reaper and boots every ``auto_start`` process,
+and every process that was running at the last clean shutdown, as one transaction.
+Leaving it stops every process in reverse dependency order (unless handing over to a
+re-exec'd image, which leaves them all running).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ import trio
 from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
+from trio_procmgr.engine.overrides import OverrideLayer
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
+from trio_procmgr.engine.spawn_journal import SpawnJournal
 from trio_procmgr.engine.state_store import StateStore
 from trio_procmgr.engine.supervisor import Instance, Supervisor
 from trio_procmgr.engine.transactions import Transactions
@@ -46,7 +50,7 @@ class ProcessManager:
                  log_dir: str | None = None, instance: str = "dd-procmgrd",
                  use_cgroups: bool = True, runtime_root: str | None = None,
                  daemon_env: Mapping[str, str] | None = None,
-                 config_dir: str | None = None) -> None:
+                 config_dir: str | None = None, handover: dict[str, Any] | None = None) -> None:
         self.config = config or ConfigSet()
         self.config_dir = config_dir
         self.state_dir = state_dir
@@ -60,6 +64,21 @@ class ProcessManager:
         self.cgroups: Any = None
         self.warnings: list[str] = []
         self.store = StateStore(state_dir) if state_dir else None
+        self.journal = SpawnJournal(state_dir) if state_dir else None
+        self.output_dir = os.path.join(state_dir, "output") if state_dir else None
+        self._ids: dict[str, str] = self.store.load_ids() if self.store else {}
+        self._stopped_at_boot: list[str] = []
+        self._died_unseen: dict[str, dict[str, Any]] = {}
+        self._live_at_boot: dict[str, Any] = {}
+        #: Not booted again: they ran (and settled, or died unseen) under a predecessor.
+        self._ran_this_session: set[str] = set()
+        #: A re-exec's snapshot (``daemon.handover``): inherited fds and counters.
+        self.handover: dict[str, Any] | None = handover
+        #: Set before leaving for a re-exec: leave every process running.
+        self.handing_over = False
+        #: The daemon's re-exec (``daemon.handover``); None in library use.
+        self.reexec_hook: Callable[[], Any] | None = None
+        self.overrides = OverrideLayer(state_dir)
         self.transactions = Transactions(self)
         self._sups: dict[str, Supervisor] = {}
         self._specs_cache: dict[str, ProcessSpec] | None = None
@@ -68,6 +87,7 @@ class ProcessManager:
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
         self._shutdown = trio.Event()
+        self._stopped_for_shutdown = False
         self._runtime_dirty = trio.Event()
         #: RPC calls by method and errors by code, kept by the RPC server for /metrics.
         self.rpc_stats: dict[str, dict[str, int]] = {"calls": {}, "errors": {}}
@@ -96,9 +116,9 @@ class ProcessManager:
         if not set_child_subreaper():
             self.warn("could not become a child subreaper: orphans of services are not adopted")
         self._setup_cgroups()
-        if self.store is not None:
-            for line in self.store.stop_leftover_pids():
-                self.warn(line)
+        live = self._live_at_boot = self._find_adoptable()
+        for verified in live.values():
+            self.track(verified.entry["pid"])  # before the reaper could collect its exit
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         try:
@@ -106,15 +126,22 @@ class ProcessManager:
             if self.store is not None:
                 self._nursery.start_soon(self._runtime_writer)
             for spec in self.config.processes.values():
-                await self._add(spec)
+                await self._add(self.boot_spec(spec), self._stable_record(spec.name))
             if self.store is not None:
                 for spec, saved in self.store.load_processes(self._parse_raw):
                     if spec.name not in self._sups:
                         record = Record(name=spec.name, created_at=saved.get("created_at"))
                         record.id = saved.get("id") or record.id
                         await self._add(spec, record)
-            self.publish("daemon_started", None, None, processes=len(self._sups))
+            self._restore_records()
+            restart = await self._adopt(live)
+            await self._restore_settled(live)
+            self._save_ids()
+            self.publish("daemon_started", None, None, processes=len(self._sups),
+                         adopted=len(live) - len(self._stopped_at_boot))
             await self._boot()
+            for name in restart:
+                await self.restart(name)
         except BaseException as exc:
             await self._close(type(exc), exc, exc.__traceback__)
             raise
@@ -125,22 +152,36 @@ class ProcessManager:
 
     async def _close(self, *exc_info: Any) -> bool | None:
         with trio.CancelScope(shield=True):
-            self.publish("daemon_stopping", None, None)
             try:
-                await self.stop_all()
+                if not self.handing_over:
+                    await self.stop_for_shutdown()
             finally:
                 for sup in self._sups.values():
                     sup.close()
-                self.reaper.reap_untracked()
+                if not self.handing_over:
+                    self.reaper.reap_untracked()
                 self._nursery.cancel_scope.cancel()
         try:
             return await self._nursery_cm.__aexit__(*exc_info)
         finally:
-            if self.cgroups is not None:
+            if self.cgroups is not None and not self.handing_over:
                 self.cgroups.cleanup()
-            if self.store is not None:
+            if self.store is not None and not self.handing_over:
                 self.store.save_runtime({}, now=True)
+            if self.journal is not None:
+                if not self.handing_over and not self._still_running():
+                    self.journal.reset()  # a clean stop: the next boot is a fresh boot
+                self.journal.close()
             self.hub.close_all()
+
+    def _still_running(self) -> bool:
+        return any(s.instance is not None for s in self._sups.values())
+
+    def _record_was_running(self) -> None:
+        """What runs now runs again after the next boot (clean restart or re-exec)."""
+        if self.store is not None:
+            self.store.save_was_running([s.name for s in self._sups.values()
+                                         if s.is_active() or s.record.state is S.BACKOFF])
 
     def _setup_cgroups(self) -> None:
         if not self.use_cgroups:
@@ -159,10 +200,209 @@ class ProcessManager:
             return
         for line in getattr(self.cgroups, "warnings", []):
             self.warn(line)
-        leftovers = self.cgroups.leftovers()
-        if leftovers:
-            self.warn(f"stopping processes left by a previous daemon instance: {leftovers}")
-            self.cgroups.kill_leftovers()
+
+    # ------------------------------------------------------------------ continuity
+    def _find_adoptable(self) -> dict[str, Any]:
+        """Verified live entries of the spawn journal; strays in our cgroups are killed."""
+        from trio_procmgr.engine import adoption
+
+        if self.journal is None:
+            if self.cgroups is not None:
+                self._kill_strays(set())
+            return {}
+        live, self._died_unseen = adoption.find_live(self, self.journal.load())
+        self._ran_this_session = set(self.journal.settled) | set(self._died_unseen)
+        self.journal.live = {n: v.entry for n, v in live.items()}
+        self.journal.compact()
+        if self.cgroups is not None:
+            self._kill_strays({v.entry.get("cgroup") for v in live.values()})
+        self._remove_stale_output({p for v in live.values() for p in v.entry.get("fifos") or ()})
+        return live
+
+    def _remove_stale_output(self, keep: set[str]) -> None:
+        """FIFOs of runs no one will read again (a crash between mkfifo and the journal)."""
+        from trio_procmgr.engine import output_fifo
+
+        try:
+            names = os.listdir(self.output_dir) if self.output_dir else []
+        except FileNotFoundError:
+            return
+        output_fifo.remove([p for p in (os.path.join(self.output_dir, n) for n in names)
+                            if p not in keep])
+
+    def _kill_strays(self, keep: set[str]) -> None:
+        strays = self.cgroups.kill_strays({k for k in keep if k})
+        if strays:
+            self.warn(f"stopped processes a previous daemon left that no journal entry "
+                      f"vouches for: {strays}")
+
+    def _restore_records(self) -> None:
+        """Counters of settled processes from the journal, then counters and log rings of
+        every process from a re-exec's snapshot."""
+        for name, saved in (self.journal.settled if self.journal is not None else {}).items():
+            sup = self._sups.get(name)
+            if sup is not None and saved.get("id") == sup.record.id:
+                for key in ("runs", "restarts", "exit_code", "exit_signal", "ended_at"):
+                    setattr(sup.record, key, saved.get(key))
+        for name, saved in (self.handover or {}).get("records", {}).items():
+            sup = self._sups.get(name)
+            if sup is None or saved.get("id") != sup.record.id:
+                continue
+            for key in ("runs", "restarts", "created_at", "started_at", "ended_at",
+                        "exit_code", "exit_signal"):
+                if key in saved:
+                    setattr(sup.record, key, saved[key])
+            for t, stream, line in saved.get("ring") or ():
+                sup.ring.append(stream, line, t)
+
+    async def _restore_settled(self, live: Mapping[str, Any]) -> None:
+        """Processes that had settled (exited, failed, stopped, backoff ...) show that
+        state again (a backoff resumes its restart); those whose main process ended while
+        no daemon watched go through their restart policy now."""
+        for name, saved in list((self.journal.settled if self.journal else {}).items()):
+            sup = self._sups.get(name)
+            if sup is not None and name not in live and saved.get("id") == sup.record.id:
+                await sup.request("restore", state=saved.get("state"),
+                                  reason=saved.get("reason") or "")
+        for name, entry in self._died_unseen.items():
+            sup = self._sups.get(name)
+            if sup is not None and entry.get("id") == sup.record.id:
+                await sup.request("died_unseen", entry=entry)
+
+    def flush_logs(self) -> None:
+        """Write every buffered log file line now (before a re-exec)."""
+        for sup in self._sups.values():
+            self.log_capture.flush(sup)
+
+    async def daemon_reexec(self) -> None:
+        """Check the installed daemon program and schedule the re-exec (RPC
+        ``daemon_reexec``, SIGUSR2); a refused check raises with the reason. The daemon
+        sets :attr:`reexec_hook` (``daemon.handover``); a library has no program to re-exec."""
+        if self.reexec_hook is None:
+            raise errors.Unimplemented("re-exec is only available in the daemon (dd-procmgrd)")
+        stopping = sorted(s.name for s in self._sups.values() if s.record.state is S.STOPPING)
+        if stopping:  # a stop sequence cannot be handed over half-way
+            raise errors.InvalidState(f"cannot re-exec while {', '.join(stopping)} "
+                                      "is stopping; retry when it has stopped", processes=stopping)
+        await self.reexec_hook()
+
+    async def _adopt(self, live: dict[str, Any]) -> list[str]:
+        """Adopt or stop each live service; returns the adopted ones to restart once."""
+        from trio_procmgr.engine import adoption
+
+        fingerprints = {name: self.fingerprint(sup.spec) for name, sup in self._sups.items()}
+        decision = adoption.decide({n: v.entry for n, v in live.items()}, fingerprints)
+        self._stopped_at_boot = decision.stop
+        inherited = (self.handover or {}).get("readers") or {}
+        for name in decision.stop:
+            self.untrack(live[name].entry["pid"])
+            self.journal.record_exit(name, live[name].entry["pid"])
+            self.warn(adoption.stop_unconfigured(self, live[name]))
+        for name in decision.adopt:
+            entry = live[name].entry
+            if entry.get("id") and entry["id"] != self._sups[name].record.id:
+                self._by_id.pop(self._sups[name].record.id, None)
+                self._sups[name].record.id = entry["id"]
+                self._by_id[entry["id"]] = name
+            readers, fifos = adoption.reopen_output(entry, inherited)
+            await self._sups[name].request("adopt", entry=entry, pidfd=live[name].pidfd,
+                                           readers=readers, fifos=fifos)
+        return decision.restart
+
+    def inherited_socket(self, service: str, socket_name: str) -> int | None:
+        """The listening activation socket to keep, if there is one: inherited over a
+        re-exec, or taken back (``pidfd_getfd``) from the running service a crashed
+        predecessor journalled, checked by inode. None: bind it anew."""
+        handed = ((self.handover or {}).get("listeners") or {}).get("activation") or {}
+        if socket_name in handed:
+            return handed[socket_name]
+        verified = self._live_at_boot.get(service)
+        where = (verified.entry.get("sockets") or {}).get(socket_name) if verified else None
+        if not where:
+            return None
+        from trio_procmgr.platform.linux import pidfd_getfd
+
+        try:
+            fd = pidfd_getfd(verified.pidfd, where[0])
+        except OSError as exc:
+            self.warn(f"socket '{socket_name}': cannot take it back from '{service}': {exc}")
+            return None
+        if os.fstat(fd).st_ino != where[1]:
+            os.close(fd)  # the service closed or replaced that fd: not our socket
+            return None
+        return fd
+
+    def fingerprint(self, spec: ProcessSpec) -> str:
+        """A digest of a process's definition: did its config change while we were away?"""
+        import hashlib
+        import json
+
+        from trio_procmgr.config.loader import spec_to_raw
+
+        raw = json.dumps(spec_to_raw(spec), sort_keys=True, default=str)
+        return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+    def _stable_record(self, name: str) -> Record | None:
+        known = self._ids.get(name)
+        if known is None:
+            return None
+        return Record(name=name, id=known, created_at=time.time())
+
+    def _save_ids(self) -> None:
+        if self.store is None:
+            return
+        ids = {name: sup.record.id for name, sup in self._sups.items()}
+        if ids != self._ids:
+            self._ids = ids
+            self.store.save_ids(ids)
+
+    def open_output(self, sup: Supervisor) -> tuple[tuple[int, int, int, int] | None, tuple[str, ...]]:
+        """Output FIFOs for the next run of ``sup`` (capture mode with a state dir), or
+        (None, ()) for plain pipes. See ``engine.output_fifo``."""
+        if self.output_dir is None or sup.spec.log.mode != "capture":
+            return None, ()
+        from trio_procmgr.engine import output_fifo
+
+        (cout, cerr), (rout, rerr), paths = output_fifo.create(
+            self.output_dir, f"{sup.record.id}.{sup.record.runs}")
+        return (cout, cerr, rout, rerr), paths
+
+    def discard_output(self, fifos: tuple[str, ...]) -> None:
+        from trio_procmgr.engine import output_fifo
+
+        output_fifo.remove(fifos)
+
+    def journal_spawn(self, sup: Supervisor, inst: Instance) -> None:
+        """Record a running main process before it is reported (no crash runs it twice)."""
+        if self.journal is None:
+            return
+        from trio_procmgr.engine import sockets
+        from trio_procmgr.platform.linux import process_start_time
+
+        pid = inst.main_pid
+        self.journal.record_spawn({
+            "name": sup.name, "id": sup.record.id, "pid": pid,
+            "start_time": process_start_time(pid), "pgid": inst.pgid,
+            "runs": sup.record.runs, "restarts": sup.record.restarts,
+            "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
+            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint(sup.spec),
+            "sockets": sockets.spawn_fds(self, sup.name),
+            "notify_socket": inst.child.extra.get("notify_socket")})
+
+    def journal_settle(self, sup: Supervisor) -> None:
+        """Record where a process settled after a run (its policy's decision), so the
+        next daemon neither boots it again (a failed ``restart: never``) nor forgets its
+        counters."""
+        if self.journal is None or self.handing_over:
+            return
+        r = sup.record
+        self.journal.record_settle(sup.name, state=r.state.value, reason=r.reason, runs=r.runs,
+                                   restarts=r.restarts, exit_code=r.exit_code,
+                                   exit_signal=r.exit_signal, ended_at=r.ended_at, id=r.id)
+
+    def instance_ended(self, sup: Supervisor, inst: Instance) -> None:
+        """A run is over: its output FIFOs go (the journal entry ends with the settle line)."""
+        self.discard_output(tuple(inst.child.extra.get("fifos") or ()))
 
     def warn(self, text: str) -> None:
         log.warning(text)
@@ -174,6 +414,23 @@ class ProcessManager:
 
     async def wait_shutdown(self) -> None:
         await self._shutdown.wait()
+
+    async def stop_for_shutdown(self) -> None:
+        """Publish ``daemon_stopping``, stop every process in reverse dependency order,
+        publish ``daemon_stopped``, then end every event and log stream — in that order,
+        so a watcher sees all of it before its stream ends. Runs once: the daemon calls
+        it while its listeners still serve, and leaving the manager calls it again.
+        """
+        if self._stopped_for_shutdown:
+            return
+        self._stopped_for_shutdown = True
+        self._record_was_running()  # before the stop: what runs now runs after the next boot
+        self.publish("daemon_stopping", None, None)
+        try:
+            await self.stop_all()
+        finally:
+            self.publish("daemon_stopped", None, None)
+            self.hub.close_all()
 
     # ------------------------------------------------------------------ registry
     def publish(self, type: str, process: str | None = None, id: str | None = None,
@@ -307,7 +564,12 @@ class ProcessManager:
 
     # ------------------------------------------------------------------ transactions
     async def _boot(self) -> None:
-        await self.transactions.boot()
+        """Boot auto_start processes and what ran at the last clean shutdown; after a
+        crash or a re-exec, not those that already ran this session (settled or died
+        unseen: they follow their restart policy instead, see :meth:`_restore_settled`)."""
+        was_running = self.store.take_was_running() if self.store is not None else []
+        await self.transactions.boot(extra=[n for n in was_running if n in self._sups],
+                                     skip=self._ran_this_session)
 
     async def _run_start_plan(self, plan: planner.StartPlan, *, manual: bool) -> dict[str, Any]:
         return await self.transactions.run_start_plan(plan, manual=manual)
@@ -352,6 +614,8 @@ class ProcessManager:
         d["consecutive_failures"] = sup.failures
         d["warnings"] = list(self.warnings) + self._spec_warnings(sup.spec)
         d["dependencies"] = self._dependency_states(sup)
+        d["overrides"] = self.overrides.get(sup.name) if self._from_config(sup.name) else {}
+        d["sources"] = self._sources(sup)
         d["source"] = {"file": sup.spec.source.file, "line": sup.spec.source.line}
         d.update(sup.extras)
         return d
@@ -409,17 +673,16 @@ class ProcessManager:
         sup = await self._add(spec)
         self.publish("process_created", name, sup.record.id)
         self._persist()
+        self._save_ids()
         if start or spec.auto_start and start is not False:
             return await self.start(name)
         return sup.record.to_dict()
 
     def _parse_raw(self, name: str, raw: Mapping[str, Any], *, transient: bool = False) -> ProcessSpec:
-        from dataclasses import replace
-
         from trio_procmgr.config.loader import parse_process
 
         spec = parse_process(name, dict(raw))
-        return replace(spec, transient=transient) if transient else spec
+        return dataclasses.replace(spec, transient=transient) if transient else spec
 
     def _check_graph(self, specs: Mapping[str, ProcessSpec]) -> None:
         specs = planner.expand_instance_dependencies(specs)
@@ -539,7 +802,9 @@ class ProcessManager:
             except OSError:
                 pass
         self.publish("process_deleted", name, sup.record.id)
+        self.overrides.forget(name)
         self._persist()
+        self._save_ids()
         return record
 
     async def pause(self, ref: str) -> dict[str, Any]:
@@ -574,6 +839,8 @@ class ProcessManager:
         await sup.request("replace_spec", spec=new)
         self.publish("process_updated", name, sup.record.id, fields=changed,
                      restart_required=needs)
+        if self._from_config(name):  # a layer over the file, kept across reloads/restarts
+            self.overrides.add(name, changes)
         self._persist()
         if needs and restart_process and (sup.is_active() or sup.record.state is S.BACKOFF):
             await self.restart(name)
@@ -582,18 +849,75 @@ class ProcessManager:
         return result
 
     async def reload_config(self, config: ConfigSet | None = None) -> dict[str, Any]:
-        """Apply a freshly loaded config: add, remove, replace changed, leave the rest."""
+        """Apply a freshly loaded config atomically: all of it, or nothing (SPEC §15).
+
+        The whole directory is read and checked first (off the event loop); any error —
+        a bad file, an unreadable directory, a dependency on a process that would not
+        exist, a file naming a runtime-created process — changes nothing, leaves every
+        running process as it is, and is reported (result ``errors``, event
+        ``config_reload_failed``, daemon log). A valid config is applied: added, removed,
+        replaced where changed, the rest left alone.
+        """
         if config is None:
             if self.config_dir is None:
                 raise errors.InvalidState("no configuration directory to reload from")
             from trio_procmgr.config.loader import load_config_dir
 
-            config = load_config_dir(self.config_dir)
+            config = await trio.to_thread.run_sync(load_config_dir, self.config_dir)
         config = self.instances.with_overrides(config)
+        problems = self._reload_problems(config)
+        if problems:
+            return self._reject_reload(problems)
+        return await self._apply_reload(config)
+
+    def _reload_problems(self, config: ConfigSet) -> list[dict[str, Any]]:
+        """Every reason not to apply ``config``, as ConfigIssue dicts (warnings excluded)."""
+        problems = [i.to_dict() for i in config.issues
+                    if getattr(i, "severity", "error") == "error"]
+        runtime = {n: s for n, s in self._sups.items()
+                   if self._is_runtime_created(s) and n not in self.config.processes}
+        for name in sorted(set(config.processes) & set(runtime)):
+            spec = config.processes[name]
+            problems.append({"file": spec.source.file or "<config>", "line": spec.source.line,
+                             "field": None, "expected": "a name no runtime-created process has",
+                             "message": f"process '{name}' was created at run time "
+                                        "(dd-procmgr create); a file cannot take it over"})
+        if problems:
+            return problems
+        new = {n: s.spec for n, s in runtime.items()}
+        for name, spec in config.processes.items():
+            try:
+                new[name] = self.effective_spec(spec)
+            except errors.ProcMgrError as exc:
+                problems.append({"file": spec.source.file or "<config>", "line": spec.source.line,
+                                 "field": None, "expected": None,
+                                 "message": f"the runtime overrides of '{name}' "
+                                            f"({self.overrides.path or 'in memory'}) no longer "
+                                            f"apply: {exc.message}"})
+        if problems:
+            return problems
+        try:
+            self._check_graph(new)
+        except errors.ProcMgrError as exc:
+            culprit = new.get(str(exc.details.get("process")))
+            problems.append({"file": (culprit.source.file if culprit else None) or "<runtime>",
+                             "line": culprit.source.line if culprit else None,
+                             "field": exc.details.get("field"), "expected": None,
+                             "message": exc.message})
+        return problems
+
+    def _reject_reload(self, problems: list[dict[str, Any]]) -> dict[str, Any]:
+        for issue in problems:
+            where = issue["file"] + (f":{issue['line']}" if issue.get("line") else "")
+            field = f" field '{issue['field']}':" if issue.get("field") else ""
+            log.error("reload refused, nothing changed: %s:%s %s", where, field, issue["message"])
+        self.publish("config_reload_failed", None, None, errors=problems)
+        return {"added": [], "removed": [], "changed": [], "unchanged": sorted(self._sups),
+                "errors": problems}
+
+    async def _apply_reload(self, config: ConfigSet) -> dict[str, Any]:
         old_names = {n for n, s in self._sups.items() if not self._is_runtime_created(s)}
-        new = dict(config.processes)
-        kept = {n: s.spec for n, s in self._sups.items() if self._is_runtime_created(s)}
-        self._check_graph({**kept, **new})
+        new = {n: self.effective_spec(spec) for n, spec in config.processes.items()}
         added = sorted(set(new) - set(self._sups))
         removed = sorted(old_names - set(new))
         changed, unchanged = [], []
@@ -610,18 +934,45 @@ class ProcessManager:
             if needs and was_active:
                 await self.restart(name)
         for name in added:
-            sup = await self._add(new[name])
+            sup = await self._add(new[name], self._stable_record(name))
             self.publish("process_created", name, sup.record.id)
+        self._save_ids()
         self.config = config
-        if added:
-            plan = planner.start_transaction(self.specs, [n for n in added if new[n].auto_start]) \
-                if any(new[n].auto_start for n in added) else None
-            if plan is not None:
-                await self._run_start_plan(plan, manual=False)
+        self.overrides.forget_except(set(config.processes))
+        autostart = [n for n in added if new[n].auto_start]
+        if autostart:
+            await self._run_start_plan(planner.start_transaction(self.specs, autostart),
+                                       manual=False)
         summary = {"added": added, "removed": removed, "changed": changed,
-                   "unchanged": unchanged, "errors": [i.to_dict() for i in config.issues]}
-        self.publish("config_reloaded", None, None, **{k: v for k, v in summary.items()})
+                   "unchanged": unchanged, "errors": []}
+        self.publish("config_reloaded", None, None, **summary)
         return summary
+
+    def effective_spec(self, spec: ProcessSpec) -> ProcessSpec:
+        """``spec`` from a file with the process's runtime overrides applied on top
+        (ConfigError when they no longer fit the file)."""
+        from trio_procmgr.config.loader import spec_to_raw
+
+        return self.overrides.apply(spec, spec_to_raw, self._parse_raw)
+
+    def boot_spec(self, spec: ProcessSpec) -> ProcessSpec:
+        """At boot, an override that no longer fits its file is reported, not fatal."""
+        try:
+            return self.effective_spec(spec)
+        except errors.ProcMgrError as exc:
+            self.warn(f"process '{spec.name}': runtime overrides ignored: {exc.message}")
+            return spec
+
+    def _from_config(self, name: str) -> bool:
+        return name in self.config.processes
+
+    def _sources(self, sup: Supervisor) -> list[str]:
+        """Where the definition comes from: its file (or the RPC), then the override layer."""
+        src = sup.spec.source
+        first = src.file if src.file else ("config" if self._from_config(sup.name) else "runtime")
+        layer = [self.overrides.path or "overrides (in memory)"] \
+            if self._from_config(sup.name) and self.overrides.get(sup.name) else []
+        return [first, *layer]
 
     def _is_runtime_created(self, sup: Supervisor) -> bool:
         return sup.spec.source.file is None

@@ -55,6 +55,20 @@ def _stats(sup: "Supervisor") -> dict[str, Any]:
         "main_pid_from_notify": None})
 
 
+def rebind(manager: "ProcessManager", sup: "Supervisor", address: str) -> None:
+    """Bind the NOTIFY_SOCKET an adopted service was spawned with (journalled), so its
+    next run hook reads it: its READY/WATCHDOG pings reach this daemon too."""
+    pending = _pending.setdefault(manager, {})
+    old = pending.pop(sup.name, None)
+    if old is not None:
+        old.close()
+    try:
+        pending[sup.name] = NotifySocket(f"{manager.instance}/{sup.name}", MAX_DATAGRAM,
+                                         address=address)
+    except OSError as exc:
+        manager.warn(f"process '{sup.name}': cannot bind its notify socket {address} again: {exc}")
+
+
 def install(manager: "ProcessManager") -> None:
     pending = _pending.setdefault(manager, {})
 

@@ -38,6 +38,7 @@ from trio_procmgr import errors
 from trio_procmgr.engine import exec_shim
 from trio_procmgr.engine.spawner import SpawnError
 from trio_procmgr.listen_env import ListenAddress, listen_environment, parse_listen
+from trio_procmgr.restart import backoff_delay
 from trio_procmgr.platform.linux import resolve_credentials
 from trio_procmgr.spec import SocketSpec
 from trio_procmgr.states import State
@@ -106,6 +107,41 @@ def open_listener(spec: SocketSpec) -> BoundSocket:
     return bound
 
 
+def adopt_listener(spec: SocketSpec, fd: int) -> BoundSocket:
+    """The socket a re-exec'd daemon inherited (``daemon.handover``): the same listening
+    socket, so the backlog and a running service's copy of it stay valid."""
+    bound = BoundSocket(spec)
+    try:
+        bound.address = parse_listen(spec.listen_stream or spec.listen_datagram or "")
+        bound.sock = socket.socket(fileno=fd)
+        os.set_inheritable(fd, False)
+    except (OSError, ValueError) as exc:
+        bound.error = f"cannot take over the inherited socket (fd {fd}): {exc}"
+        return bound
+    if bound.address.family == socket.AF_UNIX:
+        bound.created_path = bound.address.path
+    return bound
+
+
+def spawn_fds(manager: "ProcessManager", name: str) -> dict[str, list[int]]:
+    """Socket name -> [fd number in the service, socket inode] for the journal: how a
+    daemon restarted after a crash takes the listening socket back from the running
+    service (``pidfd_getfd``) instead of failing to bind its address again."""
+    feature = _features.get(manager)
+    bound = feature.bound.get(name, []) if feature is not None else []
+    return {b.spec.name: [3 + i, os.fstat(b.sock.fileno()).st_ino]
+            for i, b in enumerate(bound) if b.sock is not None}
+
+
+def listening_fds(manager: "ProcessManager") -> dict[str, int]:
+    """Socket name -> fd of every listening activation socket (handed over on a re-exec)."""
+    feature = _features.get(manager)
+    if feature is None:
+        return {}
+    return {b.spec.name: b.sock.fileno() for bound in feature.bound.values() for b in bound
+            if b.sock is not None}
+
+
 def _bind_inet(address: ListenAddress, kind: int) -> socket.socket:
     infos = socket.getaddrinfo(address.host, address.port, address.family, kind, 0,
                                socket.AI_PASSIVE)
@@ -147,6 +183,7 @@ class SocketActivation:
         self.manager = manager
         self.bound: dict[str, list[BoundSocket]] = {}
         self.per_spawn: dict[str, list[int]] = {}
+        self.generation: dict[str, int] = {}  # bumped by each update of the process
         for spec in manager.config.sockets.values():
             if spec.accept:
                 raise errors.ConfigError(
@@ -158,7 +195,10 @@ class SocketActivation:
                        key=lambda s: s.name)
         if not specs:
             return
-        bound = [open_listener(spec) for spec in specs]
+        bound = []
+        for spec in specs:
+            fd = self.manager.inherited_socket(sup.name, spec.name)
+            bound.append(adopt_listener(spec, fd) if fd is not None else open_listener(spec))
         for b in bound:
             if b.error:
                 self.manager.warn(f"socket '{b.spec.name}' of process '{sup.name}': {b.error}")
@@ -195,31 +235,15 @@ class SocketActivation:
             live = [b for b in bound if b.sock is not None]
             if not live:
                 return
+            streak = 0  # activations in a row whose run failed: they back off
             while True:
-                await sup.wait_until(lambda s: s.record.state in _STARTABLE
-                                     or s.record.state is S.CRASHED)
-                if sup.record.state is S.CRASHED or sup.limiter.would_exceed(time.time()):
-                    why = "start limit hit" if sup.record.state is S.CRASHED else \
-                        "activations would exceed the start limit"
-                    self._set_trigger_state(sup, bound, f"not activating: {why}")
-                    await sup.wait_until(lambda s: s.record.state not in _STARTABLE
-                                         and s.record.state is not S.CRASHED)
-                    self._set_trigger_state(sup, bound, None)
-                    continue
+                await self._wait_armed(sup, bound, streak)
                 which = await _first_readable(live)
-                if sup.record.state not in _STARTABLE:
+                if not _down(sup):
                     continue
-                which.activations += 1
-                which.last_activation_at = time.time()
-                sup.extras["sockets"] = [b.describe() for b in bound]
-                self.manager.publish("socket_activated", sup.name, sup.record.id,
-                                     socket=which.spec.name)
-                try:
-                    await self.manager.start(sup.name)
-                except errors.ProcMgrError as exc:
-                    log.warning("socket %s: activating %s failed: %s", which.spec.name,
-                                sup.name, exc.message)
-                    await trio.sleep(max(sup.spec.restart_sec, 0.1))
+                await self._activate(sup, bound, which)
+                await sup.wait_until(_down)
+                streak = streak + 1 if sup.record.state in (S.FAILED, S.CRASHED) else 0
         finally:
             for b in bound:
                 b.close()
@@ -227,11 +251,70 @@ class SocketActivation:
                 del self.bound[sup.name]
                 self._close_spawn_fds(sup)
 
+    async def _activate(self, sup: "Supervisor", bound: list[BoundSocket], which: BoundSocket) -> None:
+        which.activations += 1
+        which.last_activation_at = time.time()
+        sup.extras["sockets"] = [b.describe() for b in bound]
+        self.manager.publish("socket_activated", sup.name, sup.record.id, socket=which.spec.name)
+        try:
+            await self.manager.start(sup.name)
+        except errors.ProcMgrError as exc:
+            log.warning("socket %s: activating %s failed: %s", which.spec.name, sup.name,
+                        exc.message)
+
+    async def _wait_armed(self, sup: "Supervisor", bound: list[BoundSocket], streak: int) -> None:
+        """Return once traffic may start ``sup``: it is down, and neither its start limit,
+        a crash (start limit hit) nor the backoff after failed activations holds it.
+
+        A hold ends by itself when its time is up, or when the process is started by
+        other means or updated (``dd-procmgr update``/``reload-config`` re-arm it).
+        """
+        generation = self.generation.get(sup.name, 0)
+        while True:
+            await sup.wait_until(_down)
+            updated = self.generation.get(sup.name, 0) != generation
+            why, wait = activation_hold(sup, streak, time.time(), crash_cleared=updated)
+            if why is None:
+                self._set_trigger_state(sup, bound, None)
+                return
+            self._set_trigger_state(sup, bound, f"not activating: {why}")
+            seen = self.generation.get(sup.name, 0)
+            await sup.wait_until(lambda s: not _down(s) or self.generation.get(s.name, 0) != seen,
+                                 timeout=wait)
+            if not _down(sup) or self.generation.get(sup.name, 0) != seen:
+                streak = 0  # started by other means, or updated: a fresh start
+
+    def on_spec(self, sup: "Supervisor") -> None:
+        """An update re-arms a held listener (the hold is decided again)."""
+        self.generation[sup.name] = self.generation.get(sup.name, 0) + 1
+        sup.notify_changed()
+
     def _set_trigger_state(self, sup: "Supervisor", bound: list[BoundSocket], note: str | None) -> None:
         described = [b.describe() for b in bound]
         for d in described:
             d["trigger"] = note
         sup.extras["sockets"] = described
+
+
+def _down(sup: "Supervisor") -> bool:
+    return sup.record.state in _STARTABLE or sup.record.state is S.CRASHED
+
+
+def activation_hold(sup: "Supervisor", streak: int, now: float, *,
+                    crash_cleared: bool = False) -> tuple[str | None, float | None]:
+    """Why traffic may not start ``sup`` now, and for how long at most (None: until
+    something changes); ``(None, None)`` when it may."""
+    spec = sup.spec
+    if sup.record.state is S.CRASHED and not crash_cleared:
+        return "start limit hit", None
+    if sup.limiter.would_exceed(now):
+        return "activations would exceed the start limit", max(spec.start_limit_interval / 10, 0.1)
+    if streak and sup.record.ended_at is not None:
+        delay = backoff_delay(spec.backoff, spec.restart_sec, spec.restart_max_delay, streak)
+        left = sup.record.ended_at + delay - now
+        if left > 0:
+            return f"backing off {delay:g}s after {streak} failed activation(s)", left
+    return None, None
 
 
 async def _first_readable(live: list[BoundSocket]) -> BoundSocket:
@@ -258,3 +341,4 @@ def install(manager: "ProcessManager") -> None:
     manager.added_listeners.append(feature.on_added)
     manager.exec_plan_hooks.append(feature.plan_hook)
     manager.spawn_listeners.append(feature._close_spawn_fds)
+    manager.spec_listeners.append(feature.on_spec)

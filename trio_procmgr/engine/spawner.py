@@ -134,6 +134,19 @@ def _setpriv_argv(spec: ProcessSpec, creds: Credentials | None) -> list[str]:
     return argv
 
 
+def check_executable(plan: ExecPlan) -> None:
+    """Fail as a direct exec would (SpawnError, same words) for a command that is exec'd
+    through a wrapper — the exec shim — whose own start would otherwise hide the failure
+    and report the service started."""
+    exe = plan.executable if plan.executable is not None else plan.argv[0]
+    if plan.cwd is not None and not os.path.isabs(exe):
+        exe = os.path.join(plan.cwd, exe)
+    if not os.path.exists(exe):
+        raise SpawnError(f"cannot execute '{exe}': No such file or directory (ENOENT)")
+    if os.path.isdir(exe) or not os.access(exe, os.X_OK):
+        raise SpawnError(f"cannot execute '{exe}': Permission denied (EACCES)")
+
+
 @dataclass(slots=True)
 class Child:
     """A spawned main process: its Popen (None when cloned natively), its pidfd, and the
@@ -169,24 +182,39 @@ class Child:
 def _stdio(mode: str) -> tuple[Any, Any, int | None, int | None]:
     if mode == "capture":
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        except OSError:
+            os.close(out_r)
+            os.close(out_w)
+            raise
         return out_w, err_w, out_r, err_r
     if mode == "inherit":
         return None, None, None, None
     return subprocess.DEVNULL, subprocess.DEVNULL, None, None
 
 
-def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
+def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
+          output: tuple[int, int, int, int] | None = None) -> Child:
     """Start the child synchronously (fork/vfork + exec, about a millisecond).
 
     Runs inside ``cgroup.spawn_context()`` so the child is born in its cgroup. The child
     gets its own session and process group, /dev/null as stdin, pipes (or the chosen
     sink) as stdout/stderr, and no fd of ours except ``plan.pass_fds``.
+    ``output`` (child stdout, child stderr, read stdout, read stderr) replaces the pipes
+    of capture mode (output FIFOs that survive the daemon); the child ends are closed here.
     Raises SpawnError with the OS reason (missing binary, bad working dir, ...).
     """
-    out_w, err_w, out_r, err_r = _stdio(log_mode)
+    try:
+        out_w, err_w, out_r, err_r = output if output is not None else _stdio(log_mode)
+    except OSError as exc:  # EMFILE/ENFILE/ENOMEM before the fork: the same failure path
+        raise SpawnError(f"cannot create the output pipes: {_errno_words(exc)}") from None
     if clone_spawn.available():
-        target = cgroup.clone_target() if cgroup is not None else None
+        try:
+            target = cgroup.clone_target() if cgroup is not None else None
+        except OSError as exc:  # the cgroup could not be made (EMFILE, ENOSPC ...)
+            _close_fds(out_r, err_r, out_w, err_w)
+            raise SpawnError(f"cannot set up the cgroup: {_errno_words(exc)}") from None
         if cgroup is None or target is not None:
             try:
                 return _clone(plan, target, out_w, err_w, out_r, err_r)
@@ -217,7 +245,7 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None) -> Child:
             if isinstance(fd, int) and fd >= 0:
                 os.close(fd)
     placement = "fork+exec" if cgroup is None else "daemon migrates into the cgroup around fork"
-    return Child(popen=popen, pid=popen.pid, pidfd=pidfd_open(popen.pid),
+    return Child(popen=popen, pid=popen.pid, pidfd=_pidfd_or_none(popen.pid),
                  stdout_fd=out_r, stderr_fd=err_r, placement=placement)
 
 
@@ -228,7 +256,11 @@ def _clone(plan: ExecPlan, cgroup_dir: str | None, out_w: Any, err_w: Any,
     Owns the pipe ends once it returns or raises SpawnError; on NotSupported it leaves
     them open for the portable path.
     """
-    devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as exc:  # EMFILE: a spawn failure like any other
+        _close_fds(out_r, err_r, out_w, err_w)
+        raise SpawnError(f"cannot open /dev/null for the child: {_errno_words(exc)}") from None
     stdio = (devnull, _fd_of(out_w, devnull), _fd_of(err_w, devnull))
     creds = plan.creds if not plan.use_setpriv else None
     try:
@@ -262,6 +294,22 @@ def _fd_of(sink: Any, devnull: int) -> int:
     if sink == subprocess.DEVNULL:
         return devnull
     return int(sink)
+
+
+def _pidfd_or_none(pid: int) -> int | None:
+    """The child's pidfd; None when none can be had now (EMFILE right after the spawn):
+    the supervisor then waits for the child in a thread instead of failing a running
+    service."""
+    try:
+        return pidfd_open(pid)
+    except OSError:
+        return None
+
+
+def _errno_words(exc: OSError) -> str:
+    from trio_procmgr.platform.linux import errno_reason
+
+    return errno_reason(exc)
 
 
 def _spawn_reason(exc: OSError, plan: ExecPlan) -> str:

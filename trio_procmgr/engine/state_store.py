@@ -2,9 +2,14 @@
 
 * ``processes.json``: processes created at run time (not ``transient``), so they come
   back after a daemon restart.
-* ``runtime.json``: the PID and kernel start time of every running main process, so a
-  daemon that was SIGKILLed can find and stop what it left behind even without cgroups
-  (the start time tells a live service from an unrelated process that reused the PID).
+* ``runtime.json``: the PID and kernel start time of every running main process, for
+  humans and tools (written lazily; adoption trusts the spawn journal instead,
+  ``spawns.journal``, see ``engine.spawn_journal``).
+* ``ids.json``: name -> ID of every defined process (file-defined ones included), so an
+  ID is stable for the life of its definition, across daemon restarts and reloads.
+* ``was-running.json``: written at a clean shutdown; what was running is started again
+  at the next boot even if it is not ``auto_start`` (like ``pm2 resurrect``).
+* ``output/``: the FIFOs that carry services' output (``engine.output_fifo``).
 
 Every write is atomic: a temp file in the same directory, fsync, rename, fsync of the
 directory. A crash or a full disk leaves either the old file or the new one, never a
@@ -16,8 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import time
 from typing import Any, Callable, Iterator, Mapping
 
 from trio_procmgr.platform.linux import process_start_time
@@ -70,6 +73,8 @@ class StateStore:
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         self.processes_path = os.path.join(state_dir, "processes.json")
         self.runtime_path = os.path.join(state_dir, "runtime.json")
+        self.ids_path = os.path.join(state_dir, "ids.json")
+        self.was_running_path = os.path.join(state_dir, "was-running.json")
         self._last_runtime: dict[str, Any] | None = None
         self._start_times: dict[int, int | None] = {}
 
@@ -102,33 +107,35 @@ class StateStore:
         except OSError as exc:
             log.error("could not record running processes: %s", exc)
 
-    def stop_leftover_pids(self, timeout: float = 5.0) -> list[str]:
-        """Kill the process groups of main PIDs a dead predecessor recorded (if still theirs)."""
-        data = read_json(self.runtime_path) or {}
-        if data.get("daemon_pid") == os.getpid():
-            return []
-        notes = []
-        victims = []
-        for name, entry in (data.get("processes") or {}).items():
-            pid, started = entry.get("pid"), entry.get("start_time")
-            if not pid or started is None or process_start_time(pid) != started:
-                continue
-            notes.append(f"stopping '{name}' (pid {pid}) left running by a previous daemon")
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    continue
-            victims.append((pid, started))
-        deadline = time.monotonic() + timeout
-        while victims and time.monotonic() < deadline:
-            victims = [(p, s) for p, s in victims if process_start_time(p) == s
-                       and not _is_zombie(p)]
-            if victims:
-                time.sleep(0.01)
-        return notes
+    def load_ids(self) -> dict[str, str]:
+        """Name -> ID of every defined process: IDs are stable for the life of a definition."""
+        data = read_json(self.ids_path) or {}
+        ids = data.get("ids") if isinstance(data, dict) else None
+        return {k: v for k, v in (ids or {}).items() if isinstance(k, str) and isinstance(v, str)}
+
+    def save_ids(self, ids: Mapping[str, str]) -> None:
+        try:
+            atomic_write_json(self.ids_path, {"version": 1, "ids": dict(ids)})
+        except OSError as exc:
+            log.error("could not persist process IDs: %s", exc)
+
+    def save_was_running(self, names: list[str]) -> None:
+        """At a clean shutdown: what was running, to be running again at the next boot."""
+        try:
+            atomic_write_json(self.was_running_path, {"version": 1, "processes": sorted(names)})
+        except OSError as exc:
+            log.error("could not record which processes were running: %s", exc)
+
+    def take_was_running(self) -> list[str]:
+        """What the last clean shutdown recorded as running; read once (then removed, so a
+        process stopped later is not resurrected by an older record)."""
+        data = read_json(self.was_running_path) or {}
+        try:
+            os.unlink(self.was_running_path)
+        except FileNotFoundError:
+            pass
+        names = data.get("processes") if isinstance(data, dict) else None
+        return [n for n in names or () if isinstance(n, str)]
 
 
 def _is_zombie(pid: int) -> bool:

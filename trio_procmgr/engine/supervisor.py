@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 import trio
 
 from trio_procmgr import errors, units
-from trio_procmgr.engine import runtime_files
+from trio_procmgr.engine import notify, runtime_files, watchdog
+from trio_procmgr.engine.containment import ContainedNursery, InternalError
 from trio_procmgr.engine.inbox import Inbox
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
 from trio_procmgr.logs import LogRing
 from trio_procmgr.output_pump import start_pumps
-from trio_procmgr.platform.linux import (ExitStatus, pidfd_open, process_group_alive, reap_pidfd,
+from trio_procmgr.platform.linux import (ExitStatus, descendants, pidfd_open, process_group_alive,
+                                         process_start_time, process_table, reap_pidfd,
                                          signal_group, signal_pid, wait_pidfd)
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
 from trio_procmgr.spec import ProcessSpec
@@ -57,7 +59,7 @@ class Instance:
     healthy_seen: bool = False
     main_pid: int = 0
     paused: bool = False
-    nursery: trio.Nursery | None = None
+    nursery: ContainedNursery | None = None
     pending: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     output_done: trio.Event = field(default_factory=trio.Event)
     # The main process can change (notify MAINPID=, forking): its pidfd when it is not
@@ -66,6 +68,7 @@ class Instance:
     main_pidfd: int | None = None
     watch_scope: trio.CancelScope | None = None
     handover: Callable[[ExitStatus], Awaitable[int | None]] | None = None
+    tree_done: bool = False  # the instance's task tree has ended (its waiter included)
 
     def __post_init__(self) -> None:
         self.main_pid = self.child.pid
@@ -102,8 +105,9 @@ class Supervisor:
         self._send = self._recv = Inbox()  # one object: a Trio channel costs ~2 KiB
         self._changed = trio.lowlevel.ParkingLot()
         self._backoff_scope: trio.CancelScope | None = None
-        self.nursery: trio.Nursery | None = None
+        self.nursery: ContainedNursery | None = None
         self.closed = trio.Event()
+        self.internal_errors = 0
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -114,7 +118,7 @@ class Supervisor:
         """The actor: owns the process nursery until the process is deleted."""
         try:
             async with trio.open_nursery() as nursery:
-                self.nursery = nursery
+                self.nursery = ContainedNursery(nursery, self.contain_fault)
                 task_status.started()
                 async for msg in self._recv:
                     if msg is None:
@@ -149,11 +153,67 @@ class Supervisor:
             req.result = await handler(**req.args)
         except errors.ProcMgrError as exc:
             req.error = exc
-        except Exception as exc:  # a bug must not kill the actor: report it as INTERNAL
-            log.exception("process %s: %s failed", self.name, req.op)
+        except Exception as exc:  # a bug must not kill the actor: contained, answered INTERNAL
             req.error = errors.Internal(f"{req.op} of '{self.name}' failed: {exc!r}")
+            if req.op == "internal_fault":  # handling a fault failed: record, do not loop
+                self.record_fault(f"request {req.op}", exc)
+            else:
+                self.contain_fault(f"request {req.op}", exc)
         finally:
             req.done.set()
+
+    # ------------------------------------------------------------------ fault containment
+    def record_fault(self, where: str, exc: BaseException) -> InternalError:
+        """Log the traceback, keep it for ``describe`` and publish ``internal_error``."""
+        fault = InternalError.from_exception(where, exc)
+        self.internal_errors += 1
+        log.error("process %s: internal error in %s: %s\n%s", self.name, where, fault.error,
+                  fault.traceback.rstrip(), extra={"service": self.name})
+        self.extras["last_internal_error"] = fault.to_dict()
+        self.extras["internal_errors"] = self.internal_errors
+        self.manager.publish("internal_error", self.name, self.record.id, where=where,
+                             error=fault.error)
+        return fault
+
+    def contain_fault(self, where: str, exc: BaseException) -> None:
+        """The one place a bug in this process's task tree is decided (SPEC §15).
+
+        Called by :class:`ContainedNursery` for any task of the tree and by the actor for
+        a request that failed unexpectedly. The fault is recorded, then the actor makes
+        the process fail: its instance is killed and the failure goes through the
+        restart policy like any other, so the daemon and every other process go on.
+        """
+        fault = self.record_fault(where, exc)
+        self.post("internal_fault", where=where, error=fault.error)
+
+    async def _on_internal_fault(self, where: str, error: str) -> None:
+        reason = f"internal error in {where}: {error}"
+        inst = self.instance
+        if inst is not None and not inst.exited.is_set() and not inst.stop_requested:
+            if inst.failure_reason is None:
+                inst.failure_reason = reason
+            if not inst.tree_done:
+                await self._kill_instance(inst, for_failure=True)  # the waiter reports the exit
+                return
+            await self._settle_orphaned_instance(inst)
+        elif inst is None and self.record.state in (S.STARTING, S.RUNNING, S.PAUSED, S.STOPPING):
+            self._exit_without_child(reason, automatic=True)  # no child left: settle the record
+
+    async def _settle_orphaned_instance(self, inst: Instance) -> None:
+        """The instance's waiter died with the fault: kill the service, reap it, and
+        report the exit ourselves (nobody else will)."""
+        self._kill_all(inst)
+        inst.status = ExitStatus(None, None)  # unless it is reaped below
+        with trio.move_on_after(10.0):
+            try:
+                rc = await trio.to_thread.run_sync(_reap_blocking, inst.child.pid,
+                                                   abandon_on_cancel=True)
+                inst.status = ExitStatus.from_returncode(rc)
+            except ChildProcessError:  # already reaped elsewhere: its status is unknown
+                pass
+        self.manager.untrack(inst.main_pid)
+        inst.exited.set()
+        await self._on_exited(inst)
 
     def _transition(self, new: State, reason: str) -> None:
         event = apply_transition(self.record, new, reason, time.time())
@@ -207,6 +267,10 @@ class Supervisor:
         except SpawnError as exc:
             self._start_failed(exc.reason, automatic, now)
             return
+        except Exception as exc:  # unforeseen (EMFILE in a feature hook ...): fail, not stick
+            fault = self.record_fault("preparing the spawn", exc)
+            self._start_failed(f"internal error: {fault.error}", automatic, now)
+            return
         self.limiter.record(now)
         self.record.runs += 1
         if automatic:
@@ -216,17 +280,30 @@ class Supervisor:
         self.record.exit_code = self.record.exit_signal = None
         self.record.status_text = ""
         self._transition(S.STARTING, "spawning")
+        fifos: tuple[str, ...] = ()
         try:
-            child = spawn(plan, log_mode=spec.log.mode, cgroup=self.cgroup)
-        except SpawnError as exc:
-            self._exit_without_child(exc.reason, automatic)
+            output, fifos = self.manager.open_output(self)
+            child = spawn(plan, log_mode=spec.log.mode, cgroup=self.cgroup, output=output)
+        except (SpawnError, OSError) as exc:
+            self.manager.discard_output(fifos)
+            reason = exc.reason if isinstance(exc, SpawnError) else f"cannot create the output FIFOs: {exc}"
+            self._exit_without_child(reason, automatic)
+            return
+        except Exception as exc:  # unforeseen: the process fails and retries by policy
+            fault = self.record_fault("spawn", exc)
+            self._exit_without_child(f"internal error: {fault.error}", automatic)
             return
         finally:
             self.manager.after_spawn(self, extra_fds)
+        child.extra["fifos"] = fifos
+        child.extra["notify_socket"] = plan.env.get("NOTIFY_SOCKET")
+        if fifos:
+            child.extra["readers"] = dict(zip(fifos, (child.stdout_fd, child.stderr_fd)))
         inst = Instance(child=child, started_mono=trio.current_time(), pgid=child.pid)
         self.instance = inst
         self.record.pid = child.pid
         self.manager.track(child.pid)
+        self.manager.journal_spawn(self, inst)  # before anyone is told it runs
         self.manager.publish("process_started", self.name, self.record.id, pid=child.pid,
                              run=self.record.runs)
         runtime_files.write_pidfile(spec, child.pid)
@@ -286,21 +363,24 @@ class Supervisor:
 
     async def _run_instance(self, inst: Instance) -> None:
         """The instance's task tree: waiter, pumps, hooks; cancelled as a unit on stop."""
-        with inst.scope:
-            async with trio.open_nursery() as nursery:
-                inst.nursery = nursery
-                self._start_output_pumps(inst, nursery)
-                for hook in self.manager.instance_hooks:
-                    hook(self, inst, nursery)
-                for fn in inst.pending:
-                    nursery.start_soon(fn)
-                inst.pending.clear()
-                await self._wait_exit(inst)
-                self.post("exited", inst=inst)
-                # Pumps run on until the pipes close (every writer gone); a stop
-                # cancels this scope once the whole service is down.
+        try:
+            with inst.scope:
+                async with trio.open_nursery() as raw:
+                    inst.nursery = nursery = ContainedNursery(raw, self.contain_fault)
+                    self._start_output_pumps(inst, nursery)
+                    for hook in self.manager.instance_hooks:
+                        hook(self, inst, nursery)
+                    for fn in inst.pending:
+                        nursery.start_soon(fn)
+                    inst.pending.clear()
+                    await self._wait_exit(inst)
+                    self.post("exited", inst=inst)
+                    # Pumps run on until the pipes close (every writer gone); a stop
+                    # cancels this scope once the whole service is down.
+        finally:
+            inst.tree_done = True
 
-    def _start_output_pumps(self, inst: Instance, nursery: trio.Nursery) -> None:
+    def _start_output_pumps(self, inst: Instance, nursery: ContainedNursery) -> None:
         """A lean pump task per pipe in the instance nursery (output_pump: memory)."""
         fds = [(fd, stream) for fd, stream in ((inst.child.stdout_fd, "stdout"),
                                                 (inst.child.stderr_fd, "stderr"))
@@ -338,6 +418,8 @@ class Supervisor:
         child = inst.child
         with trio.CancelScope() as inst.watch_scope:
             if pid == child.pid:
+                if child.extra.get("adopted"):  # spawned by a predecessor: maybe not our child
+                    return await self._wait_adopted(inst, child)
                 if child.pidfd is not None:
                     await wait_pidfd(child.pidfd)
                     rc = child.returncode()
@@ -355,6 +437,85 @@ class Supervisor:
                                        "(not a child of the daemon)")
             return ExitStatus(None, None)
         return None
+
+    async def _wait_adopted(self, inst: Instance, child: Child) -> ExitStatus:
+        """An adopted main process ended: its status if we are its parent (re-exec),
+        else unknown (its parent died with the previous daemon; init reaped it)."""
+        assert child.pidfd is not None
+        await wait_pidfd(child.pidfd)
+        status = reap_pidfd(child.pidfd)
+        if status is not None:
+            return status
+        if inst.failure_reason is None:
+            inst.failure_reason = (f"adopted process {child.pid} exited; its status is unknown "
+                                   "(its parent was the previous daemon)")
+        return ExitStatus(None, None)
+
+    async def _on_adopt(self, entry: dict[str, Any], pidfd: int, readers: tuple[int | None, int | None],
+                        fifos: tuple[str, ...]) -> dict[str, Any]:
+        """Take over a running main process a previous daemon (or image) spawned.
+
+        The caller verified it (cgroup, pidfd, start time). Counters and ``started_at``
+        come from the journal entry; the process is running again without a new run.
+        """
+        child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],  # type: ignore[arg-type]
+                      stderr_fd=readers[1], extra={"fifos": fifos, "readers": {
+                          p: fd for p, fd in zip(fifos, readers) if fd is not None},
+                          "notify_socket": entry.get("notify_socket"), "adopted": True},
+                      placement="adopted from a previous daemon")
+        if entry.get("notify_socket"):
+            notify.rebind(self.manager, self, entry["notify_socket"])
+        watchdog.rearm(self.manager, self)
+        started_at = entry.get("started_at") or time.time()
+        inst = Instance(child=child, pgid=entry.get("pgid") or entry["pid"],
+                        started_mono=trio.current_time() - max(0.0, time.time() - started_at))
+        self.record.runs = int(entry.get("runs") or self.record.runs)
+        self.record.restarts = int(entry.get("restarts") or 0)
+        self.instance = inst
+        self.record.pid = child.pid
+        self._transition(S.STARTING, "adopting")
+        self.record.started_at = started_at
+        self.record.ended_at = None
+        self.manager.journal_spawn(self, inst)
+        assert self.nursery is not None
+        self.nursery.start_soon(self._run_instance, inst)
+        if self.spec.process_type != "oneshot":
+            inst.ready = True
+            self._transition(S.RUNNING, entry.get("adopt_reason") or "adopted")
+        self.manager.publish("process_adopted", self.name, self.record.id, pid=child.pid,
+                             run=self.record.runs)
+        return self.record.to_dict()
+
+    _RESTORE_PATHS = {"failed": (S.FAILED,), "crashed": (S.FAILED, S.CRASHED),
+                      "stopped": (S.STOPPED,), "exited": (S.STARTING, S.EXITED),
+                      "condition_failed": (S.CONDITION_FAILED,), "backoff": (S.FAILED, S.BACKOFF)}
+
+    async def _on_restore(self, state: str, reason: str) -> None:
+        """Settle a process that is not running where the previous daemon (or image) left
+        it (journal ``settle`` entry), through legal transitions of the table; one that
+        was waiting for a restart gets it now (an automatic restart, counted)."""
+        if self.record.state is not S.CREATED or self.instance is not None:
+            return
+        for step in self._RESTORE_PATHS.get(state, ()):
+            self._transition(step, f"restored after a daemon restart: {reason}".rstrip(": "))
+        if self.record.state is S.BACKOFF:
+            self._schedule_restart(0.0)
+
+    async def _on_died_unseen(self, entry: dict[str, Any]) -> None:
+        """The main process ended while no daemon watched it (journal entry, process
+        gone): a failure with unknown status; the restart policy decides, as for any exit."""
+        if self.record.state is not S.CREATED or self.instance is not None:
+            return
+        self.record.runs = int(entry.get("runs") or self.record.runs)
+        self.record.restarts = int(entry.get("restarts") or 0)
+        self.record.started_at = entry.get("started_at")
+        self.record.ended_at = time.time()
+        self.record.pid = None
+        self.manager.publish("process_exited", self.name, self.record.id, exit_code=None,
+                             exit_signal=None, reason="exited while no daemon was running")
+        ran_for = max(0.0, time.time() - (entry.get("started_at") or time.time()))
+        self._after_failure(succeeded=False, ran_for=ran_for,
+                            reason="exited while no daemon was running (status unknown)")
 
     def set_main_pid(self, inst: Instance, pid: int) -> bool:
         """Make ``pid`` the watched main process of ``inst`` (MAINPID=, forking hand-over).
@@ -381,6 +542,7 @@ class Supervisor:
         except ProcessLookupError:
             pass
         self.record.pid = pid
+        self.manager.journal_spawn(self, inst)
         self.manager.publish("main_pid_changed", self.name, self.record.id, pid=pid, previous=old)
         if inst.watch_scope is not None:
             inst.watch_scope.cancel()
@@ -428,6 +590,7 @@ class Supervisor:
                                  burst=self.spec.start_limit_burst,
                                  interval=self.spec.start_limit_interval)
         if decision.state in (S.EXITED, S.FAILED):
+            self.manager.journal_settle(self)
             self.manager.on_process_down(self, requested=False)
             self.manager.save_runtime()
             return
@@ -439,6 +602,7 @@ class Supervisor:
             self._schedule_restart(decision.delay)
         else:
             self._transition(decision.state, decision.reason)
+        self.manager.journal_settle(self)
         self.manager.on_process_down(self, requested=False)
         self.manager.save_runtime()
 
@@ -470,6 +634,7 @@ class Supervisor:
             await self._launch(automatic=True)
 
     def _clear_instance(self, inst: Instance) -> None:
+        self.manager.instance_ended(self, inst)
         if self.instance is inst:
             self.instance = None
         self.record.pid = None
@@ -484,6 +649,7 @@ class Supervisor:
                                                                 S.CONDITION_FAILED)):
             self._cancel_backoff()
             self._transition(S.STOPPED, reason)
+            self.manager.journal_settle(self)
             self.manager.on_process_down(self, requested=True)
             return self.record.to_dict()
         inst = self.instance
@@ -503,6 +669,7 @@ class Supervisor:
                                  reason=reason)
         runtime_files.remove_runtime_dirs(self.spec, self.manager.runtime_root)
         self._transition(S.STOPPED, reason)
+        self.manager.journal_settle(self)
         self.manager.on_process_down(self, requested=True)
         self.manager.save_runtime()
         return self.record.to_dict()
@@ -530,18 +697,60 @@ class Supervisor:
             return not inst.exited.is_set()
         if self.cgroup is not None and mode in ("control-group", "mixed"):
             return not self.cgroup.is_empty()
+        if inst.child.extra.get("adopted"):  # its zombies may wait for init, not for us
+            return not inst.exited.is_set() or _group_has_live_member(inst.pgid)
         return not inst.exited.is_set() or process_group_alive(inst.pgid)
 
     async def _wait_service_gone(self, inst: Instance, timeout: float) -> bool:
         with trio.move_on_after(timeout):
             await inst.exited.wait()
             while self._service_alive(inst):
-                await self.manager.reaper.wait_change()
+                await self._wait_change(inst)
             return True
         return False
 
+    async def _wait_change(self, inst: Instance) -> None:
+        """Until some child changed (SIGCHLD). A crash-adopted service's processes are not
+        our children (no SIGCHLD when they die): poll those every 50 ms instead."""
+        if not inst.child.extra.get("adopted"):
+            await self.manager.reaper.wait_change()
+            return
+        with trio.move_on_after(0.05):
+            await self.manager.reaper.wait_change()
+
     async def _stop_sequence(self, inst: Instance) -> None:
         """kill_signal -> wait timeout_stop_sec -> SIGKILL; leaves no process behind."""
+        escapees = self._escapees(inst)
+        await self._signal_and_wait(inst)
+        if escapees:
+            await self._kill_escapees(escapees)
+
+    def _escapees(self, inst: Instance) -> dict[int, int]:
+        """Without a cgroup: descendants of the main process outside its process group
+        (a ``setsid`` daemonizer), pid -> start time, which a group kill would miss."""
+        if self.cgroup is not None or self.effective_kill_mode() != "process-group":
+            return {}
+        table = process_table()
+        return {pid: table[pid][2] for pid in descendants(table, inst.main_pid)
+                if table[pid][1] != inst.pgid}
+
+    async def _kill_escapees(self, escapees: dict[int, int]) -> None:
+        """SIGKILL those still alive after the stop, wait for them, and report them."""
+        alive = [p for p, t in escapees.items() if process_start_time(p) == t]
+        if not alive:
+            return
+        for pid in alive:
+            signal_pid(pid, signal.SIGKILL)
+        with trio.move_on_after(10.0):
+            while any(process_start_time(p) == escapees[p] and not _zombie(p) for p in alive):
+                await trio.sleep(0.01)
+        note = (f"killed {len(alive)} process(es) that had left the service's process group "
+                f"and survived the stop: {alive}")
+        self.extras["stop_survivors"] = {"pids": alive, "at": time.time(), "note": note}
+        log.warning("process %s: %s", self.name, note, extra={"service": self.name})
+        self.manager.publish("stop_survivors_killed", self.name, self.record.id, pids=alive)
+
+    async def _signal_and_wait(self, inst: Instance) -> None:
         self._send_stop_signal(inst, self.spec.kill_signal)
         if self.spec.kill_mode == "mixed":
             with trio.move_on_after(self.spec.timeout_stop_sec):
@@ -669,6 +878,27 @@ class Supervisor:
         if self.spec.health_check is not None and require_healthy:
             return self.record.health == "healthy"
         return True
+
+
+def _group_has_live_member(pgid: int) -> bool:
+    """A process of group ``pgid`` that is not a zombie (``killpg(pgid, 0)`` counts
+    zombies, which init may take its time to reap for a service adopted after a crash)."""
+    return any(group == pgid for _, group, _ in process_table().values())
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return True
+    return data[data.rindex(")") + 2] == "Z"
+
+
+def _reap_blocking(pid: int) -> int:
+    """Wait for our child ``pid`` (in a worker thread); its status as a Popen returncode."""
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
 
 
 def inst_nursery_start(inst: Instance, fn: Callable[[], Awaitable[None]]) -> None:

@@ -7,6 +7,7 @@ run concurrently while ordered ones wait for their predecessors to settle.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
 
 import trio
@@ -14,6 +15,8 @@ import trio
 from trio_procmgr import errors, planner
 from trio_procmgr.engine.supervisor import Supervisor
 from trio_procmgr.states import State
+
+log = logging.getLogger("trio_procmgr.transactions")
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -27,14 +30,15 @@ class Transactions:
     def __init__(self, manager: "ProcessManager") -> None:
         self.m = manager
 
-    async def boot(self) -> None:
+    async def boot(self, extra: Iterable[str] = (), skip: Iterable[str] = ()) -> None:
         """Start every ``auto_start`` process as one transaction (SPEC §6.1).
 
         A configuration whose auto_start processes conflict with each other cannot boot
         as one transaction; the later name of each such pair is left out with a warning
         instead of failing the whole boot.
         """
-        names = sorted(n for n, s in self.m.specs.items() if s.auto_start)
+        names = sorted(({n for n, s in self.m.specs.items() if s.auto_start} - set(skip))
+                       | set(extra))
         while names:
             try:
                 plan = planner.start_transaction(self.m.specs, names)
@@ -81,7 +85,7 @@ class Transactions:
                 failed[step.name] = _failure_reason(sup, exc)
                 results[step.name] = exc
 
-        await _run_in_order(plan.steps, run_step)
+        await _run_in_order(plan.steps, run_step, self._fault_recorder(results))
         return results
 
     def _blocked(self, step: planner.StartStep, failed: Mapping[str, str],
@@ -215,7 +219,7 @@ class Transactions:
             except errors.ProcMgrError as exc:
                 results[step.name] = exc
 
-        await _run_in_order(plan.steps, run_step)
+        await _run_in_order(plan.steps, run_step, self._fault_recorder(results))
         return results
 
     async def stop_all(self) -> None:
@@ -223,9 +227,27 @@ class Transactions:
         if active:
             await self.run_stop_plan(planner.shutdown_plan(self.m.specs, active))
 
-async def _run_in_order(steps: Iterable[Any], act: Callable[[Any], Awaitable[None]]) -> None:
+    def _fault_recorder(self, results: dict[str, Any]) -> Callable[[Any, Exception], None]:
+        """What a step that failed unexpectedly becomes: that process's INTERNAL result,
+        recorded on it like any other fault of its tree; the other steps go on."""
+        def record(step: Any, exc: Exception) -> None:
+            sup = self.m._sups.get(step.name)
+            where = "transaction step"
+            if sup is not None:
+                sup.record_fault(where, exc)
+            else:
+                log.error("transaction step for %s failed", step.name, exc_info=exc)
+            results[step.name] = errors.Internal(
+                f"{where} of '{step.name}' failed: {exc!r}", process=step.name)
+        return record
+
+
+async def _run_in_order(steps: Iterable[Any], act: Callable[[Any], Awaitable[None]],
+                        on_fault: Callable[[Any, Exception], None]) -> None:
     """Run ``act(step)`` for every step, each once all of its ``wait_for`` steps are done
-    (whatever their outcome); independent steps run concurrently."""
+    (whatever their outcome); independent steps run concurrently. A step that raises
+    something unforeseen is handed to ``on_fault`` and counts as done: it cannot cancel
+    the other steps or escape to the caller (the boot, a reload, an RPC)."""
     steps = list(steps)
     done = {step.name: trio.Event() for step in steps}
 
@@ -234,6 +256,8 @@ async def _run_in_order(steps: Iterable[Any], act: Callable[[Any], Awaitable[Non
             for dep in step.wait_for:
                 await done[dep].wait()
             await act(step)
+        except Exception as exc:  # contained: recorded on the step's process
+            on_fault(step, exc)
         finally:
             done[step.name].set()
 

@@ -78,6 +78,12 @@ def trigger(sup: "Supervisor", inst: "Instance") -> None:
     sup.post("kill_for_failure", inst=inst, reason="watchdog")
 
 
+def rearm(manager: "ProcessManager", sup: "Supervisor") -> None:
+    """Arm the watchdog for an adopted run (no plan hook ran for it in this daemon)."""
+    if wants_watchdog(sup):
+        _armed.setdefault(manager, {})[sup.name] = sup.spec.watchdog_sec
+
+
 def install(manager: "ProcessManager") -> None:
     armed = _armed.setdefault(manager, {})
 

@@ -318,6 +318,55 @@ class CgroupManager:
             _remove_tree(os.path.join(home, self.instance), keep=SUPERVISOR_SCOPE)
         self._subtree_ready = False
 
+    def members(self, rel: str) -> list[int] | None:
+        """PIDs in the service cgroup ``rel`` of this instance (unified hierarchy), None
+        when it does not exist: how a restarted daemon checks a journal entry (adoption)."""
+        path = os.path.join(self._home(self.unified), self.instance, rel)
+        if not _under(os.path.realpath(path), os.path.realpath(self._home(self.unified))):
+            return None
+        text = _read_or(os.path.join(path, "cgroup.procs"))
+        return None if text is None else v2.parse_pids(text)
+
+    def kill_members(self, rel: str) -> None:
+        """SIGKILL everything in the service cgroup ``rel`` in every hierarchy."""
+        for home in self._homes.values():
+            path = os.path.join(home, self.instance, rel)
+            if os.path.isdir(path):
+                _kill_dir(path)
+
+    def kill_strays(self, keep: set[str], timeout: float = 5.0) -> dict[str, list[int]]:
+        """Kill what sits in service cgroups of this instance other than ``keep`` (the
+        cgroups of adopted services): processes no journal entry vouches for, so a
+        service can never run twice. Returns what was found (service -> pids)."""
+        def strays() -> dict[str, list[int]]:
+            found: dict[str, list[int]] = {}
+            for home in self._homes.values():
+                top = os.path.join(home, self.instance)
+                for path in _service_dirs(top):
+                    if os.path.relpath(path, top) in keep:
+                        continue
+                    pids = _pids_in(path)
+                    if pids:
+                        found.setdefault(os.path.relpath(path, top), []).extend(pids)
+            return found
+
+        first = strays()
+        deadline = time.monotonic() + timeout
+        remaining = first
+        while remaining:
+            for home in self._homes.values():
+                for rel in remaining:
+                    path = os.path.join(home, self.instance, rel)
+                    if os.path.isdir(path):
+                        _kill_dir(path)
+            if time.monotonic() >= deadline:
+                raise TerminateFailed(
+                    "processes of a previous daemon instance survived SIGKILL; refusing to "
+                    "start services next to them", instance=self.instance, leftovers=remaining)
+            time.sleep(0.01)
+            remaining = strays()
+        return first
+
     def cleanup(self) -> None:
         """Remove every cgroup directory this manager created that is empty now."""
         for path in reversed(self._created):

@@ -180,6 +180,52 @@ def process_start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+SYS_PIDFD_GETFD = 438  # the same number on every architecture (Linux >= 5.6)
+
+
+def pidfd_getfd(pidfd: int, target: int) -> int:
+    """A duplicate (O_CLOEXEC) of fd ``target`` of the process behind ``pidfd``
+    (pidfd_getfd(2); needs ptrace rights over it, e.g. root). Raises OSError."""
+    fd = _libc.syscall(SYS_PIDFD_GETFD, pidfd, target, 0)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd
+
+
+def process_table(proc: str = "/proc") -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, process group, kernel start time) of every live process."""
+    table = {}
+    for entry in os.listdir(proc):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"{proc}/{entry}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        fields = data[data.rindex(")") + 2:].split()
+        if fields[0] != "Z":
+            table[int(entry)] = (int(fields[1]), int(fields[2]), int(fields[19]))
+    return table
+
+
+def descendants(table: dict[int, tuple[int, int, int]], root: int) -> set[int]:
+    """Every process below ``root`` in ``table`` (:func:`process_table`), by parent links:
+    finds what left the service's process group or session (``setsid``) but not its tree."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     uid: int

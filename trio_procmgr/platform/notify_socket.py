@@ -44,8 +44,10 @@ class Datagram:
 class NotifySocket:
     """One bound notify socket; ``address`` is the NOTIFY_SOCKET value ("@name")."""
 
-    def __init__(self, label: str, max_size: int) -> None:
-        name = f"dd-procmgr/{label}/{secrets.token_hex(6)}"
+    def __init__(self, label: str, max_size: int, address: str | None = None) -> None:
+        # ``address``: bind that exact "@name" again (a service adopted after a daemon
+        # crash or re-exec keeps the NOTIFY_SOCKET it was given).
+        name = address[1:] if address else f"dd-procmgr/{label}/{secrets.token_hex(6)}"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)

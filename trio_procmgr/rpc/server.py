@@ -35,7 +35,7 @@ import stat
 import struct
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import trio
 
@@ -45,6 +45,7 @@ from dd_procmgr_rpc_schema.loader import SCHEMA_PATH, Schemas, validation_summar
 from trio_procmgr import errors
 from trio_procmgr.feeds import DEFAULT_MAX_BYTES
 from trio_procmgr.listener_policy import ListenerError, plan_listeners
+from trio_procmgr.paths import read_only_socket_path
 from trio_procmgr.preauth import PreAuthGate, PreAuthLimits, PreAuthTicket
 from trio_procmgr.rpc import protocol as P
 from trio_procmgr.rpc.clipping import clip_text, clip_value
@@ -83,6 +84,8 @@ class RpcServerInfo:
 
     socket_path: str | None
     tcp_address: tuple[str, int] | None = None
+    #: Listening fds by role ("unix", "tcp": list), handed to a re-exec'd image.
+    fds: dict[str, Any] = field(default_factory=dict)
 
 
 def peer_credentials(sock: Any) -> tuple[int, int, int]:
@@ -143,6 +146,8 @@ class RpcService:
         self.manager = manager
         self.admin_group = admin_group
         self.token = token
+        #: The read-only companion socket's path (its connections never mutate).
+        self.read_only_path: str | None = None
         self.max_frame = max_frame
         self.max_inflight = max_inflight
         self.preauth = PreAuthGate(preauth)
@@ -672,8 +677,9 @@ class CallHandler:
         return {}
 
     async def do_daemon_reexec(self) -> dict:
-        fn = self.engine("daemon_reexec")
-        self.after_answer = fn
+        """The new program is checked now (its failure is this call's error, the daemon
+        keeps running); the exec itself is scheduled to follow this answer."""
+        await self.engine("daemon_reexec")()
         return {}
 
     async def do_rotate_logs(self) -> dict:
@@ -707,7 +713,7 @@ class CallHandler:
         while True:
             batch = {"time": time.time(), "stats": stats_many(p["names"]),
                      "processes": self.engine("list")()}
-            if not await self._stream_item("StatsBatch", batch):
+            if not await self._stream_items("StatsBatch", [batch]):
                 return {"stats": [], "items_sent": sent}
             sent += 1
             await trio.sleep(interval)
@@ -720,13 +726,17 @@ class CallHandler:
 
 # -- listeners ----------------------------------------------------------------------------
 
-#: Every local user may connect; SO_PEERCRED then decides what each may do (read-only
-#: unless root or in the admin group), so the file mode is not the access control.
-SOCKET_MODE = 0o666
+#: The main socket (SPEC §14): root and the socket's group connect, SO_PEERCRED then
+#: decides who may change things (root and the admin group).
+SOCKET_MODE = 0o660
+#: The read-only companion (``x.ro.sock``): every local user may connect; every call
+#: that changes something answers PERMISSION_DENIED there, and answers are redacted.
+READ_ONLY_SOCKET_MODE = 0o666
 
 
-def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
-    """A listening Unix socket at ``path``, mode 0666, replacing only a dead socket file."""
+def _bind_unix_socket(path: str, admin_group: str | None,
+                      mode: int = SOCKET_MODE) -> stdsocket.socket:
+    """A listening Unix socket at ``path`` with ``mode``, replacing only a dead socket file."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, mode=0o755, exist_ok=True)
     if os.path.lexists(path):
@@ -750,7 +760,7 @@ def _bind_unix_socket(path: str, admin_group: str | None) -> stdsocket.socket:
         sock.bind(path)
     finally:
         os.umask(old_umask)
-    os.chmod(path, SOCKET_MODE)
+    os.chmod(path, mode)
     if admin_group:
         os.chown(path, -1, grp.getgrnam(admin_group).gr_gid)
     sock.listen(128)
@@ -763,6 +773,7 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
                     max_frame: int = DEFAULT_MAX_FRAME, max_inflight: int = 64,
                     preauth: PreAuthLimits = PreAuthLimits(),
                     send_deadline: float = SEND_DEADLINE,
+                    inherited: Mapping[str, Any] | None = None,
                     task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the RPC until cancelled; reports :class:`RpcServerInfo` once listening.
 
@@ -781,16 +792,31 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
                          max_inflight=max_inflight, preauth=preauth, send_deadline=send_deadline)
     listeners: list[trio.SocketListener] = []
     info = RpcServerInfo(socket_path=socket_path)
-    inode = None
+    owned: dict[str, int] = {}  # socket files we created -> their inode
+    inherited = inherited or {}
     if socket_path is not None:
-        sock = _bind_unix_socket(socket_path, admin_group)
-        inode = os.stat(socket_path).st_ino
-        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        read_only_path = read_only_socket_path(socket_path)
+        kept = inherited.get("unix") if isinstance(inherited.get("unix"), dict) else {}
+        for path, mode in ((socket_path, SOCKET_MODE), (read_only_path, READ_ONLY_SOCKET_MODE)):
+            if kept.get(path) is not None:  # a re-exec: the path never disappeared
+                sock = stdsocket.socket(fileno=kept[path])
+                sock.setblocking(False)
+            else:
+                sock = _bind_unix_socket(path, admin_group, mode)
+            owned[path] = os.stat(path).st_ino
+            info.fds.setdefault("unix", {})[path] = sock.fileno()
+            listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        service.read_only_path = read_only_path
     try:
         if plan.tcp is not None:
-            tcp_listeners = await trio.open_tcp_listeners(plan.tcp.port, host=plan.tcp.host)
+            if inherited.get("tcp"):
+                tcp_listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(
+                    stdsocket.socket(fileno=fd))) for fd in inherited["tcp"]]
+            else:
+                tcp_listeners = await trio.open_tcp_listeners(plan.tcp.port, host=plan.tcp.host)
             listeners.extend(tcp_listeners)
             info.tcp_address = tcp_listeners[0].socket.getsockname()[:2]
+            info.fds["tcp"] = [listener.socket.fileno() for listener in tcp_listeners]
 
         async def handle(stream: trio.SocketStream) -> None:
             await _serve_connection(service, stream)
@@ -801,10 +827,10 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
                      f" and tcp {info.tcp_address}" if info.tcp_address else "")
             task_status.started(info)
     finally:
-        if socket_path is not None and inode is not None:
+        for path, inode in owned.items():
             try:
-                if os.stat(socket_path).st_ino == inode:
-                    os.unlink(socket_path)
+                if os.stat(path).st_ino == inode:
+                    os.unlink(path)
             except OSError:
                 pass
 
@@ -815,7 +841,9 @@ async def _serve_connection(service: RpcService, stream: trio.SocketStream) -> N
         sock = stream.socket
         if sock.family == stdsocket.AF_UNIX:
             pid, uid, gid = peer_credentials(sock)
-            peer = Peer("unix", uid, gid, pid, can_mutate=is_admin(uid, gid, service.admin_group))
+            read_only = sock.getsockname() == service.read_only_path
+            peer = Peer("unix", uid, gid, pid,
+                        can_mutate=not read_only and is_admin(uid, gid, service.admin_group))
             await RpcConnection(service, stream, peer).run()
         else:
             await _serve_unauthenticated(service, stream, Peer("tcp", address=sock.getpeername()))
