@@ -6,22 +6,19 @@ is read with ``wait_readable`` and ``os.read`` by one task started in the instan
 nursery, and a shared countdown sets the instance's "output done" event. (One task
 for both pipes would need an epoll fd of its own per process: a descriptor per service
 is dearer than a task — at 5000 services it crossed a 20,000 RLIMIT_NOFILE.) Lines are
-handled exactly as :func:`trio_procmgr.logs.pump` does: split, budgeted per stream
-(:mod:`trio_procmgr.output_budget`), decoded, handed to the sink, with a yield to the loop
-every ``LINES_PER_ITERATION`` lines.
+handled exactly as :func:`trio_procmgr.logs.pump` does (:func:`trio_procmgr.logs.hand_over`:
+split, paced by the per-stream budget, decoded, handed to the sink, yielding now and then).
 """
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from typing import Any, Sequence
 
 import trio
 
-from trio_procmgr.logs import READ_SIZE, LineSink, LineSplitter
-from trio_procmgr.output_budget import LINES_PER_ITERATION, OutputBudget
+from trio_procmgr.logs import READ_SIZE, LineSink, LineSplitter, hand_over
+from trio_procmgr.output_budget import OutputBudget
 
 
 class _Stream:
@@ -45,21 +42,6 @@ def _read(fd: int) -> bytes | None:
         return None
     except OSError:
         return b""
-
-
-async def _deliver(stream: _Stream, data: bytes, sink: LineSink) -> None:
-    """Split ``data`` (b"" flushes the tail) and hand the lines within budget to ``sink``."""
-    now = time.time()
-    lines = stream.splitter.feed(data) if data else stream.splitter.flush()
-    clock = trio.current_time()
-    kept = stream.budget.admit([len(line) for line in lines], clock)
-    notice = stream.budget.take_notice(clock if data else math.inf)
-    if notice is not None:
-        sink("stderr", notice, now)
-    for index in range(kept):
-        sink(stream.name, lines[index].decode("utf-8", "replace"), now)
-        if index % LINES_PER_ITERATION == LINES_PER_ITERATION - 1:
-            await trio.lowlevel.checkpoint()
 
 
 def start_pumps(nursery: Any, fds: Sequence[tuple[int, str]], sink: LineSink,
@@ -87,7 +69,8 @@ async def _pump_one(stream: _Stream, sink: LineSink, remaining: list[int],
             data = _read(fd)
             if data is None:
                 continue
-            await _deliver(stream, data, sink)
+            lines = stream.splitter.feed(data) if data else stream.splitter.flush()
+            await hand_over(lines, stream.name, sink, stream.budget)
             if not data:
                 return
             await trio.lowlevel.checkpoint()
