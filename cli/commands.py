@@ -143,6 +143,9 @@ def do_ping(inv: Invocation) -> int:
         inv.emit_json(doc)
     else:
         inv.echo(f"pong ({latency_ms} ms)")
+        if isinstance(answer, dict) and answer.get("state_error"):  # degraded, still serving
+            inv.warn(f"warning: state dir not written ({answer['state_error']}; "
+                     f"{answer.get('state_write_errors', 0)} failed writes)")
     return EXIT_OK
 
 
@@ -377,6 +380,8 @@ def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool =
     if record.get("pid"):
         bits.append(f"pid {record['pid']}")
     inv.echo(line + (f" ({', '.join(bits)})" if bits else ""))
+    for warning in record.get("warnings") or ():  # e.g. a full state dir: not persisted
+        inv.warn(f"warning: {warning}")
     return EXIT_OK
 
 

@@ -984,11 +984,6 @@ def check_trace_agent_activation(seed) -> None:
         "true", "1", "apm-tcp")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/sockets.py binds sockets only from the config the manager was built with: a "
-    "`sockets:` entry added by reload-config is reported as added but never listened on, "
-    "so its service can never be activated until the daemon restarts (routed: contain, "
-    "socket-activation edge cases)"))
 def test_a_socket_added_by_reload_config_listens(seed):
     seed.stand_in("/opt/stand-in/usr/bin/web-server", "socket")
     config(seed, "web", SOCKET_ACTIVATION.replace("command: /usr/bin/web-server",

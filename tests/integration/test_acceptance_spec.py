@@ -601,12 +601,8 @@ def test_events_carry_no_null_count(cli_daemon):
     assert "count" not in events[-1], events[-1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SPEC §8 stats: after a memory limit is hot-applied to a running process on a cgroup v1 "
-    "memory controller, memory current reads 0 B: the process moves into the new memory "
-    "cgroup but its pages stay charged to the old one (memory.move_charge_at_immigrate is "
-    "not set), so stats under-reports (routed: resources/cgroups)"))
 def test_stats_memory_is_not_zero_after_a_hot_memory_limit(cli_daemon):
+    """SPEC §8: a hot-applied v1 memory limit moves the service's charges with it."""
     d = cli_daemon
     ok(d.cli("create", "hot", sys.executable, "-c",
              "import time; x = bytearray(32 << 20); time.sleep(300)", "--auto-start"))
