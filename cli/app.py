@@ -48,9 +48,10 @@ def json_option(func):
                         callback=_set_json, help="Machine-readable output.")(func)
 
 
-def names_argument(required: bool = True, nargs: int = -1, complete=complete_process_names):
+def names_argument(required: bool = True, nargs: int = -1, complete=complete_process_names,
+                   metavar: str = "NAME..."):
     return click.argument("names", nargs=nargs, required=required,
-                          shell_complete=complete, metavar="NAME...")
+                          shell_complete=complete, metavar=metavar)
 
 
 def field_options(func):
@@ -246,7 +247,7 @@ def describe(inv: Invocation, names) -> int:
 
 
 @app.command()
-@names_argument(required=False)
+@names_argument(required=False, metavar="[NAME]...")
 @click.option("-o", "--output", type=click.Choice(["wide"]), help="wide: more columns.")
 @json_option
 @pass_inv
@@ -440,7 +441,7 @@ def reload_config(inv: Invocation) -> int:
 
 
 @app.command("rotate-logs")
-@names_argument(required=False)
+@names_argument(required=False, metavar="[NAME]...")
 @json_option
 @pass_inv
 def rotate_logs(inv: Invocation, names) -> int:

@@ -143,6 +143,9 @@ def do_ping(inv: Invocation) -> int:
         inv.emit_json(doc)
     else:
         inv.echo(f"pong ({latency_ms} ms)")
+        if isinstance(answer, dict) and answer.get("state_error"):  # degraded, still serving
+            inv.warn(f"warning: state dir not written ({answer['state_error']}; "
+                     f"{answer.get('state_write_errors', 0)} failed writes)")
     return EXIT_OK
 
 
@@ -377,6 +380,8 @@ def do_create(inv: Invocation, name: str, spec: dict[str, Any], *, start: bool =
     if record.get("pid"):
         bits.append(f"pid {record['pid']}")
     inv.echo(line + (f" ({', '.join(bits)})" if bits else ""))
+    for warning in record.get("warnings") or ():  # e.g. a full state dir: not persisted
+        inv.warn(f"warning: {warning}")
     return EXIT_OK
 
 
@@ -425,7 +430,11 @@ def do_reload(inv: Invocation) -> int:
         inv.emit_json(result)
     else:
         inv.echo(views.render_reload(result))
-    return EXIT_REFUSED if result.get("errors") else EXIT_OK
+    errors = views.reload_errors(result)  # warnings alone are a success, as in validate
+    if errors and not inv.json:  # exit 1 says "refused" on stderr like every other refusal
+        inv.warn(f"error: CONFIG_ERROR: {len(errors)} configuration error"
+                 f"{'' if len(errors) == 1 else 's'} (listed above)")
+    return EXIT_REFUSED if errors else EXIT_OK
 
 
 def do_shutdown(inv: Invocation) -> int:

@@ -215,13 +215,13 @@ def edit_file_defined(inv: Invocation, name: str, source_file: str) -> int:
     with open(target, "w", encoding="utf-8") as fh:
         fh.write(text)
     result = inv.call("reload_config")
+    from dd_procmgr_cli.views import reload_errors, render_reload
     if inv.json:
         inv.emit_json({"file": target, "reload": result})
     else:
-        from dd_procmgr_cli.views import render_reload
         inv.echo(f"saved {target}")
         inv.echo(render_reload(result))
-    return EXIT_REFUSED if result.get("errors") else EXIT_OK
+    return EXIT_REFUSED if reload_errors(result) else EXIT_OK
 
 
 def runtime_changes(name: str, old: dict, new: Any) -> dict:

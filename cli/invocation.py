@@ -134,8 +134,8 @@ class Invocation:
         if client is not None:
             try:
                 client.close()
-            except Exception:
-                pass
+            except OSError:
+                pass  # closing a socket the daemon already dropped: it is gone either way
 
     # -- output ---------------------------------------------------------------
 

@@ -336,20 +336,33 @@ def render_update(result: dict) -> str:
     return "\n".join(lines)
 
 
+def reload_errors(result: dict) -> list:
+    """The reload's issues that kept a file out; warnings (an unknown ``wants``) did not."""
+    return [issue for issue in result.get("errors") or ()
+            if not isinstance(issue, dict) or issue.get("severity") != "warning"]
+
+
 def render_reload(result: dict) -> str:
-    """``reload-config``: the names added, removed, changed; unchanged as a count."""
+    """``reload-config``: the names added, removed, changed; unchanged as a count; or,
+    when the daemon refused (atomic: one error and nothing was applied), the errors.
+    Warnings (an unknown ``wants``) do not block a reload and are listed apart."""
     def names(key: str) -> str:
         items = result.get(key) or []
         return ", ".join(items) if items else DASH
     unchanged = result.get("unchanged") or []
-    errors = result.get("errors") or []
-    if errors:  # an atomic reload: one error and nothing was applied
-        return "\n".join(["Configuration not reloaded: nothing changed. Errors:"]
-                         + ["  " + issue_line(issue) for issue in errors])
-    lines = ["Configuration reloaded",
-             render_pairs([("Added", names("added")), ("Removed", names("removed")),
-                           ("Changed", names("changed")),
-                           ("Unchanged", f"{len(unchanged)}")])]
+    errors = reload_errors(result)
+    warnings = [issue for issue in result.get("errors") or () if issue not in errors]
+    if errors:
+        lines = ["Configuration not reloaded: nothing changed. Errors:"]
+        lines += ["  " + issue_line(issue) for issue in errors]
+    else:
+        lines = ["Configuration reloaded",
+                 render_pairs([("Added", names("added")), ("Removed", names("removed")),
+                               ("Changed", names("changed")),
+                               ("Unchanged", f"{len(unchanged)}")])]
+    if warnings:
+        lines.append("Warnings:" if errors else "Warnings (applied):")
+        lines += ["  " + issue_line(issue) for issue in warnings]
     return "\n".join(lines)
 
 

@@ -4,8 +4,9 @@ A :class:`RotatingLogFile` appends already-formatted lines through a 64 KiB buff
 (synchronous writes to the page cache are short; the buffer keeps the syscall count
 low) and rotates by size: ``name.log`` → ``name.log.1`` → … → ``name.log.N``, so at
 most ``backups`` old files exist (``backups: 0`` truncates instead). A failing disk
-never raises into the daemon: the error is kept in :attr:`error`, the line dropped,
-and the next rotation or reopen tries again.
+(full, over quota, I/O error) never raises into the daemon: the error is kept in
+:attr:`error`, lines that cannot wait are dropped and counted, and writing resumes by
+itself when the disk accepts it again (see :class:`RotatingLogFile`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import BinaryIO
-
 log = logging.getLogger("trio_procmgr.logfiles")
 
 BUFFER = 64 * 1024
+#: Seconds between two tries of a file whose last write failed (a full disk).
+RETRY_INTERVAL = 1.0
 
 
 def format_line(now: float, stream: str, line: str, _cache: list = [0, ""]) -> bytes:  # noqa: B006
@@ -52,7 +53,15 @@ def shift_backups(path: str, backups: int) -> None:
 
 
 class RotatingLogFile:
-    """Owns one open log file; every method is synchronous and never raises OSError."""
+    """Owns one open log file; every method is synchronous and never raises OSError.
+
+    Lines are kept in our own buffer (not a ``BufferedWriter``) so that a failed write
+    loses nothing already accepted: on ENOSPC/EDQUOT/EIO the unwritten rest stays in the
+    buffer, the file is an "episode" in error (one warning, :attr:`write_errors` counts
+    the failed syscalls), new lines are kept while the buffer has room and counted in
+    :attr:`lines_dropped` once it is full, and every :data:`RETRY_INTERVAL` a write or
+    flush tries the disk again — writing resumes by itself when space returns.
+    """
 
     def __init__(self, path: str, max_bytes: int, backups: int) -> None:
         self.path = path
@@ -60,51 +69,94 @@ class RotatingLogFile:
         self.backups = backups
         self.size = 0
         self.error: str | None = None
-        self.dirty = False
-        self._fh: BinaryIO | None = None
+        self.write_errors = 0
+        self.lines_dropped = 0
+        self._fd: int | None = None
+        self._buf = bytearray()
+        self._retry_at = 0.0
+
+    @property
+    def dirty(self) -> bool:
+        """Lines wait in the buffer (the flusher keeps coming back while they do)."""
+        return bool(self._buf)
 
     def _open(self) -> bool:
         try:
             os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-            self._fh = open(self.path, "ab", buffering=BUFFER)  # noqa: SIM115
-            self.size = self._fh.tell()
-            self.error = None
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                               0o644)
+            self.size = os.fstat(self._fd).st_size
             return True
         except OSError as exc:
             self._fail(exc)
             return False
 
     def _fail(self, exc: OSError) -> None:
+        self.write_errors += 1
         if self.error is None:
-            log.warning("log file %s: %s (output is still kept in memory)", self.path, exc)
+            log.warning("log file %s: %s (output is still kept in memory; lines that do not "
+                        "fit in the %d KiB buffer are dropped and counted until it can be "
+                        "written again)", self.path, exc, BUFFER // 1024)
         self.error = f"{self.path}: {exc.strerror or exc}"
+        self._retry_at = time.monotonic() + RETRY_INTERVAL
         self._close_quietly()
 
+    def _recovered(self) -> None:
+        if self.error is not None:
+            log.warning("log file %s: writing again (%d lines dropped so far)",
+                        self.path, self.lines_dropped)
+            self.error = None
+
+    def _may_try(self) -> bool:
+        return self.error is None or time.monotonic() >= self._retry_at
+
     def write(self, data: bytes) -> None:
-        if self._fh is None and (self.error is not None or not self._open()):
+        """Accept one formatted line (or drop and count it when the buffer is full)."""
+        buf = self._buf
+        end = len(buf) + len(data)
+        if self._fd is not None and end <= BUFFER and (
+                not self.max_bytes or self.size + end <= self.max_bytes):
+            buf += data  # the common case: one append, no syscall
             return
-        if self.max_bytes and self.size and self.size + len(data) > self.max_bytes:
-            self.rotate()
-            if self._fh is None:
+        self._write_slow(data)
+
+    def _write_slow(self, data: bytes) -> None:
+        """Open, flush a full buffer, rotate, or drop: everything but a plain append."""
+        if self._fd is None and self._may_try():
+            self._open()  # an unopenable file shows at the first line, not the first flush
+        if len(self._buf) + len(data) > BUFFER:
+            self.flush()
+            if len(self._buf) + len(data) > BUFFER:
+                self.lines_dropped += 1
                 return
+        pending = self.size + len(self._buf)
+        if (self.max_bytes and pending and self._may_try()
+                and pending + len(data) > self.max_bytes):
+            self.flush()
+            if not self._buf:
+                self.rotate()
+        self._buf += data
+
+    def flush(self) -> None:
+        """Write the buffer out; on failure keep what was not written for the next try."""
+        if not self._buf or not self._may_try():
+            return
+        if self._fd is None and not self._open():
+            return
         try:
-            self._fh.write(data)  # type: ignore[union-attr]
+            while self._buf:
+                n = os.write(self._fd, self._buf)  # type: ignore[arg-type]
+                del self._buf[:n]
+                self.size += n
         except OSError as exc:
             self._fail(exc)
             return
-        self.size += len(data)
-        self.dirty = True
-
-    def flush(self) -> None:
-        self.dirty = False
-        if self._fh is not None:
-            try:
-                self._fh.flush()
-            except OSError as exc:
-                self._fail(exc)
+        self._recovered()
 
     def rotate(self) -> bool:
         """Rotate now (also retries after an error); False if nothing was rotated."""
+        self._retry_at = 0.0
+        self.flush()
         self._close_quietly()
         try:
             had = os.path.exists(self.path) and os.path.getsize(self.path) > 0
@@ -113,18 +165,19 @@ class RotatingLogFile:
         except OSError as exc:
             self._fail(exc)
             return False
-        self.error = None
-        self._open()
+        if self._open():
+            self._recovered()
         return had
 
     def _close_quietly(self) -> None:
-        fh, self._fh = self._fh, None
-        self.dirty = False
-        if fh is not None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
             try:
-                fh.close()
+                os.close(fd)
             except OSError:
                 pass
 
     def close(self) -> None:
+        self._retry_at = 0.0
+        self.flush()
         self._close_quietly()

@@ -49,6 +49,24 @@ def test_watchers_see_every_stop_then_end_with_exit_3_and_one_message(own_cli_da
     assert "Traceback" not in err + logs_err
 
 
+def test_a_second_sigterm_during_the_shutdown_does_not_kill_the_daemon(own_cli_daemon):
+    d = own_cli_daemon
+    # ignores SIGTERM: the shutdown waits timeout_stop_sec for it, then SIGKILLs it
+    stubborn = "trap '' TERM; echo up; while :; do sleep 0.1; done"
+    assert d.cli("create", "stubborn", "--timeout-stop-sec", "2", "sh", "-c", stubborn).code == 0
+    assert d.cli("start", "stubborn").code == 0
+    d.wait_for("its first line", lambda: "up" in d.cli("logs", "stubborn").out)
+    pid = d.record("stubborn")["pid"]
+    d.proc.send_signal(signal.SIGTERM)
+    d.wait_for("the shutdown to begin", lambda: "shutting down" in d.log_text())
+    deadline = time.monotonic() + 60
+    while d.proc.poll() is None and time.monotonic() < deadline:  # an impatient operator
+        d.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.005)
+    assert d.proc.wait(timeout=5) == 0
+    assert not pid_alive(pid)  # stopped by the escalation, not left behind
+
+
 class Container:
     """``dd-procmgrd`` as PID 1 of a new PID namespace (``unshare --pid --fork``)."""
 

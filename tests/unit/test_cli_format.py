@@ -231,6 +231,23 @@ def test_refused_reload_says_nothing_changed_and_lists_each_error():
     assert "y.yaml: cycle" in text and "Added" not in text
 
 
+def test_reload_keeps_warnings_apart_from_errors():
+    warning = {"file": "w.yaml", "line": 3, "field": "wants", "severity": "warning",
+               "message": "wants unknown process 'ghost'"}
+    error = {"file": "x.yaml", "line": 1, "field": "command", "severity": "error",
+             "message": "missing required field"}
+    only_warning = {"added": ["w"], "errors": [warning]}
+    assert views.reload_errors(only_warning) == []
+    text = views.render_reload(only_warning)
+    assert text.startswith("Configuration reloaded\n") and "Errors" not in text
+    assert "Warnings (applied):\n  w.yaml:3: warning: field 'wants'" in text
+    both = views.render_reload({"errors": [warning, error]})
+    assert views.reload_errors({"errors": [warning, error]}) == [error]
+    assert both.startswith("Configuration not reloaded: nothing changed. Errors:\n  x.yaml:1:")
+    assert both.endswith("\nWarnings:\n  w.yaml:3: warning: field 'wants': wants unknown "
+                         "process 'ghost'")
+
+
 def test_issue_line_matches_config_issue_str():
     from trio_procmgr.spec import ConfigIssue
     issue = ConfigIssue(file="a.yaml", line=2, field="args", message="not a list",

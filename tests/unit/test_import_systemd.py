@@ -187,6 +187,26 @@ def test_every_directive_without_equivalent_is_reported_with_file_and_line():
     assert conversion.ok
 
 
+@pytest.mark.parametrize("line, signal", [
+    ("/bin/kill -HUP $MAINPID", "SIGHUP"), ("/usr/bin/kill -s USR2 $MAINPID", "SIGUSR2"),
+    ("-/bin/kill -SIGUSR1 ${MAINPID}", "SIGUSR1"), ("kill -1 $MAINPID", "SIGHUP"),
+])
+def test_a_reload_that_signals_the_main_pid_becomes_reload_signal(tmp_path, line, signal):
+    conversion, proc = service(f"[Service]\nExecStart=/bin/true\nExecReload={line}\n")
+    assert proc["reload_signal"] == signal
+    assert not [m for m in messages(conversion) if "ExecReload" in m]
+    assert_validates(tmp_path, conversion)
+
+
+@pytest.mark.parametrize("line", ["/usr/sbin/nginx -s reload", "/bin/kill -HUP 42",
+                                  "/bin/kill -NOSUCH $MAINPID"])
+def test_any_other_reload_command_is_reported_and_not_mapped(line):
+    conversion, proc = service(f"[Service]\nExecStart=/bin/true\nExecReload={line}\n")
+    assert "reload_signal" not in proc
+    assert any(m.startswith(f"/u/app.service:3: ExecReload={line} has no equivalent (only "
+                            "`kill -SIGNAL $MAINPID` maps") for m in messages(conversion))
+
+
 def test_a_template_keeps_its_instance_placeholder(tmp_path):
     conversion = convert(("worker@.service", "[Unit]\nDescription=worker %I\n[Service]\n"
                           "ExecStart=/usr/bin/worker --queue %i --home %h\nRuntimeDirectory=worker-%i\n"))

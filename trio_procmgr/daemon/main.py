@@ -110,7 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile_limit()
     try:
         check_listener_args(args)
-        return trio.run(run_daemon, args)
+        code = trio.run(run_daemon, args)
+        # Everything is stopped: a late SIGTERM/SIGINT must not turn exit 0 into -15.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return code
     except KeyboardInterrupt:
         return 0
     except DaemonStartError as exc:
@@ -166,7 +170,6 @@ async def run_daemon(args: argparse.Namespace) -> int:
     import trio
 
     from trio_procmgr.config.loader import config_path_problem, load_config_path, resolve_config_dir
-    from trio_procmgr.daemon.sdnotify import sd_notify, watchdog_interval
     from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.paths import default_socket_path
 
@@ -195,6 +198,21 @@ async def run_daemon(args: argparse.Namespace) -> int:
                              handover=snap, platform=platform)
     log.info("platform %s", manager.platform.name)
     status = ExitStatusBox()
+    # Until the very end, a further SIGTERM/SIGINT (during the stop, or once the signal
+    # task is gone) lands here and is ignored: the shutdown already under way finishes.
+    # Leaving the receiver restores SIG_IGN (set just before), not the default that
+    # would kill the daemon while Trio winds down.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT):
+        return await _serve(manager, args, config_dir, socket_path, snap, status)
+
+
+async def _serve(manager: Any, args: argparse.Namespace, config_dir: str | None,
+                 socket_path: str, snap: Any, status: "ExitStatusBox") -> int:
+    import trio
+
+    from trio_procmgr.daemon.sdnotify import sd_notify, watchdog_interval
+
     async with manager:
         async with trio.open_nursery() as nursery:
             info = await _start_listeners(nursery, manager, args, socket_path,
@@ -353,9 +371,14 @@ async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> N
 
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
                                    signal.SIGUSR1, signal.SIGUSR2) as signals:
+        stopping = False
         async for signum in signals:
             if signum in (signal.SIGTERM, signal.SIGINT):
-                log.info("received %s", signal.Signals(signum).name)
+                if not stopping:
+                    log.info("received %s", signal.Signals(signum).name)
+                    stopping = True
+                else:
+                    log.debug("received %s again: already shutting down", signal.Signals(signum).name)
                 await manager.shutdown()
             elif signum == signal.SIGHUP:
                 if config_dir is None:

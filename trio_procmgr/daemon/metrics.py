@@ -58,6 +58,14 @@ def usage(cgroup: Any, pid: int | None) -> tuple[float | None, float | None, int
     return user, system, memory
 
 
+def state_write_errors(manager: Any) -> tuple[int, str | None]:
+    """Failed writes to the state dir (state files, overrides and the spawn journal) since
+    the daemon started, and the current failure (None when everything is written)."""
+    store, journal = getattr(manager, "store", None), getattr(manager, "journal", None)
+    count = (getattr(store, "write_errors", 0) or 0) + (getattr(journal, "write_errors", 0) or 0)
+    return count, getattr(store, "error", None) or getattr(journal, "error", None)
+
+
 def _counts(value: Any, label_default: str) -> dict[str, float]:
     if isinstance(value, dict):
         return {str(k): float(v) for k, v in value.items()}
@@ -117,8 +125,16 @@ class ManagerCollector:
                                    labels=labels)
         log_lines = CounterMetricFamily(f"{PREFIX}_process_log_lines",
                                         "Output lines captured from the process", labels=labels)
+        write_errors = CounterMetricFamily(
+            f"{PREFIX}_process_log_write_errors",
+            "Failed writes to the process's log file (full disk, I/O error)", labels=labels)
+        dropped = CounterMetricFamily(
+            f"{PREFIX}_process_log_lines_dropped",
+            "Lines that never reached the log file (still in the ring)", labels=labels)
         for sup in self.manager.supervisors():
             rec, name = sup.record, sup.name
+            write_errors.add_metric([name], sup.extras.get("log_write_errors", 0))
+            dropped.add_metric([name], sup.extras.get("log_lines_dropped", 0))
             for st in State:
                 state.add_metric([name, st.value], 1.0 if rec.state is st else 0.0)
             for h in HEALTH_STATES:
@@ -135,7 +151,8 @@ class ManagerCollector:
                     cpu.add_metric([name, "system"], system or 0.0)
                 if mem is not None:
                     memory.add_metric([name], mem)
-        yield from (state, health, runs, restarts, uptime, cpu, memory, log_lines)
+        yield from (state, health, runs, restarts, uptime, cpu, memory, log_lines, write_errors,
+                    dropped)
 
     def _daemon(self, now: float) -> Iterator[Metric]:
         m = self.manager
@@ -143,6 +160,9 @@ class ManagerCollector:
                                 value=now - m.started_at)
         yield GaugeMetricFamily(f"{PREFIX}_daemon_processes", "Processes defined",
                                 value=len(m.supervisors()))
+        failed, _ = state_write_errors(m)
+        yield CounterMetricFamily(f"{PREFIX}_state_write_errors",
+                                  "Failed writes to the state dir (full, read-only)", value=failed)
         hub = m.hub
         yield CounterMetricFamily(f"{PREFIX}_events_published", "Events published on the hub",
                                   value=hub.published)

@@ -65,7 +65,20 @@ class LogCapture:
             plog = self._logs[sup] = _ProcessLog(writer)
             if path:
                 sup.extras["log_file"] = path
+                sup.extras.setdefault("log_write_errors", 0)
+                sup.extras.setdefault("log_lines_dropped", 0)
         return plog
+
+    @staticmethod
+    def _note(sup: "Supervisor", writer: RotatingLogFile) -> None:
+        """Show a failing disk in ``describe`` and /metrics (counts are per process and
+        survive a change of log file); cleared again once the file is written."""
+        sup.extras["log_write_errors"] = writer.write_errors
+        sup.extras["log_lines_dropped"] = writer.lines_dropped
+        if writer.error is None:
+            sup.extras.pop("log_file_error", None)
+        else:
+            sup.extras["log_file_error"] = writer.error
 
     def on_line(self, sup: "Supervisor", stream: str, line: str, now: float) -> None:
         plog = self._log_of(sup)
@@ -73,8 +86,8 @@ class LogCapture:
         if writer is not None:
             was_dirty = writer.dirty
             writer.write(format_line(now, stream, line))
-            if writer.error is not None:
-                sup.extras["log_file_error"] = writer.error
+            if writer.error is not None or "log_file_error" in sup.extras:
+                self._note(sup, writer)
             if not was_dirty and plog.wake is not None:
                 plog.wake.set()
         if self.followers:
@@ -86,7 +99,9 @@ class LogCapture:
                     sub.offer(item)
 
     def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
-        nursery.start_soon(self._flusher, sup)
+        """A flusher task only for a process that writes a log file (a task costs memory)."""
+        if log_file_path(sup, self.manager.log_dir) is not None:
+            nursery.start_soon(self._flusher, sup)
 
     async def _flusher(self, sup: "Supervisor") -> None:
         try:
@@ -105,6 +120,8 @@ class LogCapture:
         plog = self._logs.get(sup)
         if plog is not None and plog.writer is not None and plog.writer.dirty:
             plog.writer.flush()
+            if plog.writer.error is not None or "log_file_error" in sup.extras:
+                self._note(sup, plog.writer)
 
     def on_down(self, sup: "Supervisor", requested: bool) -> None:
         self.flush(sup)
@@ -123,6 +140,8 @@ class LogCapture:
         if old is not None:
             old.close()
         plog.writer = RotatingLogFile(new_path, spec.max_bytes, spec.backups) if new_path else None
+        if old is not None and plog.writer is not None:
+            plog.writer.write_errors, plog.writer.lines_dropped = old.write_errors, old.lines_dropped
         sup.extras.pop("log_file_error", None)
         if new_path:
             sup.extras["log_file"] = new_path
@@ -140,10 +159,7 @@ class LogCapture:
             if writer is not None and writer.rotate():
                 rotated.append(writer.path)
             if writer is not None:
-                if writer.error is None:
-                    sup.extras.pop("log_file_error", None)
-                else:
-                    sup.extras["log_file_error"] = writer.error
+                self._note(sup, writer)
         return rotated
 
     # -------------------------------------------------------------- following

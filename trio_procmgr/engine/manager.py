@@ -82,7 +82,7 @@ class ProcessManager:
         self.handing_over = False
         #: The daemon's re-exec (``daemon.handover``); None in library use.
         self.reexec_hook: Callable[[], Any] | None = None
-        self.overrides = OverrideLayer(state_dir)
+        self.overrides = OverrideLayer(state_dir, self.store)
         self.transactions = Transactions(self)
         self._sups: dict[str, Supervisor] = {}
         self._specs_cache: dict[str, ProcessSpec] | None = None
@@ -359,8 +359,16 @@ class ProcessManager:
             return None, ()
         from trio_procmgr.engine import output_fifo
 
-        (cout, cerr), (rout, rerr), paths = output_fifo.create(
-            self.output_dir, f"{sup.record.id}.{sup.record.runs}")
+        try:
+            (cout, cerr), (rout, rerr), paths = output_fifo.create(
+                self.output_dir, f"{sup.record.id}.{sup.record.runs}")
+        except OSError as exc:  # full/read-only state dir, EMFILE: plain pipes this run
+            sup.extras["output_fifo_error"] = output_fifo.fallback_note(exc)
+            log.warning("%s: cannot create output FIFOs in %s (%s); this run's output uses "
+                        "plain pipes and will not survive a daemon crash",
+                        sup.name, self.output_dir, exc.strerror or exc)
+            return None, ()
+        sup.extras.pop("output_fifo_error", None)
         return (cout, cerr, rout, rerr), paths
 
     def discard_output(self, fifos: tuple[str, ...]) -> None:
@@ -668,11 +676,20 @@ class ProcessManager:
         self._check_graph({**self.specs, name: spec})
         sup = await self._add(spec)
         self.publish("process_created", name, sup.record.id)
-        self._persist()
+        saved = self._persist()
         self._save_ids()
         if start or spec.auto_start and start is not False:
-            return await self.start(name)
-        return sup.record.to_dict()
+            return self._unsaved_warning(await self.start(name), saved)
+        return self._unsaved_warning(sup.record.to_dict(), saved)
+
+    def _unsaved_warning(self, record: dict[str, Any], saved: bool) -> dict[str, Any]:
+        """A created process whose definition could not be written to the state dir runs
+        anyway; the answer says it would not come back after a daemon restart."""
+        if not saved and self.store is not None:
+            record["warnings"] = [f"not persisted: {self.store.error} (the process exists "
+                                  f"until the daemon stops; the state dir is retried with "
+                                  f"the next state write)"]
+        return record
 
     def _parse_raw(self, name: str, raw: Mapping[str, Any], *, transient: bool = False) -> ProcessSpec:
         from trio_procmgr.config.loader import parse_process
@@ -929,11 +946,13 @@ class ProcessManager:
             self.publish("process_updated", name, sup.record.id, restart_required=needs)
             if needs and was_active:
                 await self.restart(name)
+        # The new config is in place before processes are added: features read it when a
+        # supervisor is added (socket activation binds the new `sockets:` entries then).
+        self.config = config
         for name in added:
             sup = await self._add(new[name], self._stable_record(name))
             self.publish("process_created", name, sup.record.id)
         self._save_ids()
-        self.config = config
         self.overrides.forget_except(set(config.processes))
         autostart = [n for n in added if new[n].auto_start]
         if autostart:
@@ -973,12 +992,13 @@ class ProcessManager:
     def _is_runtime_created(self, sup: Supervisor) -> bool:
         return sup.spec.source.file is None
 
-    def _persist(self) -> None:
+    def _persist(self) -> bool:
+        """Write the runtime-created definitions; False when the state dir refused."""
         if self.store is None:
-            return
+            return True
         from trio_procmgr.config.loader import spec_to_raw
 
-        self.store.save_processes({
+        return self.store.save_processes({
             s.name: {"spec": spec_to_raw(s.spec), "id": s.record.id,
                      "created_at": s.record.created_at}
             for s in self._sups.values()

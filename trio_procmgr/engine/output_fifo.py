@@ -15,6 +15,11 @@ is gone. A named FIFO in the state dir fixes both:
 * a re-exec'd daemon inherits its read fds (no reopen needed, nothing in flight lost).
 
 Paths are ``<dir>/<id>.<run>.<stream>``; they are removed when the run ends.
+
+When the FIFOs cannot be made (state dir full, out of inodes or read-only, EMFILE) the
+run falls back to plain pipes: capture works as always, only that run's output does not
+survive a daemon crash (``describe`` says so in ``output_fifo_error``, see
+:func:`fallback_note`). The next run tries FIFOs again.
 """
 
 from __future__ import annotations
@@ -90,3 +95,9 @@ def remove(paths: tuple[str, ...] | list[str]) -> None:
     for path in paths:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
+
+
+def fallback_note(exc: OSError) -> str:
+    """What ``describe`` shows for a run whose output fell back to plain pipes."""
+    return (f"output FIFOs could not be created ({exc.strerror or exc}): this run uses plain "
+            f"pipes; its output is captured but does not survive a daemon crash")

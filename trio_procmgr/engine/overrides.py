@@ -8,7 +8,9 @@ layer (``overrides``) and where each part comes from (``sources``). A process th
 longer in any file loses its layer.
 
 Kept in ``<state-dir>/overrides.json`` ({name: {field: value}}), written atomically;
-without a state dir the layer lives in memory only.
+without a state dir the layer lives in memory only. A write that fails (full or read-only
+state dir) goes through the state store's accounting: counted, logged once per episode,
+retried with the next state write; the layer still applies meanwhile.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ FILE_NAME = "overrides.json"
 class OverrideLayer:
     """Per-process field overrides on top of the config files, persisted."""
 
-    def __init__(self, state_dir: str | None) -> None:
+    def __init__(self, state_dir: str | None, store: Any = None) -> None:
         self.path = os.path.join(state_dir, FILE_NAME) if state_dir else None
+        #: The ``StateStore`` whose ``write`` counts and retries failures (None: log only).
+        self.store = store
         self._layers: dict[str, dict[str, Any]] = self._load()
 
     def _load(self) -> dict[str, dict[str, Any]]:
@@ -88,6 +92,9 @@ class OverrideLayer:
 
     def _save(self) -> None:
         if self.path is None:
+            return
+        if self.store is not None:
+            self.store.write(self.path, dict(self._layers))
             return
         try:
             atomic_write_json(self.path, self._layers)

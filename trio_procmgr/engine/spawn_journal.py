@@ -20,6 +20,7 @@ The fold is pure (tested without processes); :class:`SpawnJournal` is the thin f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -95,6 +96,8 @@ class SpawnJournal:
         self.live: dict[str, dict[str, Any]] = {}
         self.settled: dict[str, dict[str, Any]] = {}
         self.write_errors = 0
+        #: The last failure while an episode lasts: the file misses lines (see _append).
+        self.error: str | None = None
 
     def load(self) -> dict[str, dict[str, Any]]:
         """What the previous daemon (or image) left running, per the journal (and, in
@@ -145,11 +148,25 @@ class SpawnJournal:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except OSError as exc:
-            self.write_errors += 1
-            log.error("spawn journal: cannot compact %s: %s", self.path, exc)
+            self._failed("compact", exc)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
             return
         self.close()
         self._lines = len(self.live) + len(self.settled)
+        if self.error is not None:
+            log.warning("spawn journal %s: written again (complete)", self.path)
+            self.error = None
+
+    def _failed(self, what: str, exc: OSError) -> None:
+        """Count every failure, log the first of an episode (a full disk would otherwise
+        log once per spawn)."""
+        self.write_errors += 1
+        if self.error is None:
+            log.error("spawn journal: cannot %s %s: %s (the daemon keeps running; the journal "
+                      "is rewritten whole with the next spawn or exit, counted in "
+                      "state_write_errors)", what, self.path, exc.strerror or exc)
+        self.error = f"{what}: {exc.strerror or exc}"
 
     def close(self) -> None:
         if self._fd is not None:
@@ -157,15 +174,18 @@ class SpawnJournal:
             self._fd = None
 
     def _append(self, line: bytes) -> None:
+        """One line; after a failed write the file misses lines, so the next change
+        rewrites it whole from :attr:`live`/:attr:`settled` (which include ``line``)."""
+        if self.error is not None:
+            self.compact()
+            return
         try:
             if self._fd is None:
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT
                                    | os.O_CLOEXEC, 0o600)
             os.write(self._fd, line)
-        except OSError as exc:
-            # A full disk must not stop a spawn; it is counted and logged.
-            self.write_errors += 1
-            log.error("spawn journal: cannot append to %s: %s", self.path, exc)
+        except OSError as exc:  # a full disk must not stop a spawn
+            self._failed("append to", exc)
             return
         self._lines += 1
         if self._lines > len(self.live) + len(self.settled) + COMPACT_SLACK:

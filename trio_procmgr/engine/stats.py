@@ -48,7 +48,10 @@ def summarize(counters: Mapping[str, Any], samples: Sequence[ProcSample],
     out: dict[str, Any] = {}
     sources: dict[str, str] = {}
     rss = sum(s.rss for s in samples)
-    if counters.get("memory_current") is not None:
+    if counters.get("memory_charged_elsewhere") and (counters.get("memory_current") or 0) < rss:
+        # a hot v1 limit: the cgroup misses the pages from before it; the resident set does not
+        out["memory_current"], sources["memory"] = rss, "procfs (v1 charges stayed behind)"
+    elif counters.get("memory_current") is not None:
         out["memory_current"], sources["memory"] = counters["memory_current"], "cgroup"
     else:
         out["memory_current"], sources["memory"] = rss, "procfs"

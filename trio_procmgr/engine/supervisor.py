@@ -24,9 +24,11 @@ import trio
 from trio_procmgr import errors, units
 from trio_procmgr.engine import notify, runtime_files, watchdog
 from trio_procmgr.engine.containment import ContainedNursery, InternalError
+from trio_procmgr.engine.inbox import Inbox
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
-from trio_procmgr.logs import LogRing, pump
+from trio_procmgr.logs import LogRing
+from trio_procmgr.output_pump import start_pumps
 from trio_procmgr.platform.posix import ExitStatus
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
 from trio_procmgr.spec import ProcessSpec
@@ -40,9 +42,9 @@ log = logging.getLogger("trio_procmgr.supervisor")
 S = State
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class Instance:
-    """One run of the child, from spawn to reaped exit."""
+    """One run of the child, from spawn to reaped exit (slotted: one per running process)."""
 
     child: Child
     started_mono: float
@@ -101,7 +103,7 @@ class Supervisor:
         self.enforcement: dict[str, Any] = {}
         self.run_baseline: Any = None  # resources.RunBaseline, taken before each spawn
         self.extras: dict[str, Any] = {}
-        self._send, self._recv = trio.open_memory_channel[Any](math.inf)
+        self._send = self._recv = Inbox()  # one object: a Trio channel costs ~2 KiB
         self._changed = trio.lowlevel.ParkingLot()
         self._backoff_scope: trio.CancelScope | None = None
         self.nursery: ContainedNursery | None = None
@@ -367,7 +369,7 @@ class Supervisor:
             with inst.scope:
                 async with trio.open_nursery() as raw:
                     inst.nursery = nursery = ContainedNursery(raw, self.contain_fault)
-                    nursery.start_soon(self._pump_output, inst)
+                    self._start_output_pumps(inst, nursery)
                     for hook in self.manager.instance_hooks:
                         hook(self, inst, nursery)
                     for fn in inst.pending:
@@ -380,16 +382,13 @@ class Supervisor:
         finally:
             inst.tree_done = True
 
-    async def _pump_output(self, inst: Instance) -> None:
-        fds = ((inst.child.stdout_fd, "stdout"), (inst.child.stderr_fd, "stderr"))
+    def _start_output_pumps(self, inst: Instance, nursery: ContainedNursery) -> None:
+        """A lean pump task per pipe in the instance nursery (output_pump: memory)."""
+        fds = [(fd, stream) for fd, stream in ((inst.child.stdout_fd, "stdout"),
+                                                (inst.child.stderr_fd, "stderr"))
+               if fd is not None]
         inst.child.stdout_fd = inst.child.stderr_fd = None
-        try:
-            async with trio.open_nursery() as nursery:
-                for fd, stream in fds:
-                    if fd is not None:
-                        nursery.start_soon(pump, fd, stream, self._log_line)
-        finally:
-            inst.output_done.set()
+        start_pumps(nursery, fds, self._log_line, inst.output_done)
 
     async def _drain_output(self, inst: Instance, timeout: float = 1.0) -> None:
         """Give the pumps a moment to read what the dead service still had in its pipes."""

@@ -171,6 +171,26 @@ def _kill_signal(b: UnitBuilder, d: Directive) -> None:
         b.error(d.line, f"KillSignal={d.value} is not a signal")
 
 
+#: ``ExecReload=`` lines that only signal the main process: ``[-]/bin/kill [-s] -HUP $MAINPID``.
+RELOAD_BY_SIGNAL = re.compile(r"-?(?:/usr)?(?:/s?bin/)?kill\s+(?:-s\s+)?-?(\w+)\s+\$\{?MAINPID\}?")
+RELOAD_OTHER = ("only `kill -SIGNAL $MAINPID` maps, to reload_signal, which `dd-procmgr reload` "
+                "sends; other reload commands are not run")
+
+
+def _exec_reload(b: UnitBuilder, d: Directive) -> None:
+    """``kill -HUP $MAINPID`` is exactly what ``dd-procmgr reload`` does with
+    ``reload_signal``, so that common form keeps working after the move."""
+    found = RELOAD_BY_SIGNAL.fullmatch(d.value.strip())
+    try:
+        signal_name = units.signal_name(units.parse_signal(found.group(1))) if found else None
+    except ValueError:
+        signal_name = None
+    if signal_name is None:
+        b.unmapped(d.line, str(d), RELOAD_OTHER)
+        return
+    b.set("reload_signal", signal_name)
+
+
 def _pidfile(b: UnitBuilder, d: Directive) -> None:
     path = b.expand(d, d.value)
     b.set("pidfile", path if path.startswith("/") else "/run/" + path)
@@ -272,6 +292,7 @@ SERVICE_MAP: dict[str, tuple[str, Handler]] = {
     "TimeoutSec": ("timeout_start_sec + timeout_stop_sec", _timeout_both),
     "KillMode": ("kill_mode: control-group, process, mixed (none is reported)", _kill_mode),
     "KillSignal": ("kill_signal", _kill_signal),
+    "ExecReload": ("reload_signal, from `kill -SIGNAL $MAINPID` (any other reload command is reported)", _exec_reload),
     "PIDFile": ("pidfile (a relative path is under /run)", _pidfile),
     "RuntimeDirectory": ("runtime_directory", _word_list("runtime_directory")),
     "AmbientCapabilities": ("ambient_capabilities", _capabilities),
@@ -348,7 +369,6 @@ NO_EQUIVALENT: dict[str, str] = {
     "ExecStartPre": "no commands run before the start; fold it into a wrapper or a oneshot process ordered before this one",
     "ExecStartPost": "no commands run after the start; use a oneshot process ordered after this one",
     "ExecCondition": "use condition_path_exists, or a oneshot process this one requires",
-    "ExecReload": "reload is not an action of ours; send the signal with `dd-procmgr kill`",
     "ExecStop": "the stop sequence is kill_signal, then SIGKILL after timeout_stop_sec",
     "ExecStopPost": "no commands run after the stop",
     "RemainAfterExit": "a oneshot process is 'exited' after it ran; dependants treat that as up",

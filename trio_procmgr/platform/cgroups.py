@@ -523,6 +523,9 @@ class _Cgroup:
         self._dirs: dict[str, str] = {}
         self._limited: frozenset[str] = frozenset()
         self._ready = False
+        #: The v1 memory cgroup was joined by running processes (a hot limit): their
+        #: earlier pages are not in its usage (stats then take the resident set too).
+        self.memory_charged_elsewhere = False
 
     def ensure(self) -> None:
         """Create the directories this cgroup needs now (idempotent, cheap once done).
@@ -562,9 +565,14 @@ class _Cgroup:
         if h is None or h.mount_point in self._dirs:
             return
         path = self._dirs[h.mount_point] = self._m._mkdirs(h, self.rel)
-        for pid in self.procs():  # hot-added limit: the service is already running
+        pids = self.procs()  # hot-added limit: the service is already running
+        for pid in pids:
             with contextlib.suppress(OSError):
                 _write(os.path.join(path, "cgroup.procs"), str(pid))
+        if controller == "memory" and pids and h.version == 1:
+            # v1 (on current kernels) leaves the pages charged where they were, so this
+            # cgroup's usage misses what the service held before the limit appeared.
+            self.memory_charged_elsewhere = True
 
     def _dir(self, role: str) -> tuple[Hierarchy, str] | None:
         h = self._m.roles.get(role)
@@ -648,9 +656,12 @@ class _Cgroup:
             if h.version == 2:
                 return {"memory_current": int(_read(os.path.join(path, "memory.current"))),
                         "memory_limit": v2.parse_limit(_read(os.path.join(path, "memory.max")))}
-            return {"memory_current": int(_read(os.path.join(path, "memory.usage_in_bytes"))),
-                    "memory_limit": v1.parse_memory_limit(
-                        _read(os.path.join(path, "memory.limit_in_bytes")))}
+            v1_stats = {"memory_current": int(_read(os.path.join(path, "memory.usage_in_bytes"))),
+                        "memory_limit": v1.parse_memory_limit(
+                            _read(os.path.join(path, "memory.limit_in_bytes")))}
+            if self.memory_charged_elsewhere:
+                v1_stats["memory_charged_elsewhere"] = True
+            return v1_stats
         return {}
 
     def _cpu_stats(self) -> dict[str, Any]:

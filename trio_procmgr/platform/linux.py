@@ -84,6 +84,23 @@ class Reaper:
         self.reaped = 0
 
     def reap_untracked(self) -> None:
+        """Reap every dead child nobody watches. Peeks first (``WNOWAIT``): listing our
+        children is O(N) — ~7 ms per SIGCHLD with 5000 services — while the peek is O(1)
+        and says whether a zombie exists at all, and whose it is (issue 15)."""
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            if info.si_pid in self.tracked:
+                break  # its pidfd waiter reaps it; others may hide behind it: list them
+            try:
+                os.waitid(os.P_PID, info.si_pid, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass
+            self.reaped += 1
         for pid in children_of_self() - self.tracked:
             try:
                 info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
@@ -109,6 +126,9 @@ class Reaper:
             task_status.started()
             self.reap_untracked()
             async for _ in signals:
+                # Let the pidfd waiters woken with this signal reap their own children
+                # first, so the peek in reap_untracked rarely has to list every child.
+                await trio.lowlevel.checkpoint()
                 self.reap_untracked()
                 self.poke()
 

@@ -669,7 +669,10 @@ class CallHandler:
                 "server_version": trio_procmgr.__version__, "schema_hash": codec.schema_hash}
 
     async def do_ping(self) -> dict:
-        return {"time": time.time()}
+        from trio_procmgr.daemon.metrics import state_write_errors
+
+        failed, error = state_write_errors(self.manager)
+        return {"time": time.time(), "state_write_errors": failed, "state_error": error}
 
     async def do_shutdown(self) -> dict:
         shutdown = self.engine("shutdown")
