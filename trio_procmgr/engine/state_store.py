@@ -71,10 +71,14 @@ def read_json(path: str) -> Any:
 
 
 class StateStore:
-    def __init__(self, state_dir: str, start_time: Callable[[int], int | None]) -> None:
-        """``start_time`` is the platform's pid identity stamp (tells a reused pid apart)."""
+    def __init__(self, state_dir: str,
+                 start_time: Callable[[int], int | None] | None = None) -> None:
+        """``start_time`` is the platform's pid identity stamp (tells a reused pid apart);
+        by default the one of the adapter ``auto`` picks."""
+        from trio_procmgr.platform.choice import choose_platform
+
         self.dir = state_dir
-        self.start_time = start_time
+        self.start_time = start_time or choose_platform("auto").process.start_time
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
         self.processes_path = os.path.join(state_dir, "processes.json")
         self.runtime_path = os.path.join(state_dir, "runtime.json")
