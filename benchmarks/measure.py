@@ -104,9 +104,10 @@ class PeerRun:
                                f"{done.stderr[-500:]}")
         return took
 
-    def wait_control(self, timeout: float = 60) -> None:
-        """The control endpoint answers (it may come up after the children)."""
-        deadline = time.monotonic() + timeout
+    def wait_control(self, timeout: float | None = None) -> None:
+        """The control endpoint answers (it may come up after the children; at N=5000 on
+        a loaded box that took more than a minute, so the phase timeout applies)."""
+        deadline = time.monotonic() + (PHASE_TIMEOUT if timeout is None else timeout)
         while True:
             try:
                 self.cli(self.peer.status_argv(self.root))
@@ -279,12 +280,14 @@ def event_latency(socket_path: Path, name: str, samples: int) -> dict[str, float
 
 
 def measure_peer(peer: Peer, n: int, *, idle_s: float, restarts: int, events: int,
-                 rpc_s: float, log: Any = print, pids: dict[str, Any] | None = None
-                 ) -> dict[str, float]:
+                 rpc_s: float, log: Any = print, pids: dict[str, Any] | None = None,
+                 results: dict[str, float] | None = None) -> dict[str, float]:
     """Every metric for one supervisor at N; the daemon and its children are gone after.
-    ``pids`` receives the daemon's PID and every child PID seen (to check for leftovers)."""
+    ``pids`` receives the daemon's PID and every child PID seen (to check for leftovers);
+    ``results`` receives each figure as it is measured, so a peer failing a later phase
+    (circus not stopping 5000 within the phase timeout) keeps the figures it did get."""
     run = PeerRun(peer, n)
-    results: dict[str, float] = {}
+    results = {} if results is None else results
     try:
         try:
             results["bringup_s"] = run.start()

@@ -1,6 +1,6 @@
 """``python -m benchmarks.run``: dd-procmgrd vs supervisord vs circus, one table.
 
-    python -m benchmarks.run                   # N = 100 and 1000, every peer
+    python -m benchmarks.run                   # N = 100, 1000 and 5000, every peer
     python -m benchmarks.run --quick           # N = 5, short idle window
     python -m benchmarks.run --peers dd-procmgrd --quick   # ours only, no peer install
 
@@ -25,10 +25,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from benchmarks import measure
 from benchmarks.measure import fork_exec_floor, measure_peer
 from benchmarks.peers import PEER_NAMES, Peer
 from benchmarks.procfs import become_subreaper, kill_descendants
-from benchmarks.report import table
+from benchmarks.report import scaling, table
 
 REPO = Path(__file__).resolve().parent.parent
 REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
@@ -36,7 +37,8 @@ REQUIREMENTS = Path(__file__).resolve().parent / "requirements.txt"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
-    p.add_argument("--n", default="100,1000", help="comma-separated process counts (default 100,1000)")
+    p.add_argument("--n", default="100,1000,5000",
+                   help="comma-separated process counts (default 100,1000,5000)")
     p.add_argument("--quick", action="store_true", help="N = 5, 2 s idle window, fewer samples")
     p.add_argument("--peers", default=",".join(PEER_NAMES),
                    help=f"comma-separated subset of {', '.join(PEER_NAMES)}")
@@ -51,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--overload", action="store_true",
                    help="also measure the overload rows (dd-procmgrd only): RPC p50 with a "
                    "`yes` child, events lost by a watcher at 500 restarting")
+    p.add_argument("--phase-timeout", type=float, default=None, metavar="SECONDS",
+                   help="a peer taking longer than this over one phase (bring-up, stop all...) "
+                   "is reported as failing it, not waited on (default $BENCH_PHASE_TIMEOUT or 600)")
     p.add_argument("--output", default="bench-results.json", help="JSON results file")
     args = p.parse_args(argv)
     if args.quick:
@@ -102,6 +107,8 @@ def raise_fd_limit() -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.phase_timeout is not None:
+        measure.PHASE_TIMEOUT = args.phase_timeout
     ours_bin = Path(sys.executable).parent
     peer_bin = ensure_peer_venv(Path(args.venv)) if set(args.peer_list) - {"dd-procmgrd"} else None
     peers = [Peer(name, ours_bin if name == "dd-procmgrd" else peer_bin,
@@ -117,10 +124,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  fork+exec floor: {row['floor']['bringup_s']:.3f}s", flush=True)
         for peer in peers:
             try:
-                row["peers"][peer.name] = measure_peer(
+                measure_peer(
                     peer, n, idle_s=args.idle_sec, restarts=args.restarts, events=args.events,
                     rpc_s=args.rpc_sec, log=lambda s: print(s, flush=True),
-                    pids=row["pids"].setdefault(peer.name, {}))
+                    pids=row["pids"].setdefault(peer.name, {}),
+                    results=row["peers"].setdefault(peer.name, {}))
             except Exception as exc:  # a peer failing must not lose the others' figures
                 row["errors"][peer.name] = f"{type(exc).__name__}: {exc}"
                 print(f"  {peer.name} N={n} FAILED: {row['errors'][peer.name]}", flush=True)
@@ -153,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{m['date']}; {m['nproc']} x {m['cpu_model']}; Linux {m['kernel']}; "
           f"Python {m['python']}\n")
     print(table(results))
+    per_process = scaling(results)
+    if per_process:
+        print("\n" + per_process)
     if "overload" in results:
         from benchmarks import overload
 

@@ -138,7 +138,7 @@ async def pump(fd: int, stream: str, sink: LineSink, budget: OutputBudget | None
             while True:
                 data = await stream_obj.receive_some(READ_SIZE)
                 lines = splitter.feed(data) if data else splitter.flush()
-                await _hand_over(lines, stream, sink, budget)
+                await hand_over(lines, stream, sink, budget)
                 if not data:
                     return
                 await trio.lowlevel.checkpoint()
@@ -146,7 +146,7 @@ async def pump(fd: int, stream: str, sink: LineSink, budget: OutputBudget | None
         return
 
 
-async def _hand_over(lines: list[bytes], stream: str, sink: LineSink, budget: OutputBudget) -> None:
+async def hand_over(lines: list[bytes], stream: str, sink: LineSink, budget: OutputBudget) -> None:
     """Give ``lines`` to ``sink`` at the budget's pace, yielding now and then."""
     sizes = [len(line) for line in lines]
     index = 0

@@ -50,7 +50,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import AbstractSet, Any, Iterable, Iterator, Mapping, TypeVar
+from typing import AbstractSet, Any, Iterable, Mapping, TypeVar
 
 from . import errors
 from .spec import DEPENDENCY_FIELDS, GroupSpec, ProcessSpec
@@ -440,22 +440,33 @@ class StopPlan:
         return _step_named(self.steps, name)
 
 
-def _direct_dependants(specs: Mapping[str, ProcessSpec], name: str,
-                       directives: Iterable[str]) -> Iterator[tuple[str, str]]:
+def _dependants_index(specs: Mapping[str, ProcessSpec],
+                      directives: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """name -> its direct dependants ``(other, directive)`` along ``directives`` (others
+    sorted), for every name in one pass.
+
+    Why: scanning every spec for each name reached made stopping N processes O(N²)
+    (at N=5000 a `stop --all` spent most of its time here, issue 15)."""
+    directives = tuple(directives)
+    index: dict[str, list[tuple[str, str]]] = {}
     for other in sorted(specs):
+        spec = specs[other]
         for directive in directives:
-            if name in getattr(specs[other], directive) and other != name:
-                yield other, directive
+            for name in dict.fromkeys(getattr(spec, directive)):
+                if name != other:
+                    index.setdefault(name, []).append((other, directive))
+    return index
 
 
 def _propagate(specs: Mapping[str, ProcessSpec], seeds: list[str],
                directives: tuple[str, ...]) -> dict[str, tuple[str, str] | None]:
     """Reverse closure of ``seeds`` along ``directives``: name -> first cause (BFS)."""
     cause: dict[str, tuple[str, str] | None] = {s: None for s in seeds}
+    index = _dependants_index(specs, directives)
     queue = deque(seeds)
     while queue:
         name = queue.popleft()
-        for other, directive in _direct_dependants(specs, name, directives):
+        for other, directive in index.get(name, ()):
             if other not in cause:
                 cause[other] = (name, directive)
                 queue.append(other)

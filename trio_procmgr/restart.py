@@ -6,7 +6,6 @@ feeds an exit in and gets a :class:`Decision` out; it never decides anything its
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 from trio_procmgr.spec import ProcessSpec
@@ -53,39 +52,57 @@ def backoff_delay(kind: str, restart_sec: float, max_delay: float, failures: int
 
 
 class StartLimiter:
-    """Sliding window of start times: ``burst`` starts allowed per ``interval`` seconds."""
+    """Sliding window of start times: ``burst`` starts allowed per ``interval`` seconds.
+
+    Slotted, with a plain list made on the first start and nothing kept while the limit
+    is off (interval or burst 0): there is a limiter per managed process, and an empty
+    deque alone costs ~600 bytes (issue 15). The list holds the starts of one window.
+    """
+
+    __slots__ = ("burst", "interval", "_starts")
 
     def __init__(self, burst: int, interval: float) -> None:
         self.burst = burst
         self.interval = interval
-        self._starts: deque[float] = deque()
+        self._starts: list[float] | None = None
 
     def configure(self, burst: int, interval: float) -> None:
         self.burst = burst
         self.interval = interval
 
+    def _enabled(self) -> bool:
+        return self.interval > 0 and self.burst > 0
+
     def _expire(self, now: float) -> None:
-        while self._starts and now - self._starts[0] >= self.interval:
-            self._starts.popleft()
+        starts = self._starts
+        if starts:
+            old = 0
+            while old < len(starts) and now - starts[old] >= self.interval:
+                old += 1
+            del starts[:old]
 
     def would_exceed(self, now: float) -> bool:
         """True when one more start now would exceed the limit."""
-        if self.interval <= 0 or self.burst <= 0:
+        if not self._enabled():
             return False
         self._expire(now)
-        return len(self._starts) >= self.burst
+        return self.recent >= self.burst
 
     def record(self, now: float) -> None:
+        if not self._enabled():
+            self._starts = None  # the window is off: no start is "recent"
+            return
+        if self._starts is None:
+            self._starts = []
         self._starts.append(now)
-        if self.interval > 0:
-            self._expire(now)
+        self._expire(now)
 
     def reset(self) -> None:
-        self._starts.clear()
+        self._starts = None
 
     @property
     def recent(self) -> int:
-        return len(self._starts)
+        return len(self._starts) if self._starts is not None else 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from trio_procmgr.platform import clone_spawn
 from tests.support import specs
 
 pytestmark = [pytest.mark.root,
+              pytest.mark.linux_only("clone3 spawns into a cgroup"),
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for cgroups and users")]
 
 

@@ -12,6 +12,8 @@ import pytest
 from continuity_daemon import daemon_factory, pid_alive, wait_for, write  # noqa: F401
 from trio_procmgr.engine.spawn_journal import fold
 
+pytestmark = pytest.mark.linux_only("adopting a crashed daemon's services needs a pidfd on a pid the daemon did not spawn")
+
 COUNTER = ("import itertools, time\n"
            "for i in itertools.count():\n"
            "    print(i, flush=True)\n"

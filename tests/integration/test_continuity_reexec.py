@@ -19,6 +19,8 @@ import pytest
 from continuity_daemon import Daemon, daemon_factory, pid_alive, wait_for, write  # noqa: F401
 from trio_procmgr.errors import ProcMgrError
 
+pytestmark = pytest.mark.linux_only("a re-executed daemon adopts its services through pidfds")
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [str(Path(sys.executable).parent / "dd-procmgr")]
 COUNTER = ("import itertools, time\n"

@@ -7,9 +7,12 @@ import json
 import os
 import signal
 
+import pytest
+
 from continuity_daemon import daemon_factory, pid_alive, wait_for, write  # noqa: F401
 
 
+@pytest.mark.linux_only("a setsid grandchild is found through the process tree under a subreaper")
 def test_a_setsid_grandchild_that_ignores_term_is_killed_and_reported(daemon_factory):
     d = daemon_factory(extra=["--no-cgroups"])
     marker = d.tmp / "escapee.pid"

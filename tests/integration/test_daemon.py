@@ -202,6 +202,7 @@ def test_runtime_created_processes_survive_a_daemon_restart_unless_transient(dae
     assert d2.call("describe", name="kept")["record"]["restart"] == "always"
 
 
+@pytest.mark.linux_only("adoption after a crash needs a pidfd on a pid the daemon did not spawn")
 def test_after_a_daemon_crash_the_next_instance_adopts_the_service(daemons, tmp_path):
     cfg = tmp_path / "cfg"
     marker = tmp_path / "starts.txt"

@@ -123,6 +123,7 @@ def container_root():
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.mark.linux_only("the portable reaper reaps only the daemon's own children")
 def test_as_pid_1_it_reaps_orphans_and_sigterm_stops_everything_with_status_0(container_root):
     box = Container(container_root)
     (box.conf / "orphans.yaml").write_text(

@@ -158,6 +158,7 @@ async def wait_file_pid(path):
     return int(open(path).read())
 
 
+@pytest.mark.linux_only("a setsid grandchild is found only through the service cgroup")
 async def test_grandchild_survives_kill_mode_process_but_dies_under_control_group(make_manager, tmp_path):
     import sys
     gpid_file = tmp_path / "g.pid"
@@ -203,6 +204,7 @@ async def test_process_group_mode_kills_the_group_without_cgroups(make_manager, 
     assert zombies_of(os.getpid()) == []
 
 
+@pytest.mark.linux_only("orphans reparent to the daemon only when it is a child subreaper")
 async def test_orphans_reparented_to_us_are_reaped(make_manager):
     # The main process double-forks a short-lived grandchild and keeps running.
     script = "sh -c 'sleep 0.1 &' ; sleep 60"

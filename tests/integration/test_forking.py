@@ -26,6 +26,7 @@ def cmd0(pid: int) -> bytes:
         return f.read().split(b"\0")[0]
 
 
+@pytest.mark.linux_only("the forked main process is watched through a pidfd and reparents to the daemon only as a subreaper")
 async def test_main_pid_comes_from_the_pidfile_written_after_the_parent_exits(make_manager, tmp_path):
     pidfile = tmp_path / "d.pid"
     # the daemon writes its pidfile a little after the parent is gone (as nginx does)
@@ -41,6 +42,7 @@ async def test_main_pid_comes_from_the_pidfile_written_after_the_parent_exits(ma
         assert not pid_alive(main) and not pidfile.exists()
 
 
+@pytest.mark.linux_only("the forked main process is watched through a pidfd and reparents to the daemon only as a subreaper")
 async def test_stale_pidfile_is_not_taken_for_the_main_pid(make_manager, tmp_path):
     pidfile = tmp_path / "d.pid"
     pidfile.write_text(f"{os.getpid()}\n")  # a live process, but not the service's
@@ -50,6 +52,7 @@ async def test_stale_pidfile_is_not_taken_for_the_main_pid(make_manager, tmp_pat
         assert pm.supervisor("d").record.pid not in (None, os.getpid())
 
 
+@pytest.mark.linux_only("the forked main process is watched through a pidfd and reparents to the daemon only as a subreaper")
 async def test_without_pidfile_the_single_root_process_is_main(make_manager):
     script = "sh -c 'sleep 100 & sleep 100 & wait' >/dev/null 2>&1 & exit 0"
     async with make_manager(specs(d=forking(script))) as pm:
@@ -81,6 +84,7 @@ async def test_pidfile_never_written_is_a_start_timeout(make_manager, tmp_path):
         assert sup.record.reason.startswith("start timeout")
 
 
+@pytest.mark.linux_only("the forked main process is watched through a pidfd and reparents to the daemon only as a subreaper")
 async def test_killed_main_takes_its_workers_down_before_the_restart(make_manager, tmp_path):
     pidfile = tmp_path / "d.pid"
     workers = tmp_path / "workers"

@@ -60,6 +60,7 @@ async def test_systemd_notify_ready_and_status(make_manager):
         assert d["status_text"] == "hello" and d["notify"]["dropped"] == 0, d["notify"]
 
 
+@pytest.mark.linux_only("MAINPID= needs a pidfd on a pid the daemon did not spawn")
 async def test_systemd_notify_pid_option_sets_the_main_pid(make_manager):
     need("systemd-notify")
     cfg = specs(n={"command": "sh", "process_type": "notify", "args": [
@@ -154,6 +155,7 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.linux_only("a forking main process is watched through a pidfd")
 async def test_nginx_forking_with_pidfile_restarts_after_sigkill_of_master(make_manager, tmp_path):
     nginx = need("nginx")
     port = free_port()

@@ -77,6 +77,7 @@ async def test_extend_timeout_usec_moves_the_start_deadline(make_manager):
         assert pm.supervisor("n").record.state.value == "running"
 
 
+@pytest.mark.linux_only("MAINPID= needs a pidfd on a pid the daemon did not spawn")
 async def test_mainpid_switches_the_watched_process(make_manager):
     cfg = specs(n=notify_cmd('sleep 100 & send "MAINPID=$!|READY=1"; wait'))
     async with make_manager(cfg) as pm:

@@ -185,6 +185,7 @@ async def test_hot_update_rewrites_cpu_and_pids_limits_of_the_running_process(ma
         assert pm.describe("idle")["limits"] == {}
 
 
+@pytest.mark.linux_only("the memory limit and usage are read from the service cgroup")
 async def test_stats_agree_with_proc(make_manager):
     code = textwrap.dedent("""
         import socket, threading, time
@@ -308,6 +309,7 @@ def rlimit_of(pid: int, name: str) -> str:
     raise AssertionError(f"{name} not in /proc/{pid}/limits")
 
 
+@pytest.mark.linux_only("without cgroups each service's processes are found by scanning the process table")
 async def test_stats_of_a_thousand_services_stay_cheap(make_manager):
     """1000 services (one sleeping process each): one stats round stays well under 1 s."""
     cfg = specs(**{f"s{i}": {"command": "sleep", "args": ["600"], **limits(memory="64M")}
@@ -324,6 +326,7 @@ async def test_stats_of_a_thousand_services_stay_cheap(make_manager):
         assert elapsed < 2.0, elapsed
 
 
+@pytest.mark.linux_only("checks cgroup placement")
 async def test_a_service_without_limits_lives_in_v2_only_and_joins_v1_when_limited(make_manager):
     """No limit: one hierarchy to move through per spawn. A hot-added limit moves the
     running service into that controller's hierarchy and bounds it there."""

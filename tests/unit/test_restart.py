@@ -97,3 +97,19 @@ def test_stable_run_resets_after_max_delay_or_health():
     assert not stable_run(s, 59, False)
     assert stable_run(s, 61, False)
     assert stable_run(s, 1, True)
+
+
+def test_a_limiter_that_is_off_keeps_no_start_times():
+    limiter = StartLimiter(burst=5, interval=0)
+    for i in range(1000):
+        limiter.record(float(i))
+    assert limiter.recent == 0 and not limiter.would_exceed(1000.0)
+
+
+def test_the_window_forgets_starts_older_than_the_interval():
+    limiter = StartLimiter(burst=3, interval=10)
+    for t in (0.0, 1.0, 2.0):
+        limiter.record(t)
+    assert limiter.would_exceed(5.0)
+    assert not limiter.would_exceed(10.5)  # the start at 0 has left the window
+    assert limiter.recent == 2

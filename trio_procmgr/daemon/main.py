@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=("debug", "info", "warning", "error", "critical"))
     p.add_argument("--admin-group", help="members of this group may mutate over the socket")
     p.add_argument("--instance", help="cgroup subtree name (default: derived from --state-dir)")
+    p.add_argument("--platform", choices=("linux", "portable", "auto"),
+                   default=os.environ.get("DD_PM_PLATFORM") or "auto",
+                   help="OS adapter: linux (pidfd, cgroups, subreaper), portable (POSIX "
+                        "process groups and waitpid only), auto (linux when pidfd and a "
+                        "cgroup v2 hierarchy work here; the default, or $DD_PM_PLATFORM)")
     p.add_argument("--no-cgroups", action="store_true",
                    help="do not use cgroups (control-group falls back to process-group)")
     p.add_argument("--exit-with", metavar="NAME",
@@ -181,10 +186,17 @@ async def run_daemon(args: argparse.Namespace) -> int:
     state_dir = args.state_dir or default_state_dir()
     socket_path = args.socket or default_socket_path()
     snap = handover.take()
+    from trio_procmgr.platform.choice import choose_platform
+
+    try:
+        platform = choose_platform(args.platform)
+    except ValueError as exc:  # only an environment default can get past argparse's choices
+        raise DaemonStartError(f"--platform / DD_PM_PLATFORM: {exc}") from None
     manager = ProcessManager(config, state_dir=state_dir, log_dir=args.log_dir,
                              instance=instance_name(state_dir, args.instance),
                              use_cgroups=not args.no_cgroups, config_dir=config_dir,
-                             handover=snap)
+                             handover=snap, platform=platform)
+    log.info("platform %s", manager.platform.name)
     status = ExitStatusBox()
     # Until the very end, a further SIGTERM/SIGINT (during the stop, or once the signal
     # task is gone) lands here and is ignored: the shutdown already under way finishes.

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from trio_procmgr.engine import output_fifo
-from trio_procmgr.platform.linux import pidfd_open, process_start_time
+from trio_procmgr.platform.ports import ProcessControl
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -59,21 +59,23 @@ class Verified:
     pidfd: int
 
 
-def verify(entry: Mapping[str, Any], cgroup_pids: Callable[[str], set[int] | None]) -> tuple[int | None, str]:
+def verify(entry: Mapping[str, Any], cgroup_pids: Callable[[str], set[int] | None],
+           process: ProcessControl) -> tuple[int | None, str]:
     """A pidfd on the entry's process if it is still the one the journal recorded.
 
-    ``cgroup_pids(name)`` gives the members of the service's cgroup (None: no cgroups).
+    ``cgroup_pids(name)`` gives the members of the service's cgroup (None: no cgroups);
+    ``process`` is the platform port (without watch handles nothing can be adopted).
     Returns (pidfd, "") or (None, why not).
     """
     pid, started = entry.get("pid"), entry.get("start_time")
     if not isinstance(pid, int) or pid <= 0 or started is None:
         return None, "incomplete journal entry"
-    if process_start_time(pid) != started:
+    if process.start_time(pid) != started:
         return None, f"pid {pid} is gone (or reused)"
-    pidfd = pidfd_open(pid)
+    pidfd = process.watch(pid)
     if pidfd is None:
-        return None, f"pid {pid} is gone"
-    if process_start_time(pid) != started or _is_zombie(pid):
+        return None, f"pid {pid} is gone (or cannot be watched on this platform)"
+    if not process.running_as(pid, started):
         os.close(pidfd)
         return None, f"pid {pid} ended while being adopted"
     members = cgroup_pids(entry["name"])
@@ -81,15 +83,6 @@ def verify(entry: Mapping[str, Any], cgroup_pids: Callable[[str], set[int] | Non
         os.close(pidfd)
         return None, f"pid {pid} is not in the service's cgroup"
     return pidfd, ""
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return True
-    return data[data.rindex(")") + 2] == "Z"
 
 
 def find_live(manager: "ProcessManager", entries: Mapping[str, dict[str, Any]]
@@ -105,7 +98,7 @@ def find_live(manager: "ProcessManager", entries: Mapping[str, dict[str, Any]]
 
     found, dead = {}, {}
     for name, entry in entries.items():
-        pidfd, why = verify(entry, cgroup_pids)
+        pidfd, why = verify(entry, cgroup_pids, manager.platform.process)
         if pidfd is None:
             log.info("not adopting '%s': %s", name, why)
             output_fifo.remove(entry.get("fifos") or ())
@@ -147,8 +140,7 @@ def stop_unconfigured(manager: "ProcessManager", verified: Verified, timeout: fl
             except (ProcessLookupError, PermissionError):
                 pass
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process_start_time(pid) == entry["start_time"] \
-            and not _is_zombie(pid):
+    while time.monotonic() < deadline and manager.platform.process.running_as(pid, entry["start_time"]):
         time.sleep(0.01)
     os.close(verified.pidfd)
     output_fifo.remove(entry.get("fifos") or ())

@@ -4,12 +4,12 @@ Two clocks matter to a supervisor. Waits (backoff, stop timeouts, probes, watchd
 use Trio's clock (``trio.sleep``, ``move_on_after``), which a test replaces with
 ``trio.testing.MockClock(autojump_threshold=0)``. Wall-clock stamps (``started_at``,
 ``next_restart_at``, the start-limit window) come from a :class:`Clock` given to the
-:class:`~trio_procmgr.engine.manager.ProcessManager`; the default reads ``time.time()``.
+:class:`~trio_procmgr.engine.manager.ProcessManager`; the default is the platform's
+clock (``platform/ports.py``: ``time.time()``).
 :class:`TrioWallClock` follows Trio's clock instead, so under a mock clock the stamps
 move exactly as far as the waits did and a test can assert on them.
 
-The shape (one ``now()``) is the same as the platform's ``Clock`` port, so any
-platform clock can be passed here.
+The shape (one ``now()``) is the platform's ``Clock`` port: any of its clocks fits.
 """
 
 from __future__ import annotations

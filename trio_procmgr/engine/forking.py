@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from trio_procmgr.engine.service_pids import belongs, parent_pid, service_pids
-from trio_procmgr.platform.linux import ExitStatus
+from trio_procmgr.engine.service_pids import belongs, service_pids
+from trio_procmgr.platform.posix import ExitStatus
 from trio_procmgr.restart import describe_exit, is_success
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def find_main_pid(sup: "Supervisor", inst: "Instance") -> tuple[int | None, str,
             return pid, "", True
         return None, (f"pidfile {path} did not name a live process of the service"
                       if pid is not None else f"pidfile {path} did not appear"), False
-    pid, why = guess_main_pid(service_pids(sup, inst), parent_pid)
+    pid, why = guess_main_pid(service_pids(sup, inst), sup.os.parent_of)
     return pid, why, pid is None and why.startswith("no process")
 
 

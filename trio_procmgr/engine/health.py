@@ -118,11 +118,11 @@ async def probe_exec(argv: tuple[str, ...], timeout: float, env: dict[str, str],
         with trio.move_on_after(timeout) as scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_drain, read_fd, output)
-                await _wait_exit(proc)
+                await _wait_exit(proc, manager)
     finally:
         _kill_group(proc.pid)
         with trio.CancelScope(shield=True):
-            await _wait_exit(proc)
+            await _wait_exit(proc, manager)
         if manager is not None:
             manager.untrack(proc.pid)
     text = excerpt(output.decode("utf-8", "replace"))
@@ -143,17 +143,23 @@ async def _drain(fd: int, output: bytearray) -> None:
             pass
 
 
-async def _wait_exit(proc: subprocess.Popen) -> int:
+async def _wait_exit(proc: subprocess.Popen, manager: Any = None) -> int:
+    """The probe's exit: through the platform's watch handle (a pidfd on Linux), else
+    ``waitpid`` in a thread (portable platform, or no manager)."""
     if proc.returncode is not None:
         return proc.returncode
     try:
-        pidfd = os.pidfd_open(proc.pid)
+        handle = manager.platform.process.watch(proc.pid) if manager is not None else None
     except OSError:
+        handle = None
+    if handle is None:
+        if manager is not None:
+            return await manager.reaper.wait_child(proc)
         return await trio.to_thread.run_sync(proc.wait)
     try:
-        await trio.lowlevel.wait_readable(pidfd)
+        await manager.platform.process.wait_watched(handle)
     finally:
-        os.close(pidfd)
+        os.close(handle)
     return proc.wait()
 
 

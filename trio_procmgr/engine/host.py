@@ -17,7 +17,8 @@ The calls fall in a few groups:
   ``instance_ended``.
 - **after a run**: ``journal_settle``, ``on_process_down``, ``restart_automatically``
   (a group may own the restart), ``on_spec_replaced``.
-- **facts**: ``clock`` (wall time), ``reaper`` (child-change wake-ups), ``runtime_root``.
+- **facts**: ``clock`` (wall time), ``platform`` (the OS ports, ``platform/ports.py``),
+  ``reaper`` (child-change wake-ups), ``runtime_root``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 class SupervisorHost(Protocol):
     clock: "Clock"
+    platform: Any
     reaper: Any
     runtime_root: str
     instance_hooks: list[Callable[["Supervisor", "Instance", "trio.Nursery"], None]]

@@ -99,7 +99,9 @@ class LogCapture:
                     sub.offer(item)
 
     def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
-        nursery.start_soon(self._flusher, sup)
+        """A flusher task only for a process that writes a log file (a task costs memory)."""
+        if log_file_path(sup, self.manager.log_dir) is not None:
+            nursery.start_soon(self._flusher, sup)
 
     async def _flusher(self, sup: "Supervisor") -> None:
         try:

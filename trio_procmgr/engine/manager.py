@@ -27,7 +27,7 @@ from trio_procmgr import errors, planner
 from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
 from trio_procmgr.engine import messages as msg
-from trio_procmgr.engine.clock import Clock, SystemClock
+from trio_procmgr.engine.clock import Clock
 from trio_procmgr.engine.overrides import OverrideLayer
 from trio_procmgr.engine.registry import Registry
 from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
@@ -37,7 +37,8 @@ from trio_procmgr.engine.supervisor import Instance, Supervisor
 from trio_procmgr.engine.transactions import Transactions
 from trio_procmgr.envfile import load_environment_files
 from trio_procmgr.events import EventHub
-from trio_procmgr.platform.linux import Reaper, set_child_subreaper
+from trio_procmgr.platform.choice import choose_platform
+from trio_procmgr.platform.ports import CgroupTree, Platform
 from trio_procmgr.spec import ConfigSet, ProcessSpec, changed_fields, restart_required
 from trio_procmgr.states import Record, State, StopCause
 
@@ -54,10 +55,8 @@ class ProcessManager:
                  use_cgroups: bool = True, runtime_root: str | None = None,
                  daemon_env: Mapping[str, str] | None = None,
                  config_dir: str | None = None, handover: dict[str, Any] | None = None,
-                 clock: Clock | None = None) -> None:
+                 platform: Platform | None = None, clock: Clock | None = None) -> None:
         self.config = config or ConfigSet()
-        #: Wall time for records (:mod:`trio_procmgr.engine.clock`); tests pass a fake.
-        self.clock: Clock = clock or SystemClock()
         self.config_dir = config_dir
         self.state_dir = state_dir
         self.log_dir = log_dir
@@ -66,10 +65,15 @@ class ProcessManager:
         self.runtime_root = runtime_root or runtime_files.default_runtime_root()
         self.base_env = base_environment(daemon_env if daemon_env is not None else os.environ)
         self.hub = EventHub()
-        self.reaper = Reaper()
-        self.cgroups: Any = None
+        #: The OS adapter (``platform/ports.py``); the engine touches the OS only through it.
+        self.platform = platform if platform is not None else choose_platform("auto")
+        #: Wall time for records (:mod:`trio_procmgr.engine.clock`): the platform's clock
+        #: unless a test passes one (``TrioWallClock`` follows Trio's MockClock).
+        self.clock: Clock = clock or self.platform.clock
+        self.reaper = self.platform.process.new_reaper()
+        self.cgroups: CgroupTree | None = None
         self.warnings: list[str] = []
-        self.store = StateStore(state_dir) if state_dir else None
+        self.store = StateStore(state_dir, self.platform.process.start_time) if state_dir else None
         self.journal = SpawnJournal(state_dir) if state_dir else None
         self.output_dir = os.path.join(state_dir, "output") if state_dir else None
         self._ids: dict[str, str] = self.store.load_ids() if self.store else {}
@@ -125,8 +129,9 @@ class ProcessManager:
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> "ProcessManager":
-        if not set_child_subreaper():
-            self.warn("could not become a child subreaper: orphans of services are not adopted")
+        if not self.platform.process.become_subreaper():
+            self.warn(f"no child subreaper ({self.platform.name} platform): orphans of services "
+                      "are not adopted")
         self._setup_cgroups()
         live = self._live_at_boot = self._find_adoptable()
         for verified in live.values():
@@ -199,18 +204,11 @@ class ProcessManager:
         if not self.use_cgroups:
             self.warn("cgroups disabled: kill_mode control-group falls back to process-group")
             return
-        from trio_procmgr.platform.cgroups import CgroupManager
-
-        try:
-            self.cgroups = CgroupManager.detect(self.instance)
-        except OSError as exc:
-            self.cgroups = None
-            self.warn(f"cgroup setup failed ({exc}): kill_mode control-group falls back to process-group")
-            return
+        self.cgroups, why = self.platform.cgroups.open(self.instance)
         if self.cgroups is None:
-            self.warn("no usable cgroup v2 hierarchy: kill_mode control-group falls back to process-group")
+            self.warn(f"{why}: kill_mode control-group falls back to process-group")
             return
-        for line in getattr(self.cgroups, "warnings", []):
+        for line in self.cgroups.warnings:
             self.warn(line)
 
     # ------------------------------------------------------------------ continuity
@@ -330,10 +328,8 @@ class ProcessManager:
         where = (verified.entry.get("sockets") or {}).get(socket_name) if verified else None
         if not where:
             return None
-        from trio_procmgr.platform.linux import pidfd_getfd
-
         try:
-            fd = pidfd_getfd(verified.pidfd, where[0])
+            fd = self.platform.process.take_fd(verified.pidfd, where[0])
         except OSError as exc:
             self.warn(f"socket '{socket_name}': cannot take it back from '{service}': {exc}")
             return None
@@ -395,12 +391,10 @@ class ProcessManager:
         if self.journal is None:
             return
         from trio_procmgr.engine import sockets
-        from trio_procmgr.platform.linux import process_start_time
-
         pid = inst.main_pid
         self.journal.record_spawn({
             "name": sup.name, "id": sup.record.id, "pid": pid,
-            "start_time": process_start_time(pid), "pgid": inst.pgid,
+            "start_time": self.platform.process.start_time(pid), "pgid": inst.pgid,
             "runs": sup.record.runs, "restarts": sup.record.restarts,
             "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
             "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint(sup.spec),
@@ -637,6 +631,8 @@ class ProcessManager:
         d["kill_mode_effective"] = sup.effective_kill_mode()
         d["cgroup"] = getattr(sup.cgroup, "v2_path", None)
         d["spawn_mechanism"] = sup.instance.child.placement if sup.instance is not None else None
+        d["platform"] = self.platform.name
+        d["mechanisms"] = self.platform.mechanisms(cgroups_in_use=sup.cgroup is not None)
         d["limits"] = sup.enforcement
         d["start_limit"] = {"burst": sup.spec.start_limit_burst,
                             "interval": sup.spec.start_limit_interval,

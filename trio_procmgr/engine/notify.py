@@ -31,7 +31,7 @@ import trio
 from trio_procmgr.engine import watchdog
 from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine.service_pids import belongs
-from trio_procmgr.platform.linux import resolve_credentials
+from trio_procmgr.platform.posix import resolve_credentials
 from trio_procmgr.notify_protocol import MAX_DATAGRAM, NotifyGarbage, NotifyMessage, parse_notify
 from trio_procmgr.platform.notify_socket import NotifySocket
 
@@ -138,7 +138,7 @@ def _sender_accepted(sup: "Supervisor", inst: "Instance", dgram: Any) -> bool:
     """
     if belongs(sup, inst, dgram.pid):
         return True
-    if os.path.exists(f"/proc/{dgram.pid}"):
+    if sup.os.exists(dgram.pid):
         return False
     try:
         creds = resolve_credentials(sup.spec.user, sup.spec.group)

@@ -35,6 +35,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
+import psutil
+
 from trio_procmgr.platform.rlimits import fallback_rlimits
 from trio_procmgr.restart import is_success
 from trio_procmgr.spec import GroupSpec, ResourcesSpec
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.engine.spawner import ExecPlan
     from trio_procmgr.engine.supervisor import Instance, Supervisor
-    from trio_procmgr.platform.linux import ExitStatus
+    from trio_procmgr.platform.posix import ExitStatus
 
 log = logging.getLogger("trio_procmgr.resources")
 
@@ -265,8 +267,8 @@ def set_rlimits(pid: int, rlimits: list[tuple[int, int, int]]) -> None:
 
 def _uid_of(pid: int) -> int:
     try:
-        return os.stat(f"/proc/{pid}").st_uid
-    except OSError:
+        return psutil.Process(pid).uids().effective
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
         return os.geteuid()
 
 

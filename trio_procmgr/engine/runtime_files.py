@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from trio_procmgr.platform.linux import resolve_credentials
+from trio_procmgr.platform.posix import resolve_credentials
 from trio_procmgr.spec import ProcessSpec
 
 

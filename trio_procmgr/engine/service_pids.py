@@ -9,34 +9,9 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from trio_procmgr.platform.linux import children_of_self
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.supervisor import Instance, Supervisor
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(")") + 2:].split()
-
-
-def parent_pid(pid: int) -> int | None:
-    fields = _stat(pid)
-    return int(fields[1]) if fields else None
-
-
-def _group_members(pgids: set[int]) -> set[int]:
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields and fields[0] != "Z" and int(fields[2]) in pgids:
-                found.add(int(entry))
-    return found
 
 
 def service_pids(sup: "Supervisor", inst: "Instance") -> set[int]:
@@ -48,8 +23,8 @@ def service_pids(sup: "Supervisor", inst: "Instance") -> set[int]:
             return set(sup.cgroup.procs())
         except OSError:
             pass
-    pids = _group_members({inst.pgid, inst.child.pid})
-    pids |= children_of_self() - sup.manager.reaper.tracked
+    pids = sup.os.group_members({inst.pgid, inst.child.pid})
+    pids |= sup.os.children() - sup.manager.reaper.tracked
     return pids
 
 

@@ -39,7 +39,7 @@ from trio_procmgr.engine import exec_shim
 from trio_procmgr.engine.spawner import SpawnError
 from trio_procmgr.listen_env import ListenAddress, listen_environment, parse_listen
 from trio_procmgr.restart import backoff_delay
-from trio_procmgr.platform.linux import resolve_credentials
+from trio_procmgr.platform.posix import resolve_credentials
 from trio_procmgr.spec import SocketSpec
 from trio_procmgr.states import State
 

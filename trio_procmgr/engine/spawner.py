@@ -28,8 +28,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from trio_procmgr.platform import clone_spawn
-from trio_procmgr.platform.linux import Credentials, pidfd_open, resolve_credentials
+from trio_procmgr.platform.ports import NativeSpawnUnsupported, ProcessControl, ServiceCgroup
+from trio_procmgr.platform.posix import Credentials, errno_reason, resolve_credentials
 from trio_procmgr.spec import ProcessSpec
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -194,8 +194,8 @@ def _stdio(mode: str) -> tuple[Any, Any, int | None, int | None]:
     return subprocess.DEVNULL, subprocess.DEVNULL, None, None
 
 
-def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
-          output: tuple[int, int, int, int] | None = None) -> Child:
+def spawn(plan: ExecPlan, *, log_mode: str, cgroup: ServiceCgroup | None,
+          process: ProcessControl, output: tuple[int, int, int, int] | None = None) -> Child:
     """Start the child synchronously (fork/vfork + exec, about a millisecond).
 
     Runs inside ``cgroup.spawn_context()`` so the child is born in its cgroup. The child
@@ -203,13 +203,15 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
     sink) as stdout/stderr, and no fd of ours except ``plan.pass_fds``.
     ``output`` (child stdout, child stderr, read stdout, read stderr) replaces the pipes
     of capture mode (output FIFOs that survive the daemon); the child ends are closed here.
+    ``process`` is the platform's port: its native spawn (clone3 into the cgroup) is
+    tried first, ``Popen`` is the fallback, and the pidfd (if any) comes from it too.
     Raises SpawnError with the OS reason (missing binary, bad working dir, ...).
     """
     try:
         out_w, err_w, out_r, err_r = output if output is not None else _stdio(log_mode)
     except OSError as exc:  # EMFILE/ENFILE/ENOMEM before the fork: the same failure path
         raise SpawnError(f"cannot create the output pipes: {_errno_words(exc)}") from None
-    if clone_spawn.available():
+    if process.can_spawn_natively():
         try:
             target = cgroup.clone_target() if cgroup is not None else None
         except OSError as exc:  # the cgroup could not be made (EMFILE, ENOSPC ...)
@@ -217,9 +219,9 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
             raise SpawnError(f"cannot set up the cgroup: {_errno_words(exc)}") from None
         if cgroup is None or target is not None:
             try:
-                return _clone(plan, target, out_w, err_w, out_r, err_r)
-            except clone_spawn.NotSupported:
-                pass  # the portable path below places the child the same way
+                return _clone(process, plan, target, out_w, err_w, out_r, err_r)
+            except NativeSpawnUnsupported:
+                pass  # the Popen path below places the child the same way
     creds = plan.creds
     kwargs: dict[str, Any] = {}
     if creds is not None and not plan.use_setpriv:
@@ -245,16 +247,16 @@ def spawn(plan: ExecPlan, *, log_mode: str, cgroup: Any | None,
             if isinstance(fd, int) and fd >= 0:
                 os.close(fd)
     placement = "fork+exec" if cgroup is None else "daemon migrates into the cgroup around fork"
-    return Child(popen=popen, pid=popen.pid, pidfd=_pidfd_or_none(popen.pid),
+    return Child(popen=popen, pid=popen.pid, pidfd=_pidfd_or_none(process, popen.pid),
                  stdout_fd=out_r, stderr_fd=err_r, placement=placement)
 
 
-def _clone(plan: ExecPlan, cgroup_dir: str | None, out_w: Any, err_w: Any,
+def _clone(process: ProcessControl, plan: ExecPlan, cgroup_dir: str | None, out_w: Any, err_w: Any,
            out_r: int | None, err_r: int | None) -> Child:
     """:func:`spawn` through clone3: born in ``cgroup_dir``, pidfd from the same call.
 
     Owns the pipe ends once it returns or raises SpawnError; on NotSupported it leaves
-    them open for the portable path.
+    them open for the Popen path.
     """
     try:
         devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
@@ -264,12 +266,12 @@ def _clone(plan: ExecPlan, cgroup_dir: str | None, out_w: Any, err_w: Any,
     stdio = (devnull, _fd_of(out_w, devnull), _fd_of(err_w, devnull))
     creds = plan.creds if not plan.use_setpriv else None
     try:
-        pid, pidfd = clone_spawn.spawn_into(
+        pid, pidfd = process.native_spawn(
             cgroup_dir, exe=plan.program(), argv=plan.argv, env=plan.env, cwd=plan.cwd,
             stdio=stdio, pass_fds=plan.pass_fds,
             uid=creds.uid if creds else None, gid=creds.gid if creds else None,
             groups=list(creds.groups) if creds else None)
-    except clone_spawn.NotSupported:
+    except NativeSpawnUnsupported:
         os.close(devnull)
         raise
     except OSError as exc:
@@ -277,7 +279,7 @@ def _clone(plan: ExecPlan, cgroup_dir: str | None, out_w: Any, err_w: Any,
         raise SpawnError(_spawn_reason(exc, plan)) from None
     _close_fds(out_w, err_w, devnull)
     return Child(popen=None, pid=pid, pidfd=pidfd, stdout_fd=out_r, stderr_fd=err_r,
-                 placement=clone_spawn.mechanism())
+                 placement=process.native_placement())
 
 
 def _close_fds(*fds: Any) -> None:
@@ -296,25 +298,21 @@ def _fd_of(sink: Any, devnull: int) -> int:
     return int(sink)
 
 
-def _pidfd_or_none(pid: int) -> int | None:
+def _pidfd_or_none(process: ProcessControl, pid: int) -> int | None:
     """The child's pidfd; None when none can be had now (EMFILE right after the spawn):
     the supervisor then waits for the child in a thread instead of failing a running
     service."""
     try:
-        return pidfd_open(pid)
+        return process.watch(pid)
     except OSError:
         return None
 
 
 def _errno_words(exc: OSError) -> str:
-    from trio_procmgr.platform.linux import errno_reason
-
     return errno_reason(exc)
 
 
 def _spawn_reason(exc: OSError, plan: ExecPlan) -> str:
-    from trio_procmgr.platform.linux import errno_reason
-
     what = errno_reason(exc)
     if plan.cwd is not None and exc.filename == plan.cwd:
         return f"working directory '{plan.cwd}': {what}"

@@ -24,12 +24,12 @@ from trio_procmgr import errors, units
 from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine import notify, runtime_files, watchdog
 from trio_procmgr.engine.containment import ContainedNursery, InternalError
+from trio_procmgr.engine.inbox import Inbox
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
-from trio_procmgr.logs import LogRing, pump
-from trio_procmgr.platform.linux import (ExitStatus, descendants, pidfd_open, process_group_alive,
-                                         process_start_time, process_table, reap_pidfd,
-                                         signal_group, signal_pid, wait_pidfd)
+from trio_procmgr.logs import LogRing
+from trio_procmgr.output_pump import start_pumps
+from trio_procmgr.platform.posix import ExitStatus
 from trio_procmgr.restart import StartLimiter, decide, describe_exit, is_success, stable_run
 from trio_procmgr.spec import ProcessSpec
 from trio_procmgr.states import (ACTIVE_STATES, SETTLE_TRIGGERS, Record, State, StopCause,
@@ -37,14 +37,15 @@ from trio_procmgr.states import (ACTIVE_STATES, SETTLE_TRIGGERS, Record, State, 
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.host import SupervisorHost
+    from trio_procmgr.platform.ports import ServiceCgroup
 
 log = logging.getLogger("trio_procmgr.supervisor")
 S = State
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class Instance:
-    """One run of the child, from spawn to reaped exit."""
+    """One run of the child, from spawn to reaped exit (slotted: one per running process)."""
 
     child: Child
     started_mono: float
@@ -85,17 +86,19 @@ class Supervisor:
         self.manager = manager
         #: Wall-clock stamps (records, start-limit window); waits use Trio's clock.
         self.clock = manager.clock
+        #: The platform's process port: exit waits, signals, the process tree.
+        self.os = manager.platform.process
         self.spec = spec
         self.record = record or Record(name=spec.name, created_at=self.clock.now())
         self.limiter = StartLimiter(spec.start_limit_burst, spec.start_limit_interval)
         self.failures = 0
         self.instance: Instance | None = None
         self.ring = LogRing(spec.log.ring_lines, spec.log.ring_bytes)
-        self.cgroup = None
+        self.cgroup: ServiceCgroup | None = None
         self.enforcement: dict[str, Any] = {}
         self.run_baseline: Any = None  # resources.RunBaseline, taken before each spawn
         self.extras: dict[str, Any] = {}
-        self._send, self._recv = trio.open_memory_channel[Any](math.inf)
+        self._send = self._recv = Inbox()  # one object: a Trio channel costs ~2 KiB
         self._changed = trio.lowlevel.ParkingLot()
         self._backoff_scope: trio.CancelScope | None = None
         self.nursery: ContainedNursery | None = None
@@ -314,7 +317,8 @@ class Supervisor:
         fifos: tuple[str, ...] = ()
         try:
             output, fifos = self.manager.open_output(self)
-            child = spawn(plan, log_mode=spec.log.mode, cgroup=self.cgroup, output=output)
+            child = spawn(plan, log_mode=spec.log.mode, cgroup=self.cgroup, output=output,
+                          process=self.os)
         except (SpawnError, OSError) as exc:
             self.manager.discard_output(fifos)
             reason = exc.reason if isinstance(exc, SpawnError) else f"cannot create the output FIFOs: {exc}"
@@ -398,7 +402,7 @@ class Supervisor:
             with inst.scope:
                 async with trio.open_nursery() as raw:
                     inst.nursery = nursery = ContainedNursery(raw, self.contain_fault)
-                    nursery.start_soon(self._pump_output, inst)
+                    self._start_output_pumps(inst, nursery)
                     for hook in self.manager.instance_hooks:
                         hook(self, inst, nursery)
                     for fn in inst.pending:
@@ -411,16 +415,13 @@ class Supervisor:
         finally:
             inst.tree_done = True
 
-    async def _pump_output(self, inst: Instance) -> None:
-        fds = ((inst.child.stdout_fd, "stdout"), (inst.child.stderr_fd, "stderr"))
+    def _start_output_pumps(self, inst: Instance, nursery: ContainedNursery) -> None:
+        """A lean pump task per pipe in the instance nursery (output_pump: memory)."""
+        fds = [(fd, stream) for fd, stream in ((inst.child.stdout_fd, "stdout"),
+                                                (inst.child.stderr_fd, "stderr"))
+               if fd is not None]
         inst.child.stdout_fd = inst.child.stderr_fd = None
-        try:
-            async with trio.open_nursery() as nursery:
-                for fd, stream in fds:
-                    if fd is not None:
-                        nursery.start_soon(pump, fd, stream, self._log_line)
-        finally:
-            inst.output_done.set()
+        start_pumps(nursery, fds, self._log_line, inst.output_done)
 
     async def _drain_output(self, inst: Instance, timeout: float = 1.0) -> None:
         """Give the pumps a moment to read what the dead service still had in its pipes."""
@@ -455,15 +456,15 @@ class Supervisor:
                 if child.extra.get("adopted"):  # spawned by a predecessor: maybe not our child
                     return await self._wait_adopted(inst, child)
                 if child.pidfd is not None:
-                    await wait_pidfd(child.pidfd)
+                    await self.os.wait_watched(child.pidfd)
                     rc = child.returncode()
                 else:
                     assert child.popen is not None  # a cloned child always has a pidfd
-                    rc = await trio.to_thread.run_sync(child.popen.wait)
+                    rc = await self.manager.reaper.wait_child(child.popen)
                 return ExitStatus.from_returncode(rc)
             if inst.main_pidfd is not None:
-                await wait_pidfd(inst.main_pidfd)
-                status = reap_pidfd(inst.main_pidfd)
+                await self.os.wait_watched(inst.main_pidfd)
+                status = self.os.reap_watched(inst.main_pidfd)
                 if status is not None:
                     return status
             if inst.failure_reason is None:
@@ -476,8 +477,8 @@ class Supervisor:
         """An adopted main process ended: its status if we are its parent (re-exec),
         else unknown (its parent died with the previous daemon; init reaped it)."""
         assert child.pidfd is not None
-        await wait_pidfd(child.pidfd)
-        status = reap_pidfd(child.pidfd)
+        await self.os.wait_watched(child.pidfd)
+        status = self.os.reap_watched(child.pidfd)
         if status is not None:
             return status
         if inst.failure_reason is None:
@@ -564,7 +565,7 @@ class Supervisor:
         """
         if inst is not self.instance or inst.exited.is_set() or pid == inst.main_pid:
             return pid == inst.main_pid
-        pidfd = pidfd_open(pid)
+        pidfd = self.os.watch(pid)
         if pidfd is None:
             return False
         old = inst.main_pid
@@ -730,9 +731,9 @@ class Supervisor:
         if mode == "control-group":
             self.cgroup.signal(sig)
         elif mode == "process-group":
-            signal_group(inst.pgid, sig)
+            self.os.signal_group(inst.pgid, sig)
         else:  # process, mixed: the main process only
-            signal_pid(inst.main_pid, sig)
+            self.os.signal_pid(inst.main_pid, sig)
         if inst.paused:
             self._thaw(inst)
 
@@ -743,8 +744,8 @@ class Supervisor:
         if self.cgroup is not None and mode in ("control-group", "mixed"):
             return not self.cgroup.is_empty()
         if inst.child.extra.get("adopted"):  # its zombies may wait for init, not for us
-            return not inst.exited.is_set() or _group_has_live_member(inst.pgid)
-        return not inst.exited.is_set() or process_group_alive(inst.pgid)
+            return not inst.exited.is_set() or self.os.group_alive(inst.pgid, ignore_zombies=True)
+        return not inst.exited.is_set() or self.os.group_alive(inst.pgid)
 
     async def _wait_service_gone(self, inst: Instance, timeout: float) -> bool:
         with trio.move_on_after(timeout):
@@ -775,19 +776,17 @@ class Supervisor:
         (a ``setsid`` daemonizer), pid -> start time, which a group kill would miss."""
         if self.cgroup is not None or self.effective_kill_mode() != "process-group":
             return {}
-        table = process_table()
-        return {pid: table[pid][2] for pid in descendants(table, inst.main_pid)
-                if table[pid][1] != inst.pgid}
+        return self.os.escapees(inst.main_pid, inst.pgid)
 
     async def _kill_escapees(self, escapees: dict[int, int]) -> None:
         """SIGKILL those still alive after the stop, wait for them, and report them."""
-        alive = [p for p, t in escapees.items() if process_start_time(p) == t]
+        alive = [p for p, t in escapees.items() if self.os.start_time(p) == t]
         if not alive:
             return
         for pid in alive:
-            signal_pid(pid, signal.SIGKILL)
+            self.os.signal_pid(pid, signal.SIGKILL)
         with trio.move_on_after(10.0):
-            while any(process_start_time(p) == escapees[p] and not _zombie(p) for p in alive):
+            while any(self.os.running_as(p, escapees[p]) for p in alive):
                 await trio.sleep(0.01)
         note = (f"killed {len(alive)} process(es) that had left the service's process group "
                 f"and survived the stop: {alive}")
@@ -812,9 +811,9 @@ class Supervisor:
         if self.cgroup is not None and mode in ("control-group", "mixed"):
             self.cgroup.kill()
         elif mode in ("process-group", "mixed", "control-group"):
-            signal_group(inst.pgid, signal.SIGKILL)
+            self.os.signal_group(inst.pgid, signal.SIGKILL)
         else:
-            signal_pid(inst.main_pid, signal.SIGKILL)
+            self.os.signal_pid(inst.main_pid, signal.SIGKILL)
         self._thaw(inst)
 
     async def _terminate_rest(self, inst: Instance) -> None:
@@ -852,7 +851,7 @@ class Supervisor:
         if self.cgroup is not None:
             mech = self.cgroup.freeze()
         else:
-            signal_group(inst.pgid, signal.SIGSTOP)
+            self.os.signal_group(inst.pgid, signal.SIGSTOP)
             mech = "SIGSTOP to the process group"
         inst.paused = True
         self._transition(Trigger.PAUSE, f"paused ({mech})")
@@ -864,7 +863,7 @@ class Supervisor:
         if self.cgroup is not None:
             self.cgroup.thaw()
         else:
-            signal_group(inst.pgid, signal.SIGCONT)
+            self.os.signal_group(inst.pgid, signal.SIGCONT)
         inst.paused = False
 
     async def _on_resume(self) -> dict[str, Any]:
@@ -888,11 +887,11 @@ class Supervisor:
                 f"process '{self.name}' is not running (state {self.record.state.value}); "
                 "nothing to signal", process=self.name, state=self.record.state.value)
         if whom == "main":
-            signal_pid(inst.main_pid, sig)
+            self.os.signal_pid(inst.main_pid, sig)
         elif self.cgroup is not None and self.effective_kill_mode() != "process-group":
             self.cgroup.signal(sig)
         else:
-            signal_group(inst.pgid, sig)
+            self.os.signal_group(inst.pgid, sig)
         self.manager.publish("process_signalled", self.name, self.record.id,
                              signal=units.signal_name(sig), whom=whom)
         return self.record.to_dict()
@@ -923,21 +922,6 @@ class Supervisor:
         if self.spec.health_check is not None and require_healthy:
             return self.record.health == "healthy"
         return True
-
-
-def _group_has_live_member(pgid: int) -> bool:
-    """A process of group ``pgid`` that is not a zombie (``killpg(pgid, 0)`` counts
-    zombies, which init may take its time to reap for a service adopted after a crash)."""
-    return any(group == pgid for _, group, _ in process_table().values())
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return True
-    return data[data.rindex(")") + 2] == "Z"
 
 
 def _reap_blocking(pid: int) -> int:

@@ -8,14 +8,14 @@ a child changed state. Nothing here polls on a timer.
 from __future__ import annotations
 
 import ctypes
-import errno
-import grp
 import os
-import pwd
 import signal
-from dataclasses import dataclass
 
 import trio
+
+from trio_procmgr.platform.posix import (  # noqa: F401  (re-exported for old importers)
+    Credentials, ExitStatus, errno_reason, process_group_alive, resolve_credentials, signal_group,
+    signal_pid)
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
@@ -26,22 +26,6 @@ _libc = ctypes.CDLL(None, use_errno=True)
 def set_child_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants (prctl)."""
     return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
-
-
-@dataclass(frozen=True, slots=True)
-class ExitStatus:
-    code: int | None
-    signal: int | None
-
-    @classmethod
-    def from_returncode(cls, rc: int) -> "ExitStatus":
-        return cls(None, -rc) if rc < 0 else cls(rc, None)
-
-    @classmethod
-    def from_siginfo(cls, info: os.waitid_result) -> "ExitStatus":
-        if info.si_code == os.CLD_EXITED:
-            return cls(info.si_status, None)
-        return cls(None, info.si_status)
 
 
 def pidfd_open(pid: int) -> int | None:
@@ -100,6 +84,23 @@ class Reaper:
         self.reaped = 0
 
     def reap_untracked(self) -> None:
+        """Reap every dead child nobody watches. Peeks first (``WNOWAIT``): listing our
+        children is O(N) — ~7 ms per SIGCHLD with 5000 services — while the peek is O(1)
+        and says whether a zombie exists at all, and whose it is (issue 15)."""
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None:
+                return
+            if info.si_pid in self.tracked:
+                break  # its pidfd waiter reaps it; others may hide behind it: list them
+            try:
+                os.waitid(os.P_PID, info.si_pid, os.WEXITED | os.WNOHANG)
+            except ChildProcessError:
+                pass
+            self.reaped += 1
         for pid in children_of_self() - self.tracked:
             try:
                 info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
@@ -116,37 +117,20 @@ class Reaper:
         """Block until the next SIGCHLD-driven pass (or an explicit poke)."""
         await self._lot.park()
 
+    async def wait_child(self, popen) -> int:
+        """A child without a pidfd (EMFILE at spawn, a rare fallback): ``wait`` in a thread."""
+        return int(await trio.to_thread.run_sync(popen.wait))
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGCHLD) as signals:
             task_status.started()
             self.reap_untracked()
             async for _ in signals:
+                # Let the pidfd waiters woken with this signal reap their own children
+                # first, so the peek in reap_untracked rarely has to list every child.
+                await trio.lowlevel.checkpoint()
                 self.reap_untracked()
                 self.poke()
-
-
-def process_group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def signal_pid(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def process_start_time(pid: int) -> int | None:
@@ -158,6 +142,26 @@ def process_start_time(pid: int) -> int | None:
         return None
     fields = data[data.rindex(")") + 2:].split()
     return int(fields[19])
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2:].split()
+
+
+def is_zombie(pid: int) -> bool:
+    """True for a zombie, and for a pid that is gone altogether."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return True
+    return data[data.rindex(")") + 2] == "Z"
 
 
 SYS_PIDFD_GETFD = 438  # the same number on every architecture (Linux >= 5.6)
@@ -206,43 +210,131 @@ def descendants(table: dict[int, tuple[int, int, int]], root: int) -> set[int]:
     return found
 
 
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    user: str
-    home: str
-    shell: str
+class LinuxProcessControl:
+    """:class:`~trio_procmgr.platform.ports.ProcessControl` with pidfds, clone3, /proc
+    and a child subreaper: exits are learnt without polling, orphans are reaped here."""
 
+    def native_spawn(self, cgroup_dir, *, exe, argv, env, cwd, stdio, pass_fds, uid, gid,
+                     groups) -> tuple[int, int]:
+        from trio_procmgr.platform import clone_spawn
+        from trio_procmgr.platform.ports import NativeSpawnUnsupported
 
-def resolve_credentials(user: str | None, group: str | None) -> Credentials | None:
-    """Look up the identity a child runs as; None means "the daemon's own".
-
-    Raises LookupError naming the unknown user or group.
-    """
-    if user is None and group is None:
-        return None
-    if user is not None:
+        if not clone_spawn.available():
+            raise NativeSpawnUnsupported(clone_spawn.mechanism())
         try:
-            pw = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
-        except KeyError:
-            raise LookupError(f"unknown user '{user}'") from None
-        uid, gid, name, home, shell = pw.pw_uid, pw.pw_gid, pw.pw_name, pw.pw_dir, pw.pw_shell
-    else:
-        uid = os.getuid()
-        pw = pwd.getpwuid(uid)
-        gid, name, home, shell = os.getgid(), pw.pw_name, pw.pw_dir, pw.pw_shell
-    if group is not None:
+            return clone_spawn.spawn_into(cgroup_dir, exe=exe, argv=argv, env=env, cwd=cwd,
+                                          stdio=stdio, pass_fds=pass_fds, uid=uid, gid=gid,
+                                          groups=groups)
+        except clone_spawn.NotSupported as exc:
+            raise NativeSpawnUnsupported(str(exc)) from None
+
+    def can_spawn_natively(self) -> bool:
+        from trio_procmgr.platform import clone_spawn
+
+        return clone_spawn.available()
+
+    def native_placement(self) -> str:
+        from trio_procmgr.platform import clone_spawn
+
+        return clone_spawn.mechanism()
+
+    def watch(self, pid: int) -> int | None:
+        return pidfd_open(pid)
+
+    async def wait_watched(self, handle: int) -> None:
+        await wait_pidfd(handle)
+
+    def reap_watched(self, handle: int) -> ExitStatus | None:
+        return reap_pidfd(handle)
+
+    def take_fd(self, handle: int, target: int) -> int:
+        return pidfd_getfd(handle, target)
+
+    def signal_pid(self, pid: int, sig: int) -> None:
+        signal_pid(pid, sig)
+
+    def signal_group(self, pgid: int, sig: int) -> None:
+        signal_group(pgid, sig)
+
+    def group_alive(self, pgid: int, *, ignore_zombies: bool = False) -> bool:
+        """``ignore_zombies``: zombies of a crash-adopted service wait for init, not us."""
+        if ignore_zombies:
+            return any(group == pgid for _, group, _ in process_table().values())
+        return process_group_alive(pgid)
+
+    def start_time(self, pid: int) -> int | None:
+        return process_start_time(pid)
+
+    def running_as(self, pid: int, stamp: int) -> bool:
+        """``pid`` is still the process stamped ``stamp`` and not a zombie."""
+        return process_start_time(pid) == stamp and not is_zombie(pid)
+
+    def exists(self, pid: int) -> bool:
+        return os.path.exists(f"/proc/{pid}")
+
+    def parent_of(self, pid: int) -> int | None:
+        fields = _stat_fields(pid)
+        return int(fields[1]) if fields else None
+
+    def group_members(self, pgids: set[int]) -> set[int]:
+        return {pid for pid, (_, pgid, _) in process_table().items() if pgid in pgids}
+
+    def children(self) -> set[int]:
+        return children_of_self()
+
+    def escapees(self, main_pid: int, pgid: int) -> dict[int, int]:
+        table = process_table()
+        return {pid: table[pid][2] for pid in descendants(table, main_pid)
+                if table[pid][1] != pgid}
+
+    def become_subreaper(self) -> bool:
+        return set_child_subreaper()
+
+    def new_reaper(self) -> Reaper:
+        return Reaper()
+
+
+class LinuxCgroups:
+    """Opens the cgroup v2 (+ v1 controllers) subtree of the daemon."""
+
+    def open(self, instance: str):
+        from trio_procmgr.platform.cgroups import CgroupManager
+
         try:
-            gid = grp.getgrgid(int(group)).gr_gid if group.isdigit() else grp.getgrnam(group).gr_gid
-        except KeyError:
-            raise LookupError(f"unknown group '{group}'") from None
-    groups = tuple(os.getgrouplist(name, gid)) if user is not None else ()
-    return Credentials(uid, gid, groups, name, home, shell)
+            tree = CgroupManager.detect(instance)
+        except OSError as exc:
+            return None, f"cgroup setup failed ({exc})"
+        if tree is None:
+            return None, "no usable cgroup v2 hierarchy"
+        return tree, ""
 
 
-def errno_reason(exc: OSError) -> str:
-    name = errno.errorcode.get(exc.errno or 0, "")
-    text = exc.strerror or str(exc)
-    return f"{text} ({name})" if name else text
+def linux_platform():
+    """The Linux adapter: pidfd, cgroups v2/v1 hybrid, subreaper, clone3."""
+    from trio_procmgr.platform.ports import Platform
+    from trio_procmgr.platform.wallclock import WallClock
+
+    process = LinuxProcessControl()
+    words = {"spawn_placement": f"born in the service cgroup: {process.native_placement()}",
+             "exit_detection": "pidfd (poll on process exit)",
+             "kill": "cgroup (cgroup.kill / every member), else process group",
+             "pause": "cgroup freezer",
+             "limits": "cgroup controllers (memory, cpu, pids), rlimits where none",
+             "orphans": "child subreaper: orphans are adopted and reaped"}
+    return Platform("linux", process, LinuxCgroups(), WallClock(), words)
+
+
+def linux_works() -> tuple[bool, str]:
+    """Whether the Linux adapter can run here: pidfd_open and a cgroup v2 hierarchy."""
+    from trio_procmgr.platform.cgroups import CgroupManager
+
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError) as exc:
+        return False, f"no pidfd ({exc})"
+    try:
+        if CgroupManager.detect("probe") is None:
+            return False, "no usable cgroup v2 hierarchy"
+    except OSError as exc:
+        return False, f"cgroups unreadable ({exc})"
+    return True, ""

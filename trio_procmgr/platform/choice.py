@@ -1,0 +1,23 @@
+"""Which adapter runs: ``linux``, ``portable`` or ``auto`` (the one place that decides)."""
+
+from __future__ import annotations
+
+from trio_procmgr.platform.ports import Platform
+
+NAMES = ("linux", "portable", "auto")
+
+
+def choose_platform(name: str = "auto") -> Platform:
+    """The adapter called ``name``; ``auto`` is linux when pidfd and a cgroup v2
+    hierarchy work here, else portable. Raises ValueError naming a wrong ``name``."""
+    from trio_procmgr.platform.linux import linux_platform, linux_works
+    from trio_procmgr.platform.portable import portable_platform
+
+    if name == "linux":
+        return linux_platform()
+    if name == "portable":
+        return portable_platform()
+    if name == "auto":
+        works, _ = linux_works()
+        return linux_platform() if works else portable_platform()
+    raise ValueError(f"unknown platform '{name}' (expected one of: {', '.join(NAMES)})")
