@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 from dd_procmgr_cli.invocation import EXIT_OK, EXIT_REFUSED, ExitWith, Invocation, UsageProblem
 
@@ -191,29 +191,40 @@ def _dropin_template(name: str, current: str | None, base: str) -> str:
             "# (maps key by key; scalars and lists replace). Save an empty file to abort.\n")
 
 
-def edit_file_defined(inv: Invocation, name: str, source_file: str) -> int:
-    config_dir = os.path.dirname(source_file)
-    target = os.path.join(config_dir, f"{name}.yaml.d", EDIT_DROPIN)
-    current = open(target, encoding="utf-8").read() if os.path.exists(target) else None
-    original = _dropin_template(name, current, source_file)
+def _edit_until_valid(inv: Invocation, filename: str, original: str,
+                      check: Callable[[str], tuple[list[str], Any]]) -> tuple[str, Any] | None:
+    """Open ``$EDITOR`` on ``original`` (as ``filename`` in a scratch dir) until ``check``
+    finds no problem: ``(text, what check made of it)``; None when left unchanged. An
+    invalid result is never returned: the editor opens again, or the edit is refused."""
     with tempfile.TemporaryDirectory(prefix="dd-procmgr-edit-") as scratch:
-        work = os.path.join(scratch, f"{name}.{EDIT_DROPIN}")
+        work = os.path.join(scratch, filename)
         with open(work, "w", encoding="utf-8") as fh:
             fh.write(original)
         while True:
             run_editor(inv, work)
             text = open(work, encoding="utf-8").read()
             if text == original:
-                inv.echo(f"{name}: no changes")
-                return EXIT_OK
-            problems = check_dropin(config_dir, name, text)
+                return None
+            problems, value = check(text)
             if not problems:
-                break
+                return text, value
             if not _again(inv, problems):
                 raise ExitWith(EXIT_REFUSED)
+
+
+def edit_file_defined(inv: Invocation, name: str, source_file: str) -> int:
+    config_dir = os.path.dirname(source_file)
+    target = os.path.join(config_dir, f"{name}.yaml.d", EDIT_DROPIN)
+    current = open(target, encoding="utf-8").read() if os.path.exists(target) else None
+    original = _dropin_template(name, current, source_file)
+    edited = _edit_until_valid(inv, f"{name}.{EDIT_DROPIN}", original,
+                               lambda text: (check_dropin(config_dir, name, text), None))
+    if edited is None:
+        inv.echo(f"{name}: no changes")
+        return EXIT_OK
     os.makedirs(os.path.dirname(target), exist_ok=True)
     with open(target, "w", encoding="utf-8") as fh:
-        fh.write(text)
+        fh.write(edited[0])
     result = inv.call("reload_config")
     from dd_procmgr_cli.views import reload_errors, render_reload
     if inv.json:
@@ -240,25 +251,19 @@ def runtime_changes(name: str, old: dict, new: Any) -> dict:
 
 def edit_runtime(inv: Invocation, name: str, spec: dict) -> int:
     import yaml
+
+    from trio_procmgr.errors import ConfigError
     original = (f"# Runtime process '{name}': edit its fields; saved with dd-procmgr update.\n"
                 + yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
-    with tempfile.TemporaryDirectory(prefix="dd-procmgr-edit-") as scratch:
-        work = os.path.join(scratch, f"{name}.yaml")
-        with open(work, "w", encoding="utf-8") as fh:
-            fh.write(original)
-        while True:
-            run_editor(inv, work)
-            text = open(work, encoding="utf-8").read()
-            if text == original:
-                inv.echo(f"{name}: no changes")
-                return EXIT_OK
-            from trio_procmgr.errors import ConfigError
-            try:
-                changes = runtime_changes(name, spec, yaml.safe_load(text))
-                break
-            except (ValueError, yaml.YAMLError, ConfigError) as exc:
-                if not _again(inv, [str(getattr(exc, "message", exc))]):
-                    raise ExitWith(EXIT_REFUSED) from None
+
+    def check(text: str) -> tuple[list[str], Any]:
+        try:
+            return [], runtime_changes(name, spec, yaml.safe_load(text))
+        except (ValueError, yaml.YAMLError, ConfigError) as exc:
+            return [str(getattr(exc, "message", exc))], None
+
+    edited = _edit_until_valid(inv, f"{name}.yaml", original, check)
+    changes = edited[1] if edited is not None else None
     if not changes:
         inv.echo(f"{name}: no changes")
         return EXIT_OK

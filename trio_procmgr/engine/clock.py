@@ -9,28 +9,16 @@ clock (``platform/ports.py``: ``time.time()``).
 :class:`TrioWallClock` follows Trio's clock instead, so under a mock clock the stamps
 move exactly as far as the waits did and a test can assert on them.
 
-The shape (one ``now()``) is the platform's ``Clock`` port: any of its clocks fits.
+The shape is the platform's ``Clock`` port (one ``now()``), re-exported here.
 """
 
 from __future__ import annotations
 
-import time
-from typing import Protocol
-
 import trio
 
+from trio_procmgr.platform.ports import Clock
 
-class Clock(Protocol):
-    """Seconds since the epoch, for records shown to users and the start-limit window."""
-
-    def now(self) -> float: ...
-
-
-class SystemClock:
-    """``time.time()``: the real wall clock (the default)."""
-
-    def now(self) -> float:
-        return time.time()
+__all__ = ["Clock", "TrioWallClock"]
 
 
 class TrioWallClock:
