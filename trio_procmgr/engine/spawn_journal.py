@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 import os
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 log = logging.getLogger("trio_procmgr.journal")
 
@@ -45,18 +45,23 @@ def settle_line(name: str, **fields: Any) -> bytes:
     return (json.dumps({"op": "settle", "name": name, **fields}, sort_keys=True) + "\n").encode()
 
 
-def settled(lines: Iterable[bytes | str]) -> dict[str, dict[str, Any]]:
-    """Name -> the last ``settle`` entry (state and counters once a run ended and its
-    restart policy decided: exited, failed, crashed, backoff, stopped) not followed by a
-    new spawn. Tells the next daemon which auto_start processes already ran this session."""
-    done: dict[str, dict[str, Any]] = {}
+def _entries(lines: Iterable[bytes | str]) -> Iterator[dict[str, Any]]:
+    """The well-formed entries (a map naming a process); torn or foreign lines skipped."""
     for raw in lines:
         try:
             entry = json.loads(raw)
         except ValueError:
             continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            continue
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            yield entry
+
+
+def settled(lines: Iterable[bytes | str]) -> dict[str, dict[str, Any]]:
+    """Name -> the last ``settle`` entry (state and counters once a run ended and its
+    restart policy decided: exited, failed, crashed, backoff, stopped) not followed by a
+    new spawn. Tells the next daemon which auto_start processes already ran this session."""
+    done: dict[str, dict[str, Any]] = {}
+    for entry in _entries(lines):
         if entry.get("op") == "settle":
             done[entry["name"]] = entry
         elif entry.get("op") == "spawn":
@@ -68,13 +73,7 @@ def fold(lines: Iterable[bytes | str]) -> dict[str, dict[str, Any]]:
     """Name -> the last spawn entry not followed by its exit. Torn or foreign lines
     (a crash in the middle of a write) are skipped: they never name a live process."""
     live: dict[str, dict[str, Any]] = {}
-    for raw in lines:
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
-            continue
+    for entry in _entries(lines):
         if entry.get("op") == "spawn" and isinstance(entry.get("pid"), int):
             live[entry["name"]] = entry
         elif entry.get("op") == "settle":
