@@ -27,6 +27,8 @@ from trio_procmgr.platform.posix import ExitStatus, process_group_alive, signal_
 from trio_procmgr.platform.wallclock import WallClock
 
 RECHECK_SECONDS = 1.0
+#: How often a stop re-checks a group whose remaining members are not our children.
+ORPHAN_RECHECK_SECONDS = 0.05
 
 
 class SigchldWaker:
@@ -43,7 +45,12 @@ class SigchldWaker:
         """Nothing to reap: children are collected by whoever spawned them."""
 
     async def wait_change(self) -> None:
-        await self._lot.park()
+        """Until a child changed, or 50 ms: without a subreaper, the other members of a
+        service's group (its children) reparent to init when the main process dies, and
+        their deaths send us no SIGCHLD, so waiting for "the rest is gone" must look again
+        by itself."""
+        with trio.move_on_after(ORPHAN_RECHECK_SECONDS):
+            await self._lot.park()
 
     async def wait_child(self, popen: Any) -> int:
         """``waitpid(WNOHANG)`` after each SIGCHLD: no thread per child (Trio lends 40
