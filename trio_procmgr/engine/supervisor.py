@@ -462,28 +462,29 @@ class Supervisor:
                     assert child.popen is not None  # a cloned child always has a pidfd
                     rc = await self.manager.reaper.wait_child(child.popen)
                 return ExitStatus.from_returncode(rc)
-            if inst.main_pidfd is not None:
-                await self.os.wait_watched(inst.main_pidfd)
-                status = self.os.reap_watched(inst.main_pidfd)
-                if status is not None:
-                    return status
-            if inst.failure_reason is None:
-                inst.failure_reason = (f"main process {pid} exited; its status is unknown "
-                                       "(not a child of the daemon)")
-            return ExitStatus(None, None)
+            return await self._reap_or_unknown(
+                inst, inst.main_pidfd,
+                f"main process {pid} exited; its status is unknown (not a child of the daemon)")
         return None
 
     async def _wait_adopted(self, inst: Instance, child: Child) -> ExitStatus:
         """An adopted main process ended: its status if we are its parent (re-exec),
         else unknown (its parent died with the previous daemon; init reaped it)."""
         assert child.pidfd is not None
-        await self.os.wait_watched(child.pidfd)
-        status = self.os.reap_watched(child.pidfd)
-        if status is not None:
-            return status
+        return await self._reap_or_unknown(
+            inst, child.pidfd, f"adopted process {child.pid} exited; its status is unknown "
+            "(its parent was the previous daemon)")
+
+    async def _reap_or_unknown(self, inst: Instance, handle: int | None, unknown: str) -> ExitStatus:
+        """Wait for the watched process behind ``handle`` to end; its status when we are
+        its parent, else an unknown status with ``unknown`` as the failure reason."""
+        if handle is not None:
+            await self.os.wait_watched(handle)
+            status = self.os.reap_watched(handle)
+            if status is not None:
+                return status
         if inst.failure_reason is None:
-            inst.failure_reason = (f"adopted process {child.pid} exited; its status is unknown "
-                                   "(its parent was the previous daemon)")
+            inst.failure_reason = unknown
         return ExitStatus(None, None)
 
     async def _on_adopt(self, entry: dict[str, Any], pidfd: int, readers: tuple[int | None, int | None],
