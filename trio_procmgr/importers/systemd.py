@@ -89,16 +89,22 @@ def _environment(b: UnitBuilder, d: Directive) -> None:
         env[key] = value
 
 
-def _environment_file(b: UnitBuilder, d: Directive) -> None:
-    files = b.fields.setdefault("environment_file", [])
+def _path_list(b: UnitBuilder, d: Directive, field: str, prefixes: str) -> None:
+    """A directive that adds one absolute path (after its ``prefixes`` marks) to the list
+    ``field``; an empty value resets the list, as in systemd."""
+    paths = b.fields.setdefault(field, [])
     if not d.value:
-        files.clear()
+        paths.clear()
         return
     path = b.expand(d, d.value)
-    if not path.removeprefix("-").startswith("/"):
-        b.error(d.line, f"EnvironmentFile={d.value}: the path must be absolute")
+    if not path.lstrip(prefixes).startswith("/"):
+        b.error(d.line, f"{d.key}={d.value}: the path must be absolute")
         return
-    files.append(path)
+    paths.append(path)
+
+
+def _environment_file(b: UnitBuilder, d: Directive) -> None:
+    _path_list(b, d, "environment_file", "-")
 
 
 def _restart(b: UnitBuilder, d: Directive) -> None:
@@ -334,15 +340,7 @@ def _non_service_reason(suffix: str) -> str:
 
 
 def _condition(b: UnitBuilder, d: Directive) -> None:
-    paths = b.fields.setdefault("condition_path_exists", [])
-    if not d.value:
-        paths.clear()
-        return
-    path = b.expand(d, d.value)
-    if not path.lstrip("|!").startswith("/"):
-        b.error(d.line, f"ConditionPathExists={d.value}: the path must be absolute")
-        return
-    paths.append(path)
+    _path_list(b, d, "condition_path_exists", "|!")
 
 
 def _wanted_by(b: UnitBuilder, d: Directive) -> None:
