@@ -1,6 +1,7 @@
-"""Capture of a child's output: pumps that always drain, and a bounded ring of lines.
+"""Capture of a child's output: line splitting, paced hand-over, and a bounded ring.
 
-A pump reads a pipe until EOF no matter what, so a child never blocks on a full pipe.
+The pumps (:mod:`trio_procmgr.output_pump`) read a pipe until EOF no matter what, so a
+child never blocks on a full pipe for long.
 Bytes are split into lines; a line longer than ``MAX_LINE`` is cut into pieces (no
 loss, no unbounded buffer); invalid UTF-8 is kept with replacement characters.
 """
@@ -118,32 +119,6 @@ def _pieces(line: bytes, n: int) -> Iterator[bytes]:
 
 
 LineSink = Callable[[str, str, float], None]
-
-
-async def pump(fd: int, stream: str, sink: LineSink, budget: OutputBudget | None = None) -> None:
-    """Drain ``fd`` until EOF, handing each decoded line to ``sink(stream, line, now)``.
-
-    Owns ``fd`` and closes it. Cancellation stops the pump (the fd is closed, so a child
-    still writing gets EPIPE/SIGPIPE rather than blocking forever). Beyond the ``budget``
-    (:mod:`trio_procmgr.output_budget`) the pump paces itself instead of dropping: it
-    sleeps until the budget refills, so a flooding child waits on its pipe and no line
-    is lost; it yields to the event loop every ``LINES_PER_ITERATION`` lines, so a
-    flooding child cannot hold the loop.
-    """
-    splitter = LineSplitter()
-    budget = OutputBudget() if budget is None else budget
-    stream_obj = trio.lowlevel.FdStream(fd)
-    try:
-        async with stream_obj:
-            while True:
-                data = await stream_obj.receive_some(READ_SIZE)
-                lines = splitter.feed(data) if data else splitter.flush()
-                await hand_over(lines, stream, sink, budget)
-                if not data:
-                    return
-                await trio.lowlevel.checkpoint()
-    except trio.BrokenResourceError:
-        return
 
 
 async def hand_over(lines: list[bytes], stream: str, sink: LineSink, budget: OutputBudget) -> None:

@@ -5,9 +5,9 @@ stream: about a third of the daemon's memory with 1000 processes (issue 15). Now
 is read with ``wait_readable`` and ``os.read`` by one task started in the instance's own
 nursery, and a shared countdown sets the instance's "output done" event. (One task
 for both pipes would need an epoll fd of its own per process: a descriptor per service
-is dearer than a task — at 5000 services it crossed a 20,000 RLIMIT_NOFILE.) Lines are
-handled exactly as :func:`trio_procmgr.logs.pump` does (:func:`trio_procmgr.logs.hand_over`:
-split, paced by the per-stream budget, decoded, handed to the sink, yielding now and then).
+is dearer than a task — at 5000 services it crossed a 20,000 RLIMIT_NOFILE.) Lines go
+through :func:`trio_procmgr.logs.hand_over`: split, paced by the per-stream budget,
+decoded, handed to the sink, yielding now and then.
 """
 
 from __future__ import annotations
