@@ -135,6 +135,33 @@ def test_a_broken_new_program_is_refused_and_the_old_one_keeps_running(daemon_fa
     assert d.proc.pid == daemon_pid and state(d) == before
 
 
+def test_a_stop_during_a_slow_preflight_is_not_delayed_by_it(daemon_factory, tmp_path):
+    """SIGTERM while a SIGUSR2 preflight hangs: the daemon stops at once (not after the
+    check's 60 s timeout), and the hanging check is killed, not left behind."""
+    pkg = tmp_path / "pkg"
+    shutil.copytree(ROOT / "trio_procmgr", pkg / "trio_procmgr",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    d = daemon_factory()
+    write(d.config_dir / "s.yaml", "command: sleep\nargs: ['300']\nauto_start: true\n")
+    env = dict(os.environ, PYTHONPATH=str(pkg))
+    d.proc = subprocess.Popen(d.argv(), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=open(d.log, "ab"))
+    wait_for(d.answers)
+    service = d.records()["s"]["pid"]
+    marker = tmp_path / "check-pid"
+    manager_py = pkg / "trio_procmgr" / "engine" / "manager.py"
+    manager_py.write_text(manager_py.read_text() + "\nimport os as _os, time as _time\n"
+                          f"open({str(marker)!r}, 'w').write(str(_os.getpid()))\n"
+                          "_time.sleep(600)\n")
+    os.kill(d.proc.pid, signal.SIGUSR2)
+    wait_for(lambda: marker.exists() and marker.read_text(), timeout=60)
+    check = int(marker.read_text())
+    d.proc.send_signal(signal.SIGTERM)
+    assert d.proc.wait(timeout=30) == 0
+    assert not pid_alive(service)
+    wait_for(lambda: not pid_alive(check), timeout=5)
+
+
 def listening_inode(port: int) -> int | None:
     """Inode of the TCP socket listening on 127.0.0.1:port (/proc/net/tcp)."""
     with open("/proc/net/tcp") as f:

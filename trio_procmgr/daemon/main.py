@@ -311,12 +311,12 @@ def _reexec_hook(manager: Any, info: Any, nursery: Any) -> Any:
         try:
             with trio.move_on_after(handover.PREFLIGHT_TIMEOUT):
                 await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
-            if proc.returncode is None:
-                proc.kill()
-                await trio.to_thread.run_sync(proc.wait)
             returncode = proc.returncode if proc.returncode is not None and \
                 proc.returncode >= 0 else None
-        finally:
+        finally:  # timed out, or cancelled by a shutdown: the check never outlives us
+            if proc.returncode is None:
+                proc.kill()
+                proc.wait()  # SIGKILLed: returns at once
             manager.untrack(proc.pid)
         handover.preflight_verdict(returncode, output)
         nursery.start_soon(_exec_soon, manager, info)
@@ -367,30 +367,44 @@ async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
 
 
 async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> None:
+    """Act on the daemon's signals. SIGTERM/SIGINT are acted on at once, even while a
+    reload (SIGHUP) or a re-exec preflight (SIGUSR2) is still running: those run one at
+    a time in a task of their own, so a slow or stuck preflight never delays a stop."""
     import trio
 
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
-                                   signal.SIGUSR1, signal.SIGUSR2) as signals:
-        stopping = False
-        async for signum in signals:
-            if signum in (signal.SIGTERM, signal.SIGINT):
-                if not stopping:
-                    log.info("received %s", signal.Signals(signum).name)
-                    stopping = True
-                else:
-                    log.debug("received %s again: already shutting down", signal.Signals(signum).name)
-                await manager.shutdown()
-            elif signum == signal.SIGHUP:
-                if config_dir is None:
-                    log.warning("SIGHUP: no configuration directory to reload")
-                    continue
-                await _reload_on_signal(manager)
-            elif signum == signal.SIGUSR2:
-                await _reexec_on_signal(manager)
-            elif signum == signal.SIGUSR1:
-                rotate = getattr(manager, "rotate_logs", None)
-                if rotate is not None:
-                    rotate()
+    serial = trio.Lock()
+
+    async def one_at_a_time(work: Any) -> None:
+        async with serial:
+            await work(manager)
+
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                                       signal.SIGUSR1, signal.SIGUSR2) as signals:
+            stopping = False
+            async for signum in signals:
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    if not stopping:
+                        log.info("received %s", signal.Signals(signum).name)
+                        stopping = True
+                    else:
+                        log.debug("received %s again: already shutting down",
+                                  signal.Signals(signum).name)
+                    await manager.shutdown()
+                elif stopping:
+                    log.info("received %s while shutting down: ignored",
+                             signal.Signals(signum).name)
+                elif signum == signal.SIGHUP:
+                    if config_dir is None:
+                        log.warning("SIGHUP: no configuration directory to reload")
+                        continue
+                    nursery.start_soon(one_at_a_time, _reload_on_signal)
+                elif signum == signal.SIGUSR2:
+                    nursery.start_soon(one_at_a_time, _reexec_on_signal)
+                elif signum == signal.SIGUSR1:
+                    rotate = getattr(manager, "rotate_logs", None)
+                    if rotate is not None:
+                        rotate()
 
 
 async def _reexec_on_signal(manager: Any) -> None:
