@@ -4,7 +4,7 @@ Starts our daemon (the bench config: N ``sleep 3600``), waits for every child, t
 ``/proc/PID/smaps_rollup`` and, with ``--tracemalloc``, the top allocation sites of a
 tracemalloc snapshot grouped by file (and by line with ``--by line``). tracemalloc itself
 inflates RSS, so read the RSS of a run without it. The snapshot is taken by the daemon
-process on SIGUSR2 (a handler this wrapper installs before the daemon's ``main``).
+process on SIGRTMIN+1 (a handler this wrapper installs before the daemon's ``main``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def dump(signum, frame):
         f.write("\\n".join(sorted(sys.modules)))
     import os
     os.rename({out!r} + ".tmp", {out!r})
-signal.signal(signal.SIGUSR2, dump)
+signal.signal(signal.SIGRTMIN + 1, dump)  # SIGUSR2 is the daemon's re-exec
 from trio_procmgr.daemon.main import main
 sys.exit(main({argv!r}))
 """
@@ -72,7 +72,7 @@ def run(n: int, trace: bool, key: str, limit: int) -> None:
         time.sleep(1.0)
         print(smaps_rollup(proc.pid))
         if trace:
-            os.kill(proc.pid, signal.SIGUSR2)
+            os.kill(proc.pid, signal.SIGRTMIN + 1)
             deadline = time.monotonic() + 120
             while not snap.exists():
                 if time.monotonic() > deadline:
