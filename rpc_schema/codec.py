@@ -73,6 +73,15 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+def _plain_list(value: Any) -> list[Any]:
+    """A list of scalars as msgpack takes it (a copy; items made plain only if needed)."""
+    out = list(value)
+    for item in out:
+        if item.__class__ not in _PLAIN_TYPES:
+            return [plain(x) for x in out]
+    return out
+
+
 class Codec:
     """The compiled schema, with struct translation both ways."""
 
@@ -89,6 +98,7 @@ class Codec:
         self._by_ordinal: dict[tuple[int, int], MethodInfo] = {}
         self.interface_names: dict[int, str] = {}
         self._decoding: dict[str, Any] = {}
+        self._encoding: dict[str, Any] = {}
         for iname, iface in self.interfaces.items():
             self.interface_names[iface["ordinal"]] = iname
             for mname, raw in iface["methods"].items():
@@ -107,26 +117,57 @@ class Codec:
     def to_wire(self, struct: str, value: Mapping[str, Any]) -> dict[int, Any]:
         """Encode a by-name mapping; names the schema lacks go to the open struct's extra map
         (or are dropped for a closed struct)."""
-        spec = self.structs[struct]
-        by_name = spec["by_name"]
-        extra_name = spec.get("extra")
+        plan = self._encoding.get(struct)
+        if plan is None:
+            plan = self._encoding[struct] = self._encoding_plan(self.structs[struct])
+        fields, extra_name, extra_ordinal = plan
         out: dict[int, Any] = {}
         extra: dict[str, Any] = {}
         for key, item in value.items():
-            field = by_name.get(key)
+            field = fields.get(key)
             if field is None:
                 if extra_name is not None and isinstance(key, str):
-                    extra[key] = plain(item)
+                    extra[key] = item if item.__class__ in _PLAIN_TYPES else plain(item)
                 continue
-            if key == extra_name:
+            ordinal, encode = field
+            if encode is None:  # a scalar field: most of a record
+                out[ordinal] = item if item.__class__ in _PLAIN_TYPES else plain(item)
+            elif encode is _EXTRA:
                 extra.update(plain(item or {}))
-                continue
-            typ = field["type"]
-            out[field["ordinal"]] = plain(item) if typ.__class__ is str else \
-                self.value_to_wire(typ, item)
+            else:
+                out[ordinal] = None if item is None else encode(item)
         if extra:
-            out[by_name[extra_name]["ordinal"]] = extra
+            out[extra_ordinal] = extra
         return out
+
+    def _encoding_plan(self, spec: dict) -> tuple[dict[str, tuple[int, Any]], str | None, int]:
+        """Per field name ``(ordinal, encoder)``: None for a plain scalar, ``_EXTRA`` for
+        the open struct's extra map, else a function of the (non-None) value. Built once
+        per struct, so encoding a list of 1000 records does no type dispatch per field."""
+        extra_name = spec.get("extra")
+        fields: dict[str, tuple[int, Any]] = {}
+        for name, field in spec["by_name"].items():
+            typ = field["type"]
+            if name == extra_name:
+                encode: Any = _EXTRA
+            elif typ.__class__ is str:
+                encode = None
+            else:
+                encode = self._encoder(typ)
+            fields[name] = (field["ordinal"], encode)
+        extra_ordinal = spec["by_name"][extra_name]["ordinal"] if extra_name is not None else -1
+        return fields, extra_name, extra_ordinal
+
+    def _encoder(self, typ: Any) -> Any:
+        """A function encoding one non-None value of schema type ``typ``."""
+        if "struct" in typ:
+            name = typ["struct"]
+            return lambda v: self.to_wire(name, v)
+        if "enum" in typ:
+            return lambda v: v if v.__class__ is str else str(plain(v))
+        if "list" in typ and typ["list"].__class__ is str:
+            return _plain_list
+        return lambda v: self.value_to_wire(typ, v)
 
     def value_to_wire(self, typ: Any, value: Any) -> Any:
         if value is None:
@@ -192,6 +233,7 @@ class Codec:
 
 
 _REQUIRED = object()
+_EXTRA = object()  # the encoding plan's marker for an open struct's extra-map field
 
 
 def _decoding_plan(spec: dict) -> tuple[tuple[tuple[str, int, Any, Any], ...], str | None]:

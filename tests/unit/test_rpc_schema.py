@@ -104,6 +104,27 @@ def test_open_struct_round_trips_fields_the_schema_does_not_name(schemas):
     assert back["auto_start"] is True and back["ports"] == [80] and "extra" not in back
 
 
+def test_the_planned_encoder_matches_the_validating_schema_on_engine_values(schemas):
+    """to_wire encodes through a per-struct plan (the list hot path); engine values —
+    enum members, tuples, sets, None, nested structs, unnamed extras — come out exactly
+    as the marshmallow schema dumps them."""
+    import enum
+
+    class Colour(str, enum.Enum):
+        RUNNING = "running"
+
+    codec = default_codec()
+    records = [
+        {"name": "web", "state": Colour.RUNNING, "args": ("-p", "80"), "pid": None,
+         "health": "healthy", "tags": frozenset({"b", "a"}), "ports": (80, 443)},
+        {"name": "db", "state": "stopped", "args": [], "exit_code": 3, "extra": {"k": 1}},
+    ]
+    wire = codec.to_wire("ListResult", {"processes": records})
+    assert wire == schemas.struct("ListResult").dump({"processes": records})
+    assert wire[0][0][2] == "running" and wire[0][0][21]["tags"] == ["a", "b"]
+    assert codec.from_wire("ListResult", wire)["processes"][1]["k"] == 1
+
+
 def test_blocking_client_imports_neither_trio_nor_marshmallow_nor_yaml():
     code = ("import sys, trio_procmgr.client, trio_procmgr.paths;"
             "print(sorted(m for m in ('trio', 'marshmallow', 'yaml') if m in sys.modules))")
