@@ -583,8 +583,11 @@ class ProcessManager:
             await trio.sleep(0.2)  # coalesce a burst of starts into one write
             self._runtime_dirty = trio.Event()
             pids = {s.name: s.record.pid for s in self._sups.values() if s.record.pid}
-            # fsync can take milliseconds: never on the event loop (restart latency).
-            await trio.to_thread.run_sync(self.store.save_runtime, pids)
+            # Encoded here (C encoder, no GIL contention); only the write and its fsync,
+            # which can take milliseconds, go to a thread (restart latency).
+            payload = self.store.runtime_payload(pids)
+            if payload is not None:
+                await trio.to_thread.run_sync(self.store.write, self.store.runtime_path, payload)
 
     # ------------------------------------------------------------------ transactions
     async def _boot(self) -> None:

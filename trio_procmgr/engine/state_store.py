@@ -40,8 +40,8 @@ def atomic_write_json(path: str, data: Any) -> None:
         # json.dumps without indent runs the C encoder; json.dump (any indent) runs the
         # pure-Python one, which held the GIL ~50 ms for 5000 processes in the writer
         # thread and stalled the event loop (restart p50 6.7 -> 64 ms at N=5000).
-        text = json.dumps(data, sort_keys=True)
-        with open(tmp, "w") as f:
+        text = data if isinstance(data, bytes) else json.dumps(data, sort_keys=True).encode()
+        with open(tmp, "wb") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
@@ -136,15 +136,23 @@ class StateStore:
                 log.error("state: cannot restore process '%s': %s", name, exc)
 
     def save_runtime(self, pids: Mapping[str, int], now: bool = False) -> None:
+        payload = self.runtime_payload(pids)
+        if payload is not None:
+            self.write(self.runtime_path, payload)
+
+    def runtime_payload(self, pids: Mapping[str, int]) -> bytes | None:
+        """runtime.json's new content, or None when unchanged. The daemon calls this on
+        its event loop and hands only the bytes to a worker thread: Python work in that
+        thread holds the GIL against the loop in 5 ms switch intervals (restart latency)."""
         times = {pid: self._start_times.get(pid) or self.start_time(pid)
                  for pid in pids.values()}
         self._start_times = times
         entries = {name: {"pid": pid, "start_time": times[pid]} for name, pid in pids.items()}
         if entries == self._last_runtime:
-            return
+            return None
         self._last_runtime = entries
-        self.write(self.runtime_path, {"version": 1, "daemon_pid": os.getpid(),
-                                        "processes": entries})
+        return json.dumps({"version": 1, "daemon_pid": os.getpid(), "processes": entries},
+                          sort_keys=True).encode()
 
     def load_ids(self) -> dict[str, str]:
         """Name -> ID of every defined process: IDs are stable for the life of a definition."""
