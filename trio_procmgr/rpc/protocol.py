@@ -351,7 +351,7 @@ class Connection:
         self.max_frame = max_frame
         self._decoder.max_frame = max_frame
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the peer; ``b""`` means the peer closed its side."""
         if data:
             self._decoder.feed(data)
