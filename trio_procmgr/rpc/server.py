@@ -662,13 +662,12 @@ class CallHandler:
 
     async def do_reload_config(self) -> Results:
         config_dir = self.params["config_dir"]
-        results: Results
         if config_dir is None:
-            results = await self.engine("reload_config")()
-            return results
-        from trio_procmgr.config.loader import load_config_dir
-        config = await trio.to_thread.run_sync(load_config_dir, config_dir)
-        results = await self.engine("reload_config")(config)
+            results: Results = await self.engine("reload_config")()
+        else:
+            from trio_procmgr.config.loader import load_config_dir
+            config = await trio.to_thread.run_sync(load_config_dir, config_dir)
+            results = await self.engine("reload_config")(config)
         return results
 
     async def do_validate_config(self) -> Results:
