@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-deps bench install deb man clean
+.PHONY: setup run test test-deps typecheck bench install deb man clean
 
 $(VENV)/.installed: pyproject.toml setup.py trio_procmgr/platform/_clone3spawn.c
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ test-deps:
 
 test: setup test-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## mypy --strict over trio_procmgr/ (configured in pyproject.toml, [tool.mypy]).
+typecheck: setup
+	$(PY) -m mypy
 
 ## Benchmarks against supervisord and circus (docs/benchmarks.md); e.g. BENCH_ARGS="--quick".
 bench: setup

@@ -29,7 +29,8 @@ class MethodInfo:
     __slots__ = ("interface", "interface_ordinal", "name", "ordinal", "params", "results",
                  "stream", "stream_when", "mutates")
 
-    def __init__(self, interface: str, interface_ordinal: int, name: str, raw: dict) -> None:
+    def __init__(self, interface: str, interface_ordinal: int, name: str,
+                 raw: dict[str, Any]) -> None:
         self.interface = interface
         self.interface_ordinal = interface_ordinal
         self.name = name
@@ -85,15 +86,15 @@ def _plain_list(value: Any) -> list[Any]:
 class Codec:
     """The compiled schema, with struct translation both ways."""
 
-    def __init__(self, compiled: dict) -> None:
+    def __init__(self, compiled: dict[str, Any]) -> None:
         self.compiled = compiled
         self.protocol_version: int = compiled["protocol_version"]
         self.schema_hash: str = compiled["schema_hash"]
         self.max_frame_default: int = compiled["max_frame_default"]
         self.error_codes: tuple[str, ...] = tuple(compiled["error_codes"])
-        self.enums: dict[str, dict] = compiled["enums"]
-        self.structs: dict[str, dict] = compiled["structs"]
-        self.interfaces: dict[str, dict] = compiled["interfaces"]
+        self.enums: dict[str, dict[str, Any]] = compiled["enums"]
+        self.structs: dict[str, dict[str, Any]] = compiled["structs"]
+        self.interfaces: dict[str, dict[str, Any]] = compiled["interfaces"]
         self._by_name: dict[tuple[str, str], MethodInfo] = {}
         self._by_ordinal: dict[tuple[int, int], MethodInfo] = {}
         self.interface_names: dict[int, str] = {}
@@ -236,7 +237,7 @@ _REQUIRED = object()
 _EXTRA = object()  # the encoding plan's marker for an open struct's extra-map field
 
 
-def _decoding_plan(spec: dict) -> tuple[tuple[tuple[str, int, Any, Any], ...], str | None]:
+def _decoding_plan(spec: dict[str, Any]) -> tuple[tuple[tuple[str, int, Any, Any], ...], str | None]:
     """Per field ``(name, ordinal, type or None for a plain scalar, default or _REQUIRED)``
     (``_REQUIRED`` also for an ``optional`` field: absent stays absent):
     decoding a record then costs one tuple unpack per field (lists of 1000 records)."""
@@ -259,9 +260,9 @@ def _fresh(default: Any) -> Any:
 _DEFAULT: Codec | None = None
 
 
-def load_compiled(path: str = COMPILED_PATH) -> dict:
+def load_compiled(path: str = COMPILED_PATH) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
-        raw = json.load(fh)
+        raw: dict[str, Any] = json.load(fh)
     for spec in raw["structs"].values():
         spec["by_name"] = {f["name"]: f for f in spec["fields"]}
     return raw

@@ -35,14 +35,15 @@ class SchemaError(ValueError):
     """schema.yaml is inconsistent (a bug in the schema, caught by tests and at load)."""
 
 
-def load_schema(path: str = SCHEMA_PATH) -> dict:
+def load_schema(path: str = SCHEMA_PATH) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
-        doc = yaml.safe_load(fh)
+        doc: dict[str, Any] = yaml.safe_load(fh)
     check_schema(doc)
     return doc
 
 
-def parse_type(text: str, enums: Mapping, structs: Mapping, interfaces: Mapping) -> Any:
+def parse_type(text: str, enums: Mapping[str, Any], structs: Mapping[str, Any],
+               interfaces: Mapping[str, Any]) -> Any:
     """``list<map<str,Event>>`` -> ``{"list": {"map": {"struct": "Event"}}}``."""
     text = text.replace(" ", "")
     if text in PRIMITIVES:
@@ -62,11 +63,12 @@ def parse_type(text: str, enums: Mapping, structs: Mapping, interfaces: Mapping)
     raise SchemaError(f"unknown type {text!r}")
 
 
-def check_schema(doc: dict) -> None:
+def check_schema(doc: dict[str, Any]) -> None:
     """Raise SchemaError unless ordinals are unique and every type and struct resolves."""
     enums, structs, interfaces = doc["enums"], doc["structs"], doc["interfaces"]
     for sname, struct in structs.items():
-        seen_ord, seen_name = set(), set()
+        seen_ord: set[int] = set()
+        seen_name: set[str] = set()
         for field in struct["fields"]:
             if field["ordinal"] in seen_ord or field["name"] in seen_name:
                 raise SchemaError(f"{sname}: duplicate field {field['name']} @{field['ordinal']}")
@@ -75,12 +77,12 @@ def check_schema(doc: dict) -> None:
             parse_type(field["type"], enums, structs, interfaces)
         if struct.get("extra") and struct["extra"] not in seen_name:
             raise SchemaError(f"{sname}: extra field {struct['extra']} is not declared")
-    iface_ords = set()
+    iface_ords: set[int] = set()
     for iname, iface in interfaces.items():
         if iface["ordinal"] in iface_ords:
             raise SchemaError(f"interface {iname}: duplicate ordinal")
         iface_ords.add(iface["ordinal"])
-        method_ords = set()
+        method_ords: set[int] = set()
         for mname, method in iface["methods"].items():
             if method["ordinal"] in method_ords:
                 raise SchemaError(f"{iname}.{mname}: duplicate ordinal {method['ordinal']}")
@@ -99,29 +101,29 @@ def canonical_form(doc: Any) -> Any:
     return doc
 
 
-def schema_hash(doc: dict) -> str:
+def schema_hash(doc: dict[str, Any]) -> str:
     text = json.dumps(canonical_form(doc), sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False)
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def compile_schema(doc: dict) -> dict:
+def compile_schema(doc: dict[str, Any]) -> dict[str, Any]:
     """The ordinal/name table that ``codec.Codec`` reads (JSON-serialisable)."""
     enums, structs, interfaces = doc["enums"], doc["structs"], doc["interfaces"]
-    out_structs = {}
+    out_structs: dict[str, dict[str, Any]] = {}
     for sname, struct in structs.items():
-        fields = []
+        fields: list[dict[str, Any]] = []
         for field in struct["fields"]:
-            entry = {"name": field["name"], "ordinal": field["ordinal"],
+            entry: dict[str, Any] = {"name": field["name"], "ordinal": field["ordinal"],
                      "type": parse_type(field["type"], enums, structs, interfaces)}
             for key in ("default", "required", "nullable", "deprecated", "optional"):
                 if key in field:
                     entry[key] = field[key]
             fields.append(entry)
         out_structs[sname] = {"fields": fields, "extra": struct.get("extra")}
-    out_ifaces = {}
+    out_ifaces: dict[str, dict[str, Any]] = {}
     for iname, iface in interfaces.items():
-        methods = {}
+        methods: dict[str, dict[str, Any]] = {}
         for mname, method in iface["methods"].items():
             methods[mname] = {k: method[k] for k in
                               ("ordinal", "params", "results", "stream", "stream_when", "mutates")
@@ -139,7 +141,7 @@ def compile_schema(doc: dict) -> dict:
     }
 
 
-def compiled_text(doc: dict) -> str:
+def compiled_text(doc: dict[str, Any]) -> str:
     return json.dumps(compile_schema(doc), indent=1, sort_keys=True) + "\n"
 
 
@@ -150,26 +152,27 @@ def write_compiled(path: str = COMPILED_PATH) -> None:
 
 # -- marshmallow -------------------------------------------------------------------------
 
-def _build_field_classes():
+def _build_field_classes() -> dict[str, Any]:
     from marshmallow import ValidationError, fields
 
-    class Checked(fields.Field):
+    class Checked(fields.Field[Any]):
         """A field that accepts exactly one wire type (msgpack has no coercions)."""
 
         accepts: tuple[type, ...] = ()
         expected = ""
 
-        def _deserialize(self, value, attr, data, **kwargs):
+        def _deserialize(self, value: Any, attr: str | None,
+                         data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
             if isinstance(value, bool) and bool not in self.accepts:
                 raise ValidationError(f"expected {self.expected}, got bool")
             if not isinstance(value, self.accepts):
                 raise ValidationError(f"expected {self.expected}, got {type(value).__name__}")
             return self.check(value)
 
-        def check(self, value):
+        def check(self, value: Any) -> Any:
             return value
 
-        def _serialize(self, value, attr, obj, **kwargs):
+        def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
             return plain(value)
 
     class Bool(Checked):
@@ -181,7 +184,7 @@ def _build_field_classes():
     class UInt(Checked):
         accepts, expected = (int,), "a non-negative integer"
 
-        def check(self, value):
+        def check(self, value: Any) -> Any:
             if value < 0:
                 raise ValidationError("must be >= 0")
             return value
@@ -189,7 +192,7 @@ def _build_field_classes():
     class Float(Checked):
         accepts, expected = (int, float), "a number"
 
-        def check(self, value):
+        def check(self, value: Any) -> Any:
             return float(value)
 
     class Str(Checked):
@@ -198,18 +201,18 @@ def _build_field_classes():
     class Bin(Checked):
         accepts, expected = (bytes,), "bytes"
 
-    class Any(fields.Raw):
-        def _serialize(self, value, attr, obj, **kwargs):
+    class AnyValue(fields.Raw):
+        def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
             return plain(value)
 
     class Enum(Checked):
         accepts, expected = (str,), "a string"
 
-        def __init__(self, values, fallback, **kwargs):
+        def __init__(self, values: list[str], fallback: str | None, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.values, self.fallback = values, fallback
 
-        def check(self, value):
+        def check(self, value: Any) -> Any:
             if value in self.values:
                 return value
             if self.fallback is None:
@@ -219,23 +222,24 @@ def _build_field_classes():
     class Cap(Checked):
         accepts, expected = (Mapping,), "a capability {'$cap': id}"
 
-        def check(self, value):
+        def check(self, value: Any) -> Any:
             if set(value) != {"$cap"} or not isinstance(value["$cap"], int):
                 raise ValidationError("expected a capability {'$cap': id}")
             return dict(value)
 
-        def _serialize(self, value, attr, obj, **kwargs):
+        def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
             return value if isinstance(value, Mapping) else {"$cap": int(value)}
 
     class ListOf(Checked):
         accepts, expected = (list,), "a list"
 
-        def __init__(self, inner, **kwargs):
+        def __init__(self, inner: fields.Field[Any], **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.inner = inner
 
-        def check(self, value):
-            out, errors = [], {}
+        def check(self, value: Any) -> Any:
+            out: list[Any] = []
+            errors: dict[int, Any] = {}
             for i, item in enumerate(value):
                 try:
                     out.append(self.inner.deserialize(item))
@@ -245,18 +249,19 @@ def _build_field_classes():
                 raise ValidationError(errors)
             return out
 
-        def _serialize(self, value, attr, obj, **kwargs):
+        def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
             return None if value is None else [self.inner._serialize(v, attr, obj) for v in value]
 
     class MapOf(Checked):
         accepts, expected = (Mapping,), "a map with string keys"
 
-        def __init__(self, inner, **kwargs):
+        def __init__(self, inner: fields.Field[Any], **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.inner = inner
 
-        def check(self, value):
-            out, errors = {}, {}
+        def check(self, value: Any) -> Any:
+            out: dict[str, Any] = {}
+            errors: dict[str, Any] = {}
             for key, item in value.items():
                 if not isinstance(key, str):
                     errors[str(key)] = ["keys must be strings"]
@@ -269,12 +274,12 @@ def _build_field_classes():
                 raise ValidationError(errors)
             return out
 
-        def _serialize(self, value, attr, obj, **kwargs):
+        def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
             if value is None:
                 return None
             return {str(k): self.inner._serialize(v, attr, obj) for k, v in value.items()}
 
-    return dict(Bool=Bool, Int=Int, UInt=UInt, Float=Float, Str=Str, Bin=Bin, Any=Any,
+    return dict(Bool=Bool, Int=Int, UInt=UInt, Float=Float, Str=Str, Bin=Bin, Any=AnyValue,
                 Enum=Enum, Cap=Cap, ListOf=ListOf, MapOf=MapOf, fields=fields,
                 ValidationError=ValidationError)
 
@@ -282,19 +287,20 @@ def _build_field_classes():
 class Schemas:
     """Marshmallow schemas for every struct of one compiled schema, built on first use."""
 
-    def __init__(self, compiled: dict) -> None:
+    def __init__(self, compiled: dict[str, Any]) -> None:
         self.compiled = compiled
         self._cache: dict[str, Any] = {}
-        self._f = None
+        self._f: dict[str, Any] = {}
 
-    def struct(self, name: str):
+    def struct(self, name: str) -> Any:
         """An instance whose ``load(wire_map)`` returns a by-name dict (or raises
         marshmallow.ValidationError keyed by field name) and ``dump(by_name)`` a wire map."""
         if name not in self._cache:
             self._cache[name] = self._build(name)
         return self._cache[name]
 
-    def _field(self, typ: Any, *, required=False, nullable=False, default=None, has_default=False):
+    def _field(self, typ: Any, *, required: bool = False, nullable: bool = False,
+               default: Any = None, has_default: bool = False) -> Any:
         f = self._f
         kwargs: dict[str, Any] = {"required": required, "allow_none": nullable}
         if has_default and not required:
@@ -316,8 +322,8 @@ class Schemas:
             return f["Cap"](**kwargs)
         return f["fields"].Nested(lambda n=typ["struct"]: self.struct(n), **kwargs)
 
-    def _build(self, name: str):
-        if self._f is None:
+    def _build(self, name: str) -> Any:
+        if not self._f:
             self._f = _build_field_classes()
         from marshmallow import EXCLUDE, Schema, post_dump, pre_dump, pre_load
 
@@ -336,10 +342,10 @@ class Schemas:
         class Meta:
             unknown = EXCLUDE
 
-        def from_ordinals(self_, data, **kwargs):
+        def from_ordinals(self_: Any, data: Any, **kwargs: Any) -> dict[str, Any]:
             if not isinstance(data, Mapping):
                 raise ValidationError(f"expected a map of field ordinals, got {type(data).__name__}")
-            out = {}
+            out: dict[str, Any] = {}
             for key, value in data.items():
                 if not isinstance(key, int) or isinstance(key, bool):
                     raise ValidationError({str(key): ["struct keys must be integer ordinals"]})
@@ -347,14 +353,14 @@ class Schemas:
                     out[ordinal_to_name[key]] = value
             return out
 
-        def gather_extra(self_, data, **kwargs):
+        def gather_extra(self_: Any, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
             if extra_name is None:
                 return data
             extra = dict(data.get(extra_name) or {})
             extra.update({k: v for k, v in data.items() if k not in name_to_ordinal})
             return {**{k: v for k, v in data.items() if k in name_to_ordinal}, extra_name: extra}
 
-        def to_ordinals(self_, data, **kwargs):
+        def to_ordinals(self_: Any, data: dict[str, Any], **kwargs: Any) -> dict[int, Any]:
             return {name_to_ordinal[k]: v for k, v in data.items()}
 
         attrs.update(Meta=Meta, _from_ordinals=pre_load(from_ordinals),

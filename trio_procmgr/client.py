@@ -22,8 +22,14 @@ from trio_procmgr.rpc.framing import DEFAULT_MAX_FRAME
 
 TYPE_CHECKING = False  # typing costs ~3 ms of every CLI run; annotations only
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncGenerator, Generator
     from typing import Any
+
+    #: A decoded struct, by field name (the schema says which fields it has).
+    Record = dict[str, Any]
+    #: Spelled here too because ``AsyncClient.list`` shadows the builtin in its body.
+    Records = list[Record]
+    Names = list[str]
 
 ROOT_INTERFACE = "ProcessManager"
 
@@ -46,6 +52,18 @@ def encode_params(codec: Codec, info: MethodInfo, params: dict[str, Any]) -> dic
         raise TypeError(f"{info.name}() got unknown parameter(s): {', '.join(unknown)}; "
                         f"known: {', '.join(known) or 'none'}")
     return codec.to_wire(info.params, params)
+
+
+def _struct(results: Record, field: str) -> Record:
+    """The struct-valued field ``field`` of a decoded results struct."""
+    struct: Record = results[field]
+    return struct
+
+
+def _structs(results: Record, field: str) -> Records:
+    """The list-of-structs field ``field`` of a decoded results struct."""
+    structs: Records = results[field]
+    return structs
 
 
 def bootstrap_params(codec: Codec, client_name: str, token: str | None) -> dict[int, Any]:
@@ -159,7 +177,7 @@ class BlockingClient:
             refill()
         return results
 
-    def stream(self, method: str, **params: Any) -> Iterator[Any]:
+    def stream(self, method: str, **params: Any) -> Generator[Record, None, Record]:
         """Iterate a streaming method's items (by-name dicts); closing the iterator
         cancels the stream. The generator's return value is the summary results."""
         info = self._method(method)
@@ -255,6 +273,7 @@ class BlockingClient:
                 self.close()
                 raise errors.error_for_code(event.code, event.message)
             if isinstance(event, P.Call):
+                assert event.question is not None  # an inbound CALL always has its question
                 self._sendall(self.conn.send_exception(event.question, "UNIMPLEMENTED",
                                                        "this client accepts no calls"))
                 continue
@@ -351,7 +370,8 @@ class AsyncClient:
             if isinstance(event, (P.Closed, P.Abort)):
                 self._failure = event
                 break
-            send = self._waiters.get(getattr(event, "qid", None))
+            qid = getattr(event, "qid", None)
+            send = None if qid is None else self._waiters.get(qid)
             if send is not None:
                 send.send_nowait(event)
         for send in self._waiters.values():
@@ -407,7 +427,7 @@ class AsyncClient:
             except DaemonUnreachable:
                 pass
 
-    async def call_on(self, target: P.Target, interface: str, method: str, **params: Any) -> dict:
+    async def call_on(self, target: P.Target, interface: str, method: str, **params: Any) -> Record:
         """Call ``interface.method`` on ``target``; cancelling the caller sends FINISH."""
         info, qid, receive = await self._start(target, interface, method, params)
         try:
@@ -415,11 +435,12 @@ class AsyncClient:
         finally:
             await self._finish(qid)
 
-    async def call(self, method: str, **params: Any) -> dict:
+    async def call(self, method: str, **params: Any) -> Record:
         """Call a root method by name; the whole results struct, by name."""
         return await self.call_on(P.ROOT, ROOT_INTERFACE, method, **params)
 
-    async def stream_on(self, target: P.Target, interface: str, method: str, **params: Any):
+    async def stream_on(self, target: P.Target, interface: str, method: str,
+                        **params: Any) -> AsyncGenerator[Record, None]:
         """Async iterator over a streaming method's items; leaving it early cancels it."""
         info = self.codec.method(interface, method)
         if info.stream_when is not None:
@@ -429,6 +450,7 @@ class AsyncClient:
             while True:
                 event = await self._next(qid, receive)
                 if isinstance(event, P.StreamItem):
+                    assert info.stream is not None  # the daemon streams only what streams
                     yield self.codec.from_wire(info.stream, event.item)
                 elif isinstance(event, P.Return):
                     return
@@ -439,71 +461,71 @@ class AsyncClient:
 
     # -- typed root methods ----------------------------------------------------------------
     async def create(self, name: str, config: dict[str, Any], *, start: bool = False,
-                     transient: bool = False) -> dict:
-        return (await self.call("create", name=name, config=config, start=start,
-                                transient=transient))["record"]
+                     transient: bool = False) -> Record:
+        return _struct(await self.call("create", name=name, config=config, start=start,
+                                       transient=transient), "record")
 
-    async def list(self) -> list[dict]:
-        return (await self.call("list"))["processes"]
+    async def list(self) -> Records:
+        return _structs(await self.call("list"), "processes")
 
-    async def describe(self, name: str) -> dict:
-        return (await self.call("describe", name=name))["record"]
+    async def describe(self, name: str) -> Record:
+        return _struct(await self.call("describe", name=name), "record")
 
-    async def start(self, name: str) -> dict:
-        return (await self.call("start", name=name))["record"]
+    async def start(self, name: str) -> Record:
+        return _struct(await self.call("start", name=name), "record")
 
-    async def stop(self, name: str) -> dict:
-        return (await self.call("stop", name=name))["record"]
+    async def stop(self, name: str) -> Record:
+        return _struct(await self.call("stop", name=name), "record")
 
-    async def restart(self, name: str) -> dict:
-        return (await self.call("restart", name=name))["record"]
+    async def restart(self, name: str) -> Record:
+        return _struct(await self.call("restart", name=name), "record")
 
-    async def pause(self, name: str) -> dict:
-        return (await self.call("pause", name=name))["record"]
+    async def pause(self, name: str) -> Record:
+        return _struct(await self.call("pause", name=name), "record")
 
-    async def resume(self, name: str) -> dict:
-        return (await self.call("resume", name=name))["record"]
+    async def resume(self, name: str) -> Record:
+        return _struct(await self.call("resume", name=name), "record")
 
-    async def delete(self, name: str, *, force: bool = False) -> dict:
-        return (await self.call("delete", name=name, force=force))["record"]
+    async def delete(self, name: str, *, force: bool = False) -> Record:
+        return _struct(await self.call("delete", name=name, force=force), "record")
 
     async def update(self, name: str, changes: dict[str, Any], *, dry_run: bool = False,
-                     restart_process: bool = False) -> dict:
+                     restart_process: bool = False) -> Record:
         return await self.call("update", name=name, changes=changes, dry_run=dry_run,
                                restart_process=restart_process)
 
-    async def stats(self, name: str) -> dict:
-        return (await self.call("stats", name=name))["stats"]
+    async def stats(self, name: str) -> Record:
+        return _struct(await self.call("stats", name=name), "stats")
 
     async def logs(self, name: str | None, *, lines: int | None = None,
-                   stream: str | None = None) -> list[dict]:
+                   stream: str | None = None) -> Records:
         """Buffered lines of ``name``; None: every process merged by time (lines carry
         ``process``), ``lines`` then counting the merged output."""
-        return (await self.call("logs", name=name, lines=lines, stream=stream))["lines"]
+        return _structs(await self.call("logs", name=name, lines=lines, stream=stream), "lines")
 
     def follow_logs(self, name: str | None, *, lines: int | None = None,
-                    stream: str | None = None):
+                    stream: str | None = None) -> AsyncGenerator[Record, None]:
         """Async iterator: the last ``lines`` (default 10) then live lines; ``name`` None
         follows every process on this one stream (lines carry ``process``)."""
         return self.stream_on(P.ROOT, ROOT_INTERFACE, "logs", name=name, lines=lines,
                               stream=stream, follow=True)
 
-    def watch(self, *, processes: list[str] | None = None, types: list[str] | None = None,
-              max_queue: int = 1000):
+    def watch(self, *, processes: Names | None = None, types: Names | None = None,
+              max_queue: int = 1000) -> AsyncGenerator[Record, None]:
         """Async iterator of events (SPEC §12) matching the filters."""
         return self.stream_on(P.ROOT, ROOT_INTERFACE, "watch", processes=processes,
                               types=types, max_queue=max_queue)
 
-    async def reload_config(self, config_dir: str | None = None) -> dict:
+    async def reload_config(self, config_dir: str | None = None) -> Record:
         return await self.call("reload_config", config_dir=config_dir)
 
-    async def validate_config(self, config_dir: str) -> dict:
+    async def validate_config(self, config_dir: str) -> Record:
         return await self.call("validate_config", config_dir=config_dir)
 
-    async def version(self) -> dict:
+    async def version(self) -> Record:
         return await self.call("version")
 
-    async def ping(self) -> dict:
+    async def ping(self) -> Record:
         return await self.call("ping")
 
     async def shutdown(self) -> None:
@@ -527,40 +549,40 @@ class ProcessHandle:
         self._receive = receive
         self.target = P.PromiseTarget(qid, (0,))
 
-    async def _call(self, method: str, **params: Any) -> dict:
+    async def _call(self, method: str, **params: Any) -> Record:
         return await self.client.call_on(self.target, "Process", method, **params)
 
-    async def describe(self) -> dict:
-        return (await self._call("describe"))["record"]
+    async def describe(self) -> Record:
+        return _struct(await self._call("describe"), "record")
 
-    async def start(self) -> dict:
-        return (await self._call("start"))["record"]
+    async def start(self) -> Record:
+        return _struct(await self._call("start"), "record")
 
-    async def stop(self) -> dict:
-        return (await self._call("stop"))["record"]
+    async def stop(self) -> Record:
+        return _struct(await self._call("stop"), "record")
 
-    async def restart(self) -> dict:
-        return (await self._call("restart"))["record"]
+    async def restart(self) -> Record:
+        return _struct(await self._call("restart"), "record")
 
-    async def pause(self) -> dict:
-        return (await self._call("pause"))["record"]
+    async def pause(self) -> Record:
+        return _struct(await self._call("pause"), "record")
 
-    async def resume(self) -> dict:
-        return (await self._call("resume"))["record"]
+    async def resume(self) -> Record:
+        return _struct(await self._call("resume"), "record")
 
     async def update(self, changes: dict[str, Any], *, dry_run: bool = False,
-                     restart_process: bool = False) -> dict:
+                     restart_process: bool = False) -> Record:
         return await self._call("update", changes=changes, dry_run=dry_run,
                                 restart_process=restart_process)
 
-    async def stats(self) -> dict:
-        return (await self._call("stats"))["stats"]
+    async def stats(self) -> Record:
+        return _struct(await self._call("stats"), "stats")
 
-    async def logs(self, *, lines: int | None = None, stream: str | None = None) -> list[dict]:
-        return (await self._call("logs", lines=lines, stream=stream))["lines"]
+    async def logs(self, *, lines: int | None = None, stream: str | None = None) -> Records:
+        return _structs(await self._call("logs", lines=lines, stream=stream), "lines")
 
-    async def delete(self, *, force: bool = False) -> dict:
-        return (await self._call("delete", force=force))["record"]
+    async def delete(self, *, force: bool = False) -> Record:
+        return _struct(await self._call("delete", force=force), "record")
 
     async def release(self) -> None:
         """Finish the ``get`` question and release the capability it exported."""

@@ -120,6 +120,7 @@ class BoundedFeed:
         if self._lost:
             lost, self._lost = self._lost, 0
             return self.lost_item(lost)
+        item: dict[str, Any] | None
         while self._queue:
             item, size, key = self._queue.popleft()
             if item is None:

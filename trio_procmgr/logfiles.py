@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+
 log = logging.getLogger("trio_procmgr.logfiles")
 
 BUFFER = 64 * 1024
@@ -21,7 +22,7 @@ BUFFER = 64 * 1024
 RETRY_INTERVAL = 1.0
 
 
-def format_line(now: float, stream: str, line: str, _cache: list = [0, ""]) -> bytes:  # noqa: B006
+def format_line(now: float, stream: str, line: str, _cache: list[int | str] = [0, ""]) -> bytes:  # noqa: B006
     """``2024-05-01T12:00:00.123Z stdout text\\n`` (UTC, milliseconds)."""
     sec = int(now)
     if _cache[0] != sec:

@@ -50,7 +50,7 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import AbstractSet, Any, Iterable, Mapping, TypeVar
+from typing import AbstractSet, Any, Callable, Iterable, Mapping, TypeVar
 
 from . import errors
 from .spec import DEPENDENCY_FIELDS, GroupSpec, ProcessSpec
@@ -586,7 +586,8 @@ def _reverse_relations(specs: Mapping[str, ProcessSpec], name: str) -> dict[str,
     return rel
 
 
-def _tree(specs: Mapping[str, ProcessSpec], root: str, relations) -> DepNode:
+def _tree(specs: Mapping[str, ProcessSpec], root: str,
+          relations: Callable[[Mapping[str, ProcessSpec], str], dict[str, list[str]]]) -> DepNode:
     expanded: set[str] = set()
 
     def build(name: str, directives: tuple[str, ...]) -> DepNode:
@@ -703,7 +704,7 @@ def expand_instance_dependencies(specs: Mapping[str, ProcessSpec]) -> Mapping[st
         return specs
     out: dict[str, ProcessSpec] = {}
     for name, spec in specs.items():
-        changes = {}
+        changes: dict[str, Any] = {}  # dependency field -> its tuple of names
         for fld in DEPENDENCY_FIELDS:
             names = getattr(spec, fld)
             if any(other in groups for other in names):

@@ -20,7 +20,7 @@ from trio_procmgr.vocabulary import (BACKOFF_KINDS, GROUP_STRATEGIES, HEALTH_TYP
 
 DEPENDENCY_FIELDS = ("requires", "wants", "binds_to", "part_of", "conflicts", "after", "before")
 
-EMPTY_MAP: Mapping[str, str] = MappingProxyType({})
+EMPTY_MAP: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import math
 import re
 import signal
 from fractions import Fraction
+from typing import TypeGuard
 
 DURATION_EXPECTED = "a duration: seconds as a number, or a string like '500ms', '30s', '5m', '1h30m', '2d'"
 SIZE_EXPECTED = "a size: bytes as an integer, or a string like '100K', '512M', '2G', '512Mi', '1Gi'"
@@ -49,7 +50,7 @@ _REALTIME = re.compile(r"SIGRT(MIN|MAX)([+-]\d+)")
 _CPU = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(m?)\s*")
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -61,7 +62,7 @@ def _check_length(value: object, what: str, expected: str) -> None:
                          f"expected {expected}")
 
 
-_LIMIT_WORDS = {MAX_DURATION: "365d (one year)", MAX_SIZE: "8Ei - 1 bytes", MAX_CPU: "4096 cores"}
+_LIMIT_WORDS: dict[float, str] = {MAX_DURATION: "365d (one year)", MAX_SIZE: "8Ei - 1 bytes", MAX_CPU: "4096 cores"}
 
 
 def _within(amount: Fraction | int | float, maximum: float, value: object, what: str,

@@ -175,6 +175,7 @@ def parse_process(name: str, raw: Mapping[str, Any], source: SourceRef = SourceR
         more = f" (and {len(result) - 1} more)" if len(result) > 1 else ""
         raise ConfigError(f"invalid process '{name}': {_describe(first)}{more}",
                           issues=[issue.to_dict() for issue in result])
+    assert isinstance(result, ProcessSpec)  # what ProcessSchema builds
     return result
 
 
@@ -301,7 +302,7 @@ def _entries_of_file(path: str, filename: str, issues: list[ConfigIssue]) -> lis
     return _map_entries(path, data, doc.lines, issues)
 
 
-def _map_entries(path: str, data: dict, lines: LineMap, issues: list[ConfigIssue]) -> list[_Entry]:
+def _map_entries(path: str, data: dict[str, Any], lines: LineMap, issues: list[ConfigIssue]) -> list[_Entry]:
     out = []
     subs = lines.subs(2)
     for section in MAP_KEYS:
@@ -614,8 +615,12 @@ def _describe(issue: ConfigIssue) -> str:
 
 # ---------------------------------------------------------------- spec -> plain values
 
-def _default(f: Field) -> Any:
-    return f.default_factory() if f.default is MISSING else f.default
+def _default(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    factory = f.default_factory
+    assert factory is not MISSING, f"{f.name} has neither a default nor a default_factory"
+    return factory()
 
 
 def _plain(value: Any) -> Any:

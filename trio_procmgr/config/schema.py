@@ -21,11 +21,11 @@ from marshmallow import RAISE, Schema, ValidationError, fields, post_load, valid
 
 from .. import units
 from .yamldoc import OversizedNumber
-from ..spec import (
-    BACKOFF_KINDS, GROUP_STRATEGIES, HEALTH_TYPES, KILL_MODES, PROCESS_TYPES,
-    RESTART_POLICIES, HealthCheckSpec, LogSpec, Quantities, ResourcesSpec,
+from ..spec import HealthCheckSpec, LogSpec, Quantities, ResourcesSpec
+from ..vocabulary import (
+    BACKOFF_KINDS, GROUP_STRATEGIES, HEALTH_TYPES, KILL_MODES, LOG_MODES, PROCESS_TYPES,
+    RESTART_POLICIES,
 )
-from ..vocabulary import LOG_MODES
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}"
 NAME_EXPECTED = "a name of letters, digits, '_', '.', '@' or '-' (starting with a letter or digit)"
@@ -51,7 +51,7 @@ def _short(exc: ValueError) -> str:
     return str(exc).split("; expected ")[0]
 
 
-class ConfigField(fields.Field):
+class ConfigField(fields.Field[Any]):
     """Base of every field here: ``convert`` does the work, errors become ValidationError."""
 
     expected = "a value"
@@ -252,7 +252,7 @@ class StrList(ConfigField):
         kwargs.setdefault("expected", f"{item.expected}, or a list of them")
         super().__init__(**kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[Any, ...]:
         items = value if isinstance(value, list) else [value]
         if isinstance(value, (dict, tuple, set)):
             raise ValidationError(f"got {type(value).__name__}, not a list")
@@ -289,7 +289,7 @@ class ArgList(StrList):
         kwargs.setdefault("expected", "a list of strings (or one string, split like a shell would)")
         super().__init__(Text(max_length=MAX_ARG), **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[Any, ...]:
         if isinstance(value, str):
             try:
                 value = shlex.split(Text(max_length=MAX_ARG).convert(value))
@@ -510,7 +510,8 @@ class LogField(ConfigField):
             return LogSpec(mode=value)
         if not isinstance(value, dict):
             raise ValidationError(f"got {type(value).__name__} {value!r}")
-        return LogMapSchema().load(value)
+        spec: LogSpec = LogMapSchema().load(value)  # its post_load builds the LogSpec
+        return spec
 
     def json_schema(self) -> dict[str, Any]:
         return {"anyOf": [{"enum": list(LOG_MODES)}, schema_json(LogMapSchema())],
@@ -602,10 +603,10 @@ class GroupSchema(StrictSchema):
     resources = fields.Nested(ResourcesSchema)
 
 
-def field_at(schema: Schema, path: tuple[str | int, ...]) -> fields.Field | None:
+def field_at(schema: Schema, path: tuple[str | int, ...]) -> fields.Field[Any] | None:
     """The field a (dotted) error path points to, for its ``expected`` phrase."""
     current: Any = schema
-    found: fields.Field | None = None
+    found: fields.Field[Any] | None = None
     for step in path:
         if isinstance(step, int) or (isinstance(step, str) and step.isdigit()):
             if isinstance(found, StrList):

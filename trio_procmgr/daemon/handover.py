@@ -100,7 +100,7 @@ def kept_fds(snap: Mapping[str, Any]) -> list[int]:
 
 def validate(snap: Any) -> dict[str, Any]:
     version = snap.get("version") if isinstance(snap, dict) else None
-    if version != VERSION:
+    if version != VERSION or not isinstance(snap, dict):
         raise ValueError(f"unsupported hand-over snapshot (version {version!r})")
     for key in ("records", "readers", "listeners"):
         if not isinstance(snap.get(key), dict):
@@ -109,7 +109,7 @@ def validate(snap: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- old image
-def start_preflight(argv: list[str], env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen, Any]:
+def start_preflight(argv: list[str], env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Any]:
     """Start the installed program with ``--check-reexec`` (same flags); its output goes
     to a temp file. The caller must keep the daemon's orphan reaper off its PID (track it)
     and pass its exit to :func:`preflight_verdict`."""

@@ -142,8 +142,9 @@ class ManagerCollector:
             runs.add_metric([name], rec.runs)
             restarts.add_metric([name], rec.restarts)
             log_lines.add_metric([name], sup.ring.total)
-            running = rec.pid is not None and rec.started_at is not None
-            uptime.add_metric([name], max(0.0, now - rec.started_at) if running else 0.0)
+            started_at = rec.started_at if rec.pid is not None else None
+            running = started_at is not None
+            uptime.add_metric([name], max(0.0, now - started_at) if started_at is not None else 0.0)
             if running:
                 user, system, mem = _usage(sup)
                 if user is not None:

@@ -77,7 +77,8 @@ def offered_token(headers: dict[str, str], query: dict[str, list[str]]) -> str |
     auth = headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip()
-    return (query.get("token") or [None])[0]
+    tokens = query.get("token")
+    return tokens[0] if tokens else None
 
 
 def origin_allowed(headers: dict[str, str], *, read_only: bool) -> bool:
@@ -143,7 +144,7 @@ class ReplayStream(trio.abc.Stream):
         self._stream = stream
         self._prefix = prefix
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._prefix:
             n = len(self._prefix) if max_bytes is None else max_bytes
             data, self._prefix = self._prefix[:n], self._prefix[n:]
@@ -176,7 +177,7 @@ async def read_head(stream: trio.abc.Stream) -> tuple[h11.Connection, Request | 
                                      parse_qs(target.query), headers), bytes(raw)
             if event is not h11.NEED_DATA:
                 break
-            data = await stream.receive_some(MAX_HEAD)
+            data = bytes(await stream.receive_some(MAX_HEAD))
             raw += data
             conn.receive_data(data)
     return conn, None, bytes(raw)
@@ -339,8 +340,9 @@ class WebServer:
 
 def queue_size(query: dict[str, list[str]]) -> int:
     """``?max_queue=N`` of an ``/events`` request, within 1..MAX_QUEUE."""
+    values = query.get("max_queue")
     try:
-        wanted = int((query.get("max_queue") or [DEFAULT_QUEUE])[0])
+        wanted = int(values[0]) if values else DEFAULT_QUEUE
     except ValueError:
         wanted = DEFAULT_QUEUE
     return max(1, min(wanted, MAX_QUEUE))
@@ -394,9 +396,10 @@ async def serve_web(manager: "ProcessManager", *, ws: str | None, metrics: str |
     async with trio.open_nursery() as nursery:
         for flag, events, host, port in plan:
             try:
-                if (inherited or {}).get(flag):  # a re-exec: the same listening sockets
+                fds = (inherited or {}).get(flag)
+                if fds:  # a re-exec: the same listening sockets
                     listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(
-                        stdsocket.socket(fileno=fd))) for fd in inherited[flag]]
+                        stdsocket.socket(fileno=fd))) for fd in fds]
                 else:
                     listeners = await trio.open_tcp_listeners(port, host=host)
             except OSError as exc:

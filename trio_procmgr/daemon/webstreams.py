@@ -111,8 +111,9 @@ async def serve_events(ws: trio_websocket.WebSocketConnection, manager: "Process
 
 def log_lines_wanted(query: dict[str, list[str]]) -> int:
     """``?lines=N`` of a ``/logs`` request, within 0..MAX_LOG_LINES (default 200)."""
+    values = query.get("lines")
     try:
-        wanted = int((query.get("lines") or [DEFAULT_LOG_LINES])[0])
+        wanted = int(values[0]) if values else DEFAULT_LOG_LINES
     except ValueError:
         wanted = DEFAULT_LOG_LINES
     return max(0, min(wanted, MAX_LOG_LINES))

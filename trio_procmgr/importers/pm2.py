@@ -329,5 +329,5 @@ def _defaults(b: EntryBuilder, source: str) -> None:
     b.fields.setdefault("auto_start", True)
     if "working_dir" not in b.fields and "/" in source:
         b.fields["working_dir"] = posixpath.dirname(source)
-    head = {key: b.fields[key] for key in ("command", "args") if key in b.fields}
+    head: dict[str, Any] = {key: b.fields[key] for key in ("command", "args") if key in b.fields}
     b.fields = {**head, **{k: v for k, v in b.fields.items() if k not in head}}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import configparser
 import re
 import shlex
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .. import units
 from .builder import EntryBuilder
@@ -309,9 +309,13 @@ def _error_text(exc: configparser.Error) -> str:
     return text.replace("While reading from ", "").strip()
 
 
-def line_index(text: str) -> dict[tuple[str, str | None], int]:
+LineIndex = dict[tuple[str, str | None], int]
+"""(section, option) -> line, and (section, None) -> the header's line."""
+
+
+def line_index(text: str) -> LineIndex:
     """(section, option) -> line, and (section, None) -> the header's line."""
-    index: dict[tuple[str, str | None], int] = {}
+    index: LineIndex = {}
     section = ""
     for number, raw in enumerate(text.splitlines(), 1):
         header = re.match(r"\s*\[([^\]]+)\]", raw)
@@ -326,7 +330,7 @@ def line_index(text: str) -> dict[tuple[str, str | None], int]:
 
 
 def _section(out: FileConversion, parser: configparser.RawConfigParser, section: str,
-             lines: dict, environ: Mapping[str, str], priorities: dict[str, int]) -> None:
+             lines: LineIndex, environ: Mapping[str, str], priorities: dict[str, int]) -> None:
     kind, _, name = section.partition(":")
     line = lines.get((section, None))
     if kind == "program":
@@ -338,7 +342,7 @@ def _section(out: FileConversion, parser: configparser.RawConfigParser, section:
         out.findings.append(unmapped(out.source, line, f"[{section}]", why))
 
 
-def _program(out: FileConversion, name: str, options: dict[str, str], section: str, lines: dict,
+def _program(out: FileConversion, name: str, options: dict[str, str], section: str, lines: LineIndex,
              environ: Mapping[str, str], priorities: dict[str, int]) -> None:
     b = ProgramBuilder(out, "process", name)
     header = lines.get((section, None))
@@ -366,7 +370,7 @@ def _program(out: FileConversion, name: str, options: dict[str, str], section: s
     _finish_program(b, header, section)
 
 
-def _instance_names(b: ProgramBuilder, options: dict[str, str], section: str, lines: dict) -> None:
+def _instance_names(b: ProgramBuilder, options: dict[str, str], section: str, lines: LineIndex) -> None:
     name_line = lines.get((section, "process_name"))
     if b.fields.get("replicas"):
         b.approx(name_line or lines.get((section, "numprocs")), f"numprocs={b.fields['replicas']}",
@@ -376,7 +380,7 @@ def _instance_names(b: ProgramBuilder, options: dict[str, str], section: str, li
         b.unmapped(name_line, f"process_name={options['process_name']}", f"the process is named {b.name!r}")
 
 
-def _priority(b: ProgramBuilder, options: dict[str, str], section: str, lines: dict,
+def _priority(b: ProgramBuilder, options: dict[str, str], section: str, lines: LineIndex,
               priorities: dict[str, int]) -> None:
     value = options.get("priority", str(DEFAULT_PRIORITY))
     if not value.strip().lstrip("-").isdigit():
@@ -390,12 +394,12 @@ def _finish_program(b: ProgramBuilder, header: int | None, section: str) -> None
         b.error(header, f"[{section}] has no command=")
     b.fields.setdefault("auto_start", True)
     b.fields.setdefault("restart", "on-failure")
-    head = {key: b.fields[key] for key in ("command", "args") if key in b.fields}
+    head: dict[str, Any] = {key: b.fields[key] for key in ("command", "args") if key in b.fields}
     b.fields = {**head, **{k: v for k, v in b.fields.items() if k not in head}}
     b.commit()
 
 
-def _group(out: FileConversion, name: str, options: dict[str, str], section: str, lines: dict) -> None:
+def _group(out: FileConversion, name: str, options: dict[str, str], section: str, lines: LineIndex) -> None:
     b = EntryBuilder(out, "group", name)
     header = lines.get((section, None))
     programs = [p.strip() for p in options.get("programs", "").split(",") if p.strip()]

@@ -9,7 +9,7 @@ tables is reported as unsupported. Nothing is dropped silently.
 from __future__ import annotations
 
 import re
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from .. import units
 from .builder import Handler, UnitBuilder
@@ -509,6 +509,6 @@ def _finish_service(b: UnitBuilder) -> None:
     b.fields = _command_first(b.fields)
 
 
-def _command_first(fields: dict) -> dict:
-    head = {key: fields[key] for key in ("command", "args") if key in fields}
+def _command_first(fields: dict[str, Any]) -> dict[str, Any]:
+    head: dict[str, Any] = {key: fields[key] for key in ("command", "args") if key in fields}
     return {**head, **{k: v for k, v in fields.items() if k not in head}}

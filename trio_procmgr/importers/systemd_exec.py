@@ -34,14 +34,14 @@ def finish_exec_start(b: UnitBuilder) -> None:
 def _exec_command(b: UnitBuilder, d: Directive) -> None:
     prefixes, text = _split_prefixes(d.value)
     try:
-        words = split_words(text, commands=True)
+        commands = split_words(text, commands=True)
     except UnitSyntaxError as exc:
         b.error(d.line, f"ExecStart=: {exc}")
         return
-    if COMMAND_SEPARATOR in words:
+    if COMMAND_SEPARATOR in commands:
         b.unmapped(d.line, str(d), "only the first command of a ';'-separated list is run")
-        words = words[:words.index(COMMAND_SEPARATOR)]
-    words = [b.expand(d, w) for w in words]
+        commands = commands[:commands.index(COMMAND_SEPARATOR)]
+    words = [b.expand(d, w) for w in commands if isinstance(w, str)]  # separators cut off above
     if "@" in prefixes and len(words) > 1:
         b.unmapped(d.line, f"ExecStart=@ ({words[1]})", "argv[0] cannot be set; the executable path is used")
         del words[1]

@@ -9,8 +9,10 @@ Malformed input raises ``UnitSyntaxError`` carrying the line.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal, overload
 
 
 class UnitSyntaxError(ValueError):
@@ -51,7 +53,7 @@ def parse_unit(text: str) -> list[Directive]:
     return out
 
 
-def _logical_lines(text: str):
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
     """(first line number, joined text) of each non-comment line; ``\\`` continues a line."""
     pending: list[str] = []
     start = 0
@@ -75,21 +77,31 @@ def _logical_lines(text: str):
 
 # -------------------------------------------------------------------- command lines
 
-COMMAND_SEPARATOR = object()
+class _CommandSeparator:
+    """The type of ``COMMAND_SEPARATOR`` (one instance, compared by identity)."""
+
+    __slots__ = ()
+
+
+COMMAND_SEPARATOR = _CommandSeparator()
 """Stands for a lone unquoted ``;`` between commands of one Exec line."""
 
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v",
             "\\": "\\", '"': '"', "'": "'", "s": " ", ";": ";"}
 
 
-def split_words(text: str, *, commands: bool = False) -> list:
+@overload
+def split_words(text: str, *, commands: Literal[False] = False) -> list[str]: ...
+@overload
+def split_words(text: str, *, commands: bool) -> list[str | _CommandSeparator]: ...
+def split_words(text: str, *, commands: bool = False) -> list[str] | list[str | _CommandSeparator]:
     """Words of a value as systemd splits ExecStart=/Environment= (quotes, C escapes).
 
     Quotes (single or double) may open anywhere in a word and escapes work inside both
     kinds, as in systemd's ``extract_first_word(UNQUOTE|CUNESCAPE)``. With ``commands``,
     a lone unquoted ``;`` yields ``COMMAND_SEPARATOR``.
     """
-    words: list = []
+    words: list[str | _CommandSeparator] = []
     pos, end = 0, len(text)
     while True:
         while pos < end and text[pos] in " \t\n":

@@ -24,7 +24,7 @@ import signal as signal_module
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from trio_procmgr.errors import (
     Internal, InvalidArgument, InvalidState, PlatformNotSupported, TerminateFailed,
@@ -207,6 +207,9 @@ LIMITS: tuple[_Limit, ...] = (
 # ---------------------------------------------------------------------------- manager
 
 
+_C = TypeVar("_C", bound="_Cgroup")
+
+
 class CgroupManager:
     """The daemon's cgroup subtree ``<own>/<instance>`` in every hierarchy it uses.
 
@@ -376,9 +379,9 @@ class CgroupManager:
 
     # -- used by the cgroup objects
 
-    def _cgroup(self, kind: type, name: str, rel: str, parent: Any = None) -> Any:
+    def _cgroup(self, kind: type[_C], name: str, rel: str, parent: _Cgroup | None = None) -> _C:
         cg = self._cgroups.get(rel)
-        if cg is None or type(cg) is not kind:
+        if not isinstance(cg, kind) or type(cg) is not kind:
             cg = self._cgroups[rel] = kind(self, name, rel, parent)
         cg.ensure()
         return cg

@@ -18,7 +18,8 @@ from typing import Sequence
 try:
     from trio_procmgr.platform import _clone3spawn
 except ImportError:  # no compiler at install time: the pure-Python spawn is used
-    _clone3spawn = None
+    # mypy types the name as the module (_clone3spawn.pyi); None marks it absent.
+    _clone3spawn = None  # type: ignore[assignment]
 
 _disabled_reason: str | None = None if _clone3spawn is not None else \
     "the _clone3spawn extension is not built (no C compiler at install time)"

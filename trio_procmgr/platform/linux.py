@@ -10,12 +10,18 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from trio_procmgr.platform.posix import (  # noqa: F401  (re-exported for old importers)
     Credentials, ExitStatus, errno_reason, process_group_alive, resolve_credentials, signal_group,
     signal_pid)
+
+if TYPE_CHECKING:
+    from trio_procmgr.platform.cgroups import CgroupManager
+    from trio_procmgr.platform.ports import Platform
 
 PR_SET_CHILD_SUBREAPER = 36
 PR_GET_CHILD_SUBREAPER = 37
@@ -25,7 +31,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 def set_child_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants (prctl)."""
-    return _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    result: int = _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    return result == 0
 
 
 def pidfd_open(pid: int) -> int | None:
@@ -117,11 +124,11 @@ class Reaper:
         """Block until the next SIGCHLD-driven pass (or an explicit poke)."""
         await self._lot.park()
 
-    async def wait_child(self, popen) -> int:
+    async def wait_child(self, popen: Any) -> int:
         """A child without a pidfd (EMFILE at spawn, a rare fallback): ``wait`` in a thread."""
         return int(await trio.to_thread.run_sync(popen.wait))
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(signal.SIGCHLD) as signals:
             task_status.started()
             self.reap_untracked()
@@ -170,7 +177,7 @@ SYS_PIDFD_GETFD = 438  # the same number on every architecture (Linux >= 5.6)
 def pidfd_getfd(pidfd: int, target: int) -> int:
     """A duplicate (O_CLOEXEC) of fd ``target`` of the process behind ``pidfd``
     (pidfd_getfd(2); needs ptrace rights over it, e.g. root). Raises OSError."""
-    fd = _libc.syscall(SYS_PIDFD_GETFD, pidfd, target, 0)
+    fd: int = _libc.syscall(SYS_PIDFD_GETFD, pidfd, target, 0)
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
@@ -214,8 +221,10 @@ class LinuxProcessControl:
     """:class:`~trio_procmgr.platform.ports.ProcessControl` with pidfds, clone3, /proc
     and a child subreaper: exits are learnt without polling, orphans are reaped here."""
 
-    def native_spawn(self, cgroup_dir, *, exe, argv, env, cwd, stdio, pass_fds, uid, gid,
-                     groups) -> tuple[int, int]:
+    def native_spawn(self, cgroup_dir: str | None, *, exe: str, argv: Sequence[str],
+                     env: dict[str, str], cwd: str | None, stdio: tuple[int, int, int],
+                     pass_fds: Sequence[int], uid: int | None, gid: int | None,
+                     groups: Sequence[int] | None) -> tuple[int, int]:
         from trio_procmgr.platform import clone_spawn
         from trio_procmgr.platform.ports import NativeSpawnUnsupported
 
@@ -297,7 +306,7 @@ class LinuxProcessControl:
 class LinuxCgroups:
     """Opens the cgroup v2 (+ v1 controllers) subtree of the daemon."""
 
-    def open(self, instance: str):
+    def open(self, instance: str) -> tuple[CgroupManager | None, str]:
         from trio_procmgr.platform.cgroups import CgroupManager
 
         try:
@@ -309,7 +318,7 @@ class LinuxCgroups:
         return tree, ""
 
 
-def linux_platform():
+def linux_platform() -> Platform:
     """The Linux adapter: pidfd, cgroups v2/v1 hybrid, subreaper, clone3."""
     from trio_procmgr.platform.ports import Platform
     from trio_procmgr.platform.wallclock import WallClock

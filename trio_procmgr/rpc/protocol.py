@@ -77,9 +77,9 @@ class _Value:
     cost several milliseconds of start-up. Treat instances as immutable.
     """
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
-    def _values(self) -> tuple:
+    def _values(self) -> tuple[Any, ...]:
         return tuple(getattr(self, name) for name in self.__slots__)
 
     def __eq__(self, other: object) -> bool:
@@ -224,7 +224,7 @@ def _uint(value: Any, what: str) -> int:
     return value
 
 
-def _map(value: Any, what: str) -> Mapping:
+def _map(value: Any, what: str) -> Mapping[Any, Any]:
     if not isinstance(value, Mapping):
         raise RemoteProtocolError(f"{what} must be a map, got {type(value).__name__}")
     return value
@@ -294,7 +294,7 @@ def parse_message(value: Any) -> Message:
     return Abort(str(body.get(0, "PROTOCOL_ERROR")), str(body.get(1, "")))
 
 
-def message_to_wire(msg: Message) -> list:
+def message_to_wire(msg: Message) -> list[Any]:
     if isinstance(msg, Bootstrap):
         return [Kind.BOOTSTRAP, msg.qid, msg.params]
     if isinstance(msg, Call):
@@ -351,7 +351,7 @@ class Connection:
         self.max_frame = max_frame
         self._decoder.max_frame = max_frame
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray) -> None:
         """Feed bytes from the peer; ``b""`` means the peer closed its side."""
         if data:
             self._decoder.feed(data)

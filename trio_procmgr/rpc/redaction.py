@@ -26,7 +26,7 @@ def is_secret_key(key: Any) -> bool:
 def redact(value: Any) -> Any:
     """A copy of ``value`` safe to show a read-only peer."""
     if isinstance(value, Mapping):
-        out = {}
+        out: dict[Any, Any] = {}
         for key, item in value.items():
             if key in ENV_KEYS and isinstance(item, Mapping):
                 out[key] = {name: REDACTED for name in item}

@@ -40,7 +40,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import trio
 
 import trio_procmgr
-from dd_procmgr_rpc_schema.codec import default_codec
+from dd_procmgr_rpc_schema.codec import MethodInfo, default_codec
 from dd_procmgr_rpc_schema.loader import SCHEMA_PATH, Schemas, validation_summary
 from trio_procmgr import errors
 from trio_procmgr.feeds import DEFAULT_MAX_BYTES
@@ -65,6 +65,10 @@ MAX_CAPS = 10_000
 MAX_NAME = 256
 #: Items written to the socket in one go by a stream that fell behind.
 STREAM_BATCH = 256
+
+#: A results (or params) struct by field name, as the codec decodes it (the schema says
+#: which fields; the values are whatever msgpack carries).
+Results = dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -159,7 +163,7 @@ class RpcService:
         self.schemas = Schemas(self.codec.compiled)
         self.connections: set[RpcConnection] = set()
 
-    def validate_call(self, call: P.Call) -> tuple[Any, dict]:
+    def validate_call(self, call: P.Call) -> tuple[MethodInfo, Results]:
         """The protocol's validation hook: method known, params well-typed (by name)."""
         info = self.codec.method_by_ordinal(call.interface, call.method)
         if info is None:
@@ -222,7 +226,7 @@ class RpcConnection:
         a second before the connection closes. At most one write waits in the queue, so a
         client that does not read holds up its own calls, never the daemon's memory.
         """
-        out_send, out_recv = trio.open_memory_channel(1)
+        out_send, out_recv = trio.open_memory_channel[bytes](1)
         self.out = out_send
         self.service.connections.add(self)
         try:
@@ -242,7 +246,8 @@ class RpcConnection:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self.stream)
 
-    async def _writer(self, out_recv: trio.MemoryReceiveChannel, scope: trio.CancelScope) -> None:
+    async def _writer(self, out_recv: trio.MemoryReceiveChannel[bytes],
+                      scope: trio.CancelScope) -> None:
         """Write queued frames; drop the client when a write waits ``send_deadline``."""
         async with out_recv:
             async for data in out_recv:
@@ -315,6 +320,7 @@ class RpcConnection:
             return await self._on_bootstrap(event)
         if isinstance(event, P.CallRejected):
             question = event.call.question
+            assert question is not None  # the Connection attaches one to every inbound CALL
             self.promises[question.qid] = promise = Promise()
             err = _as_error(event.error)
             promise.settle(error=err)
@@ -342,6 +348,7 @@ class RpcConnection:
                 self.ticket.authenticated()
         self.promises[event.qid] = Promise(root=True)
         self.promises[event.qid].settle(result=None)
+        assert event.question is not None  # the Connection attaches one to every inbound BOOTSTRAP
         await self._send(self.conn.send_return(event.question, self.service.bootstrap_results()))
         return True
 
@@ -349,6 +356,8 @@ class RpcConnection:
         promise = Promise()
         self.promises[call.qid] = promise
         scope = trio.CancelScope()
+        assert call.question is not None  # the Connection attaches one to every inbound CALL
+        assert self.nursery is not None  # calls arrive only while _read_loop runs in it
         self.scopes[call.question] = scope
         self.nursery.start_soon(self._run_call, call, promise, scope)
 
@@ -384,6 +393,7 @@ class RpcConnection:
 
     async def _run_call(self, call: P.Call, promise: Promise, scope: trio.CancelScope) -> None:
         question = call.question
+        assert question is not None  # the Connection attaches one to every inbound CALL
         try:
             with scope:
                 try:
@@ -452,7 +462,7 @@ class RpcConnection:
 
     async def _resolve_target(self, target: P.Target) -> tuple[str, str | None]:
         """(interface name, process ref or None for the root)."""
-        if target == P.ROOT:
+        if isinstance(target, int):  # parse_target admits no integer but ROOT
             return "ProcessManager", None
         if isinstance(target, P.CapTarget):
             entry = self.caps.get(target.cap_id)
@@ -487,12 +497,12 @@ def _as_error(exc: Exception) -> errors.ProcMgrError:
 class CallHandler:
     """Runs one validated call against the engine and returns its results by name."""
 
-    def __init__(self, rpc: RpcConnection, info: Any, params: dict, ref: str | None,
+    def __init__(self, rpc: RpcConnection, info: MethodInfo, params: Results, ref: str | None,
                  question: P.Question, promise: Promise) -> None:
         self.rpc, self.info, self.params, self.ref = rpc, info, params, ref
         self.question, self.promise = question, promise
         self.manager = rpc.manager
-        self.after_answer = None
+        self.after_answer: Callable[[], Awaitable[object]] | None = None
 
     def engine(self, name: str) -> Any:
         """The engine's bound call ``name`` (UNIMPLEMENTED when this engine lacks it)."""
@@ -508,19 +518,19 @@ class CallHandler:
             raise errors.Unimplemented(f"this daemon does not implement {name} yet", method=name)
         return await handler(self)
 
-    async def do_record_call(self) -> dict:
+    async def do_record_call(self) -> Results:
         """start, stop, restart, pause, resume, describe: one engine call on the target,
         answered with its full record."""
         record = await _maybe_await(self.engine(self.info.name)(self.target_ref()))
         return {"record": self.full_record(record)}
 
-    async def do_create(self) -> dict:
+    async def do_create(self) -> Results:
         p = self.params
         record = await self.engine("create")(p["name"], p["config"], start=p["start"],
                                              transient=p["transient"])
         return {"record": self.full_record(record)}
 
-    def full_record(self, record: Any, before: dict | None = None) -> Any:
+    def full_record(self, record: Any, before: Results | None = None) -> Any:
         """The engine's record with the config fields ``describe`` shows (command, args,
         restart, process_type, spec ...), so every mutating call answers the same shape.
         ``before`` is the summary taken before a delete, when the process is gone."""
@@ -533,16 +543,16 @@ class CallHandler:
             extra = before or {}
         return {**extra, **record}
 
-    async def do_start_many(self) -> dict:
+    async def do_start_many(self) -> Results:
         return await self._many("start")
 
-    async def do_stop_many(self) -> dict:
+    async def do_stop_many(self) -> Results:
         return await self._many("stop")
 
-    async def do_restart_many(self) -> dict:
+    async def do_restart_many(self) -> Results:
         return await self._many("restart")
 
-    async def _many(self, verb: str) -> dict:
+    async def _many(self, verb: str) -> Results:
         from trio_procmgr.engine.batch import act_on_many
 
         outcomes = await act_on_many(self.manager, verb, list(self.params["names"]))
@@ -551,41 +561,41 @@ class CallHandler:
                 item["record"] = self.full_record(item["record"])
         return {"outcomes": outcomes}
 
-    async def do_scale(self) -> dict:
+    async def do_scale(self) -> Results:
         return {"record": await self.engine("scale")(self.params["name"], self.params["replicas"])}
 
-    async def do_instantiate(self) -> dict:
+    async def do_instantiate(self) -> Results:
         p = self.params
         return {"record": await self.engine("instantiate")(p["template"], p["instance"], start=p["start"])}
 
-    async def do_get(self) -> dict:
+    async def do_get(self) -> Results:
         ref = self.params["name"]
         self.engine("resolve")(ref)
         record = self.engine("describe")(ref)
         stable = record.get("id") or record.get("name") or ref
         return {"process": self.rpc.export("Process", stable, self.promise)}
 
-    async def do_list(self) -> dict:
+    async def do_list(self) -> Results:
         return {"processes": await _maybe_await(self.engine("list")())}
 
-    async def do_delete(self) -> dict:
+    async def do_delete(self) -> Results:
         summary = self.rpc.service.engine_calls.get("summary")
         before = summary(self.target_ref()) if summary is not None else None
         record = await self.engine("delete")(self.target_ref(), force=self.params["force"])
         return {"record": self.full_record(record, before)}
 
-    async def do_update(self) -> dict:
+    async def do_update(self) -> Results:
         p = self.params
-        result = await self.engine("update")(self.target_ref(), p["changes"], dry_run=p["dry_run"],
-                                             restart_process=p["restart_process"])
+        result: Results = await self.engine("update")(
+            self.target_ref(), p["changes"], dry_run=p["dry_run"], restart_process=p["restart_process"])
         if isinstance(result, dict) and result.get("record"):
             result = {**result, "record": self.full_record(result["record"])}
         return result
 
-    async def do_stats(self) -> dict:
+    async def do_stats(self) -> Results:
         return {"stats": await _maybe_await(self.engine("stats")(self.target_ref()))}
 
-    async def do_logs(self) -> dict:
+    async def do_logs(self) -> Results:
         """Buffered lines, or (follow) the last lines then live ones, like ``tail -f``.
 
         Without a name: every process, one stream, each line carrying ``process``. The
@@ -604,7 +614,7 @@ class CallHandler:
             sent, dropped = await self._pour(sub, "LogLine")
         return {"lines": [], "items_sent": sent + len(backlog), "items_dropped": dropped}
 
-    def _log_tail(self, ref: str | None, lines: int | None, stream: str | None) -> list[dict]:
+    def _log_tail(self, ref: str | None, lines: int | None, stream: str | None) -> list[Results]:
         """The last ``lines`` of one process, or of all of them merged by time; each line
         names its ``process``, like the live lines that follow."""
         tail = self.engine("logs")
@@ -617,7 +627,7 @@ class CallHandler:
         merged.sort(key=lambda item: item.get("time") or 0.0)
         return merged[-lines:] if lines else merged
 
-    async def do_watch(self) -> dict:
+    async def do_watch(self) -> Results:
         p = self.params
         hub = self.manager.hub
         maxsize = max(1, min(p["max_queue"], MAX_STREAM_QUEUE))
@@ -650,62 +660,64 @@ class CallHandler:
         to_wire = self.rpc.codec.to_wire
         return await self.rpc.send_stream(self.question, [to_wire(struct_name, i) for i in items])
 
-    async def do_reload_config(self) -> dict:
+    async def do_reload_config(self) -> Results:
         config_dir = self.params["config_dir"]
         if config_dir is None:
-            return await self.engine("reload_config")()
-        from trio_procmgr.config.loader import load_config_dir
-        config = await trio.to_thread.run_sync(load_config_dir, config_dir)
-        return await self.engine("reload_config")(config)
+            results: Results = await self.engine("reload_config")()
+        else:
+            from trio_procmgr.config.loader import load_config_dir
+            config = await trio.to_thread.run_sync(load_config_dir, config_dir)
+            results = await self.engine("reload_config")(config)
+        return results
 
-    async def do_validate_config(self) -> dict:
+    async def do_validate_config(self) -> Results:
         from trio_procmgr.config.loader import validate_dir
         found = await trio.to_thread.run_sync(validate_dir, self.params["config_dir"])
         issues = list(getattr(found, "issues", found) or ())
         issues = [i.to_dict() if hasattr(i, "to_dict") else dict(i) for i in issues]
         return {"ok": not any(i.get("severity", "error") == "error" for i in issues), "issues": issues}
 
-    async def do_version(self) -> dict:
+    async def do_version(self) -> Results:
         codec = self.rpc.codec
         return {"protocol_version": codec.protocol_version,
                 "server_version": trio_procmgr.__version__, "schema_hash": codec.schema_hash}
 
-    async def do_ping(self) -> dict:
+    async def do_ping(self) -> Results:
         from trio_procmgr.daemon.metrics import state_write_errors
 
         failed, error = state_write_errors(self.manager)
         return {"time": time.time(), "state_write_errors": failed, "state_error": error}
 
-    async def do_shutdown(self) -> dict:
+    async def do_shutdown(self) -> Results:
         shutdown = self.engine("shutdown")
         self.after_answer = shutdown
         return {}
 
-    async def do_daemon_reexec(self) -> dict:
+    async def do_daemon_reexec(self) -> Results:
         """The new program is checked now (its failure is this call's error, the daemon
         keeps running); the exec itself is scheduled to follow this answer."""
         await self.engine("daemon_reexec")()
         return {}
 
-    async def do_rotate_logs(self) -> dict:
+    async def do_rotate_logs(self) -> Results:
         await _maybe_await(self.engine("rotate_logs")(self.params["name"]))
         return {}
 
-    async def do_deps(self) -> dict:
+    async def do_deps(self) -> Results:
         return {"graph": await _maybe_await(self.engine("deps")(self.params["name"]))}
 
-    async def do_kill(self) -> dict:
+    async def do_kill(self) -> Results:
         p = self.params
         record = await self.engine("kill")(self.target_ref(), p["signal"], whom=p["whom"])
         return {"record": record}
 
-    async def do_reload(self) -> dict:
+    async def do_reload(self) -> Results:
         return {"record": await self.engine("reload")(self.target_ref())}
 
-    async def do_groups(self) -> dict:
+    async def do_groups(self) -> Results:
         return {"groups": self.engine("groups")()}
 
-    async def do_stats_all(self) -> dict:
+    async def do_stats_all(self) -> Results:
         """Stats of many processes; with ``follow`` one batch (stats plus the list
         records) every ``interval`` seconds until the caller finishes the question,
         so a live view costs one stream instead of N calls per refresh."""
@@ -723,7 +735,7 @@ class CallHandler:
             sent += 1
             await trio.sleep(interval)
 
-    async def do_schema(self) -> dict:
+    async def do_schema(self) -> Results:
         with open(SCHEMA_PATH, encoding="utf-8") as fh:
             text = fh.read()
         return {"schema_yaml": text, "schema_hash": self.rpc.codec.schema_hash}
@@ -800,7 +812,7 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
                     preauth: PreAuthLimits = PreAuthLimits(),
                     send_deadline: float = SEND_DEADLINE,
                     inherited: Mapping[str, Any] | None = None,
-                    task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+                    task_status: trio.TaskStatus[RpcServerInfo] = trio.TASK_STATUS_IGNORED) -> None:
     """Serve the RPC until cancelled; reports :class:`RpcServerInfo` once listening.
 
     ``tcp`` needs ``token_file`` (refused otherwise: a TCP peer has no credentials to
@@ -822,7 +834,8 @@ async def serve_rpc(manager: Any, *, socket_path: str | None = None, tcp: str | 
     inherited = inherited or {}
     if socket_path is not None:
         read_only_path = read_only_socket_path(socket_path)
-        kept = inherited.get("unix") if isinstance(inherited.get("unix"), dict) else {}
+        unix = inherited.get("unix")
+        kept: dict[str, int] = unix if isinstance(unix, dict) else {}
         for path, mode in ((socket_path, SOCKET_MODE), (read_only_path, READ_ONLY_SOCKET_MODE)):
             if kept.get(path) is not None:  # a re-exec: the path never disappeared
                 sock = stdsocket.socket(fileno=kept[path])
