@@ -141,7 +141,7 @@ class Codec:
             out[extra_ordinal] = extra
         return out
 
-    def _encoding_plan(self, spec: dict) -> tuple[dict[str, tuple[int, Any]], str | None, int]:
+    def _encoding_plan(self, spec: dict[str, Any]) -> tuple[dict[str, tuple[int, Any]], str | None, int]:
         """Per field name ``(ordinal, encoder)``: None for a plain scalar, ``_EXTRA`` for
         the open struct's extra map, else a function of the (non-None) value. Built once
         per struct, so encoding a list of 1000 records does no type dispatch per field."""

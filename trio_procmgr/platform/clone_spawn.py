@@ -21,8 +21,11 @@ except ImportError:  # no compiler at install time: the pure-Python spawn is use
     # mypy types the name as the module (_clone3spawn.pyi); None marks it absent.
     _clone3spawn = None  # type: ignore[assignment]
 
-_disabled_reason: str | None = None if _clone3spawn is not None else \
-    "the _clone3spawn extension is not built (no C compiler at install time)"
+_disabled_reason: str | None = None
+if _clone3spawn is None:
+    _disabled_reason = "the _clone3spawn extension is not built (no C compiler at install time)"
+elif not hasattr(_clone3spawn, "spawn"):  # built, but no clone3 trampoline for this CPU
+    _disabled_reason = f"the _clone3spawn extension has no clone3 trampoline for {os.uname().machine}"
 
 
 def available() -> bool:
