@@ -194,8 +194,10 @@ class SupervisionGroups(Feature):
         for member in list(round.failed):
             msup = self.registry.get(member)
             if msup is not None:
-                await msup.wait_until(lambda s, m=member: m in round.elapsed
-                                      or s.record.state is not S.BACKOFF)
+                def elapsed_or_moved(s: "Supervisor", m: str = member) -> bool:
+                    return m in round.elapsed or s.record.state is not S.BACKOFF
+
+                await msup.wait_until(elapsed_or_moved)
         if rt.round is round:
             rt.round = None
         if rt.state is GroupState.CRASHED:

@@ -72,7 +72,7 @@ async def probe_http(url: str, expected: StatusSet) -> tuple[bool, int | None, s
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(await stream.receive_some(16384))
+                conn.receive_data(bytes(await stream.receive_some(16384)))
                 continue
             if isinstance(event, h11.Response):
                 status = event.status_code

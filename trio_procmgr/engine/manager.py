@@ -22,6 +22,7 @@ feature talks to, :class:`~trio_procmgr.engine.views.Views` answers the rarer vi
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
 import os
@@ -440,7 +441,7 @@ class ProcessManager:
         """
         return self.views.deps(ref)
 
-    def groups(self) -> list[dict[str, Any]]:
+    def groups(self) -> builtins.list[dict[str, Any]]:
         """Every supervision group with its runtime view and its members' states."""
         return self.views.groups()
 
@@ -657,7 +658,7 @@ class ProcessManager:
             return self._reject_reload(problems)
         return await self._apply_reload(config)
 
-    def _reload_problems(self, config: ConfigSet) -> list[dict[str, Any]]:
+    def _reload_problems(self, config: ConfigSet) -> builtins.list[dict[str, Any]]:
         """Every reason not to apply ``config``, as ConfigIssue dicts (warnings excluded)."""
         problems = [i.to_dict() for i in config.issues
                     if getattr(i, "severity", "error") == "error"]
@@ -693,7 +694,7 @@ class ProcessManager:
                              "message": exc.message})
         return problems
 
-    def _reject_reload(self, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    def _reject_reload(self, problems: builtins.list[dict[str, Any]]) -> dict[str, Any]:
         for issue in problems:
             where = issue["file"] + (f":{issue['line']}" if issue.get("line") else "")
             field = f" field '{issue['field']}':" if issue.get("field") else ""
@@ -773,7 +774,7 @@ class ProcessManager:
     def stats(self, ref: str) -> dict[str, Any]:
         return self.views.stats(ref)
 
-    def logs(self, ref: str, *, lines: int | None = None, stream: str | None = None) -> list[dict[str, Any]]:
+    def logs(self, ref: str, *, lines: int | None = None, stream: str | None = None) -> builtins.list[dict[str, Any]]:
         return self.supervisor(ref).ring.tail(lines, stream)
 
     def follow_logs(self, ref: str | None = None, stream: str | None = None, *,
@@ -785,7 +786,7 @@ class ProcessManager:
         """
         return self.host.feature(LogCapture).follow(ref, stream=stream, maxsize=maxsize)
 
-    def rotate_logs(self, ref: str | None = None) -> list[str]:
+    def rotate_logs(self, ref: str | None = None) -> builtins.list[str]:
         """Rotate the log files of ``ref`` (None: every process) now; the rotated paths."""
         return self.host.feature(LogCapture).rotate(ref)
 

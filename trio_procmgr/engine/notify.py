@@ -46,10 +46,11 @@ def wants_notify_socket(sup: "Supervisor") -> bool:
 
 
 def _stats(sup: "Supervisor") -> dict[str, Any]:
-    return sup.extras.setdefault("notify", {
+    stats: dict[str, Any] = sup.extras.setdefault("notify", {
         "socket": None, "received": 0, "accepted": 0, "dropped": 0, "dropped_by_reason": {},
         "last_dropped": None, "stopping": False, "reloading": False, "errno": None,
         "main_pid_from_notify": None})
+    return stats
 
 
 class NotifySockets(Feature):
@@ -143,7 +144,7 @@ def _sender_accepted(sup: "Supervisor", inst: "Instance", dgram: Any) -> bool:
         creds = resolve_credentials(sup.spec.user, sup.spec.group)
     except LookupError:
         return False
-    return dgram.uid == (creds.uid if creds is not None else os.geteuid())
+    return bool(dgram.uid == (creds.uid if creds is not None else os.geteuid()))
 
 
 def _handle(sup: "Supervisor", inst: "Instance", dgram: Any) -> None:

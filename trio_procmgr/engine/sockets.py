@@ -151,6 +151,7 @@ def _bind_unix(bound: BoundSocket, path: str, kind: int) -> socket.socket:
         os.chmod(path, spec.socket_mode)
         if spec.socket_user is not None or spec.socket_group is not None:
             creds = resolve_credentials(spec.socket_user, spec.socket_group)
+            assert creds is not None  # a user or a group was named
             os.chown(path, creds.uid if spec.socket_user is not None else -1,
                      creds.gid if spec.socket_group is not None or spec.socket_user else -1)
     except BaseException:
@@ -318,12 +319,14 @@ def activation_hold(sup: "Supervisor", streak: int, now: float, *,
 
 async def _first_readable(live: list[BoundSocket]) -> BoundSocket:
     if len(live) == 1:
+        assert live[0].sock is not None
         await trio.lowlevel.wait_readable(live[0].sock)
         return live[0]
     found: list[BoundSocket] = []
     async with trio.open_nursery() as nursery:
         for b in live:
             async def wait(b: BoundSocket = b) -> None:
+                assert b.sock is not None
                 await trio.lowlevel.wait_readable(b.sock)
                 found.append(b)
                 nursery.cancel_scope.cancel()

@@ -114,7 +114,7 @@ class Supervisor:
     def name(self) -> str:
         return self.spec.name
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
         """The actor: owns the process nursery until the process is deleted."""
         try:
             async with trio.open_nursery() as nursery:
@@ -492,7 +492,7 @@ class Supervisor:
         The caller verified it (cgroup, pidfd, start time). Counters and ``started_at``
         come from the journal entry; the process is running again without a new run.
         """
-        child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],  # type: ignore[arg-type]
+        child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],
                       stderr_fd=readers[1], extra={"fifos": fifos, "readers": {
                           p: fd for p, fd in zip(fifos, readers) if fd is not None},
                           "notify_socket": entry.get("notify_socket"), "adopted": True},
@@ -715,7 +715,7 @@ class Supervisor:
 
     def _send_stop_signal(self, inst: Instance, sig: int) -> None:
         mode = self.effective_kill_mode()
-        if mode == "control-group":
+        if mode == "control-group" and self.cgroup is not None:
             self.cgroup.signal(sig)
         elif mode == "process-group":
             self.os.signal_group(inst.pgid, sig)
@@ -814,6 +814,7 @@ class Supervisor:
 
     async def _kill_instance(self, inst: Instance, *, for_failure: bool) -> None:
         """Kill a misbehaving instance (timeout, watchdog, health); its exit is a failure."""
+        sig: int
         if for_failure and self.spec.watchdog_sec and inst.failure_reason == "watchdog":
             sig = signal.SIGABRT
         else:

@@ -126,6 +126,7 @@ class Transactions:
                 continue
             dsup = self.registry[dep]
             hc = dsup.spec.health_check
+            assert hc is not None  # wait_healthy lists only health-checked predecessors
             budget = max(dsup.spec.timeout_start_sec, hc.start_period + hc.interval * (hc.retries + 1)
                          + hc.timeout)
 
