@@ -73,7 +73,7 @@ async def test_an_unforeseen_error_preparing_a_spawn_fails_and_retries_by_policy
                 calls.append(sup.name)
                 raise OSError(24, "Too many open files")
 
-        pm.exec_plan_hooks.insert(0, exploding_hook)
+        pm.host.hooks.prepare_exec.insert(0, exploding_hook)
         await pm.start("good")
         bad = pm.supervisor("bad")
         with pytest.raises(Exception, match="Too many open files"):
@@ -95,7 +95,7 @@ async def test_a_task_that_raises_in_a_process_tree_never_reaches_the_manager(ma
             if sup.name == "bad" and sup.record.runs == 1:
                 nursery.start_soon(crash)
 
-        pm.instance_hooks.append(buggy_feature)
+        pm.host.hooks.on_instance.append(buggy_feature)
         await pm.start("good")
         await pm.start("bad")
         bad = pm.supervisor("bad")
@@ -176,7 +176,7 @@ async def test_a_failing_transaction_step_is_that_processs_error_only(make_manag
     cfg = specs(bad={"command": "sleep", "args": ["1000"]},
                 good={"command": "sleep", "args": ["1000"]})
     async with make_manager(cfg) as pm:
-        plan = planner.start_transaction(pm.specs, ["bad", "good"])
+        plan = planner.start_transaction(pm.registry.specs, ["bad", "good"])
         results = await pm.transactions.run_start_plan(plan, manual=True)
         assert isinstance(results["bad"], errors.Internal)
         assert results["good"]["state"] == "running"

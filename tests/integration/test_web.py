@@ -91,7 +91,7 @@ async def test_slow_client_is_told_it_lost_events_while_a_fast_one_keeps_up(make
                             received.append(json.loads(await fast.get_message()))
                     nursery.start_soon(read_fast)
                     for i in range(count):
-                        pm.publish("padding", None, None, n=i, pad=pad)
+                        pm.hub.publish("padding", None, None, n=i, pad=pad)
                         await trio.sleep(0)  # the daemon carries on; only the slow client lags
                 assert [e["n"] for e in received] == list(range(count))
                 assert pm.hub.dropped > 0
@@ -152,7 +152,7 @@ async def test_token_is_required_when_configured(make_manager, tmp_path):
         async with trio_websocket.open_websocket_url(url(info, "/events?token=s3cret")) as ws:
             with trio.fail_after(5):
                 await pm.hub.wait_subscribers(1)
-            pm.publish("hello", None, None)
+            pm.hub.publish("hello", None, None)
             assert json.loads(await ws.get_message())["type"] == "hello"
 
 
@@ -303,7 +303,7 @@ async def test_browser_websockets_authenticate_with_their_first_message(make_man
             await ws.send_message(json.dumps({"token": "s3cret"}))
             with trio.fail_after(5):
                 await pm.hub.wait_subscribers(1)
-            pm.publish("hello", None, None)
+            pm.hub.publish("hello", None, None)
             assert json.loads(await ws.get_message())["type"] == "hello"
 
 

@@ -31,7 +31,7 @@ def test_daemon_reexec_is_dispatched_to_the_engine():
 
 @pytest.mark.parametrize("name", ENGINE_CALLS)
 def test_the_real_engine_implements_every_call_the_server_makes(name):
-    assert callable(getattr(ProcessManager, name, None)), f"ProcessManager lacks {name}"
+    assert name in bind_engine(ProcessManager()), f"ProcessManager lacks {name}"
 
 
 def test_every_engine_call_named_in_a_handler_is_declared():

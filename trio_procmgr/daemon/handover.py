@@ -68,11 +68,12 @@ def snapshot(manager: "ProcessManager", listeners: Mapping[str, Any]) -> dict[st
             for path, fd in (sup.instance.child.extra.get("readers") or {}).items():
                 if _same_fifo(fd, path):
                     readers[path] = fd
-    from trio_procmgr.engine import sockets
+    from trio_procmgr.engine.sockets import SocketActivation
 
+    activation = manager.host.feature(SocketActivation).listening_fds()
     return {"version": VERSION, "at": time.time(), "pid": os.getpid(),
             "started_at": manager.started_at, "records": records, "readers": readers,
-            "listeners": {**listeners, "activation": sockets.listening_fds(manager)}}
+            "listeners": {**listeners, "activation": activation}}
 
 
 def _same_fifo(fd: int, path: str) -> bool:
@@ -153,7 +154,7 @@ def write_memfd(snap: Mapping[str, Any]) -> int:
 
 def execute(manager: "ProcessManager", listeners: Mapping[str, Any]) -> None:
     """Replace this process's image; returns only if execve failed (then raises Internal)."""
-    manager.flush_logs()
+    manager.host.flush_logs()
     snap = snapshot(manager, listeners)
     keep = kept_fds(snap)
     memfd = write_memfd(snap)

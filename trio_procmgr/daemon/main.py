@@ -222,7 +222,7 @@ async def _serve(manager: Any, args: argparse.Namespace, config_dir: str | None,
                 took = time.time() - snap["at"]
                 log.info("re-executed in place in %.0f ms: %d processes adopted", took * 1000,
                          sum(1 for s in manager.supervisors() if s.instance is not None))
-                manager.publish("daemon_reexecuted", None, None, seconds=round(took, 3),
+                manager.host.publish("daemon_reexecuted", None, None, seconds=round(took, 3),
                                 previous_started_at=snap.get("started_at"))
             nursery.start_soon(_handle_signals, manager, config_dir, nursery.cancel_scope)
             if args.exit_with:
@@ -235,7 +235,7 @@ async def _serve(manager: Any, args: argparse.Namespace, config_dir: str | None,
                      len(manager.supervisors()), socket_path, config_dir or "(none)",
                      " (PID 1)" if os.getpid() == 1 else "")
             sd_notify("READY=1\nSTATUS=supervising")
-            await manager.wait_shutdown()
+            await manager.shutdown_sequence.wait_requested()
             log.info("shutting down: stopping every process")
             sd_notify("STOPPING=1")
             await _stop_then_close_listeners(manager, nursery.cancel_scope)
@@ -257,7 +257,7 @@ async def _stop_then_close_listeners(manager: Any, listeners: Any) -> None:
     import trio
     import trio.testing
 
-    await manager.stop_for_shutdown()
+    await manager.shutdown_sequence.run()
     with trio.move_on_after(2.0):
         await trio.testing.wait_all_tasks_blocked(cushion=0.05)
     listeners.cancel()
@@ -267,7 +267,7 @@ def _check_exit_with(manager: Any, name: str) -> None:
     from trio_procmgr.errors import ProcMgrError
 
     try:
-        manager.resolve(name)
+        manager.registry.resolve(name)
     except ProcMgrError:
         raise DaemonStartError(f"--exit-with {name}: no such process in the configuration") from None
 
@@ -307,7 +307,7 @@ def _reexec_hook(manager: Any, info: Any, nursery: Any) -> Any:
 
     async def prepare() -> None:
         proc, output = handover.start_preflight(list(sys.orig_argv))
-        manager.track(proc.pid)  # its exit status is ours to read, not the orphan reaper's
+        manager.host.track(proc.pid)  # its exit status is ours to read, not the orphan reaper's
         try:
             with trio.move_on_after(handover.PREFLIGHT_TIMEOUT):
                 await trio.to_thread.run_sync(proc.wait, abandon_on_cancel=True)
@@ -317,7 +317,7 @@ def _reexec_hook(manager: Any, info: Any, nursery: Any) -> Any:
             if proc.returncode is None:
                 proc.kill()
                 proc.wait()  # SIGKILLed: returns at once
-            manager.untrack(proc.pid)
+            manager.host.untrack(proc.pid)
         handover.preflight_verdict(returncode, output)
         nursery.start_soon(_exec_soon, manager, info)
 
@@ -430,12 +430,12 @@ async def _reload_on_signal(manager: Any) -> None:
         summary = await manager.reload_config()
     except ProcMgrError as exc:
         log.error("SIGHUP: reload failed: %s", exc.message)
-        manager.publish("config_reload_failed", None, None, errors=[
+        manager.host.publish("config_reload_failed", None, None, errors=[
             {"file": manager.config_dir or "<config>", "message": exc.message}])
         return
     except Exception as exc:  # contained: logged with its traceback and reported
         log.exception("SIGHUP: reload failed unexpectedly")
-        manager.publish("config_reload_failed", None, None, errors=[
+        manager.host.publish("config_reload_failed", None, None, errors=[
             {"file": manager.config_dir or "<config>", "message": f"internal error: {exc!r}"}])
         return
     if summary.get("errors"):

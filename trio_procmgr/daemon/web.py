@@ -329,7 +329,7 @@ class WebServer:
         """``/logs``: resolved only once the client is authenticated, so an unknown name
         tells nothing to a client without the token (close code 4404)."""
         try:
-            name = self.manager.resolve((req.query.get("process") or [""])[0])
+            name = self.manager.registry.resolve((req.query.get("process") or [""])[0])
         except errors.ProcMgrError as exc:
             with trio.move_on_after(webstreams.CLOSE_TIMEOUT):
                 await ws.aclose(webstreams.CLOSE_NOT_FOUND, exc.message[:120])

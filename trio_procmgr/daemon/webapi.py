@@ -99,8 +99,10 @@ def instance_of(name: str) -> str | None:
 def process_row(manager: "ProcessManager", sup: "Supervisor") -> dict[str, Any]:
     """One table row: the record's headline fields plus group and instance."""
     rec = sup.record
-    groups = getattr(manager, "supervision_groups", None)
-    group = groups.group_of(sup.name) if groups is not None else None
+    from trio_procmgr.engine.groups import SupervisionGroups
+
+    host = getattr(manager, "host", None)
+    group = host.feature(SupervisionGroups).group_of(sup.name) if host is not None else None
     return {"name": sup.name, "id": rec.id, "state": rec.state.value, "pid": rec.pid,
             "runs": rec.runs, "restarts": rec.restarts, "health": rec.health,
             "started_at": rec.started_at, "ended_at": rec.ended_at, "reason": rec.reason,

@@ -32,7 +32,7 @@ async def act_on_many(manager: "ProcessManager", verb: str, refs: list[str]) -> 
     single: list[str] = []
     for ref in dict.fromkeys(refs):
         try:
-            names[ref] = manager.resolve(ref)
+            names[ref] = manager.registry.resolve(ref)
         except errors.ProcessNotFound:
             single.append(ref)
     outcomes: dict[str, Any] = {}
@@ -68,7 +68,7 @@ async def _stop(manager: "ProcessManager", names: list[str]) -> dict[str, Any]:
     moving = [n for n in names if n in active or manager.supervisor(n).record.state is S.BACKOFF]
     out: dict[str, Any] = {}
     if moving:
-        results = await tx.run_stop_plan(planner.stop_transaction(manager.specs, moving, active))
+        results = await tx.run_stop_plan(planner.stop_transaction(manager.registry.specs, moving, active))
         out.update({n: _record(manager, n, results.get(n)) for n in moving})
     for name in names:
         if name not in out:  # not running: NOT_RUNNING, or settles a failed one
@@ -87,7 +87,7 @@ async def _start(manager: "ProcessManager", names: list[str]) -> dict[str, Any]:
         else:
             todo.append(name)
     if todo:
-        plan = planner.start_transaction(manager.specs, todo)
+        plan = planner.start_transaction(manager.registry.specs, todo)
         results = await manager.transactions.run_start_plan(plan, manual=True)
         out.update({n: _record(manager, n, results.get(n)) for n in todo})
     return out
@@ -101,13 +101,13 @@ async def _restart(manager: "ProcessManager", names: list[str]) -> dict[str, Any
     running = [n for n in names if n in active]
     again = list(names)
     if running:
-        plan = planner.stop_transaction(manager.specs, running, active)
+        plan = planner.stop_transaction(manager.registry.specs, running, active)
         stopped = await tx.run_stop_plan(plan, restarting=True)
         failed = {n: r for n, r in stopped.items() if isinstance(r, errors.ProcMgrError)}
         again = [n for n in names if n not in failed] + \
             [n for n in plan.order if n not in names and n not in failed]
     else:
         failed = {}
-    results = await tx.run_start_plan(planner.start_transaction(manager.specs, again), manual=True)
+    results = await tx.run_start_plan(planner.start_transaction(manager.registry.specs, again), manual=True)
     out = {n: failed.get(n) or _record(manager, n, results.get(n)) for n in names}
     return out

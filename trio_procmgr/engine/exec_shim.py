@@ -19,53 +19,47 @@ Which shim (measured on the CI machine, median of 30 spawns, ``/bin/true`` alone
 The shim adds nothing to the environment: dash's exported ``PWD`` is unset and Python's
 coerced ``LC_CTYPE`` is dropped unless the service was given them.
 
-Features ask for the shim with :func:`request` from their ``exec_plan_hooks``; this
-module's own hook (installed last) rewrites the plan once.
+Features ask for the shim with :func:`request` from their ``prepare_exec`` hook (the
+request travels on the plan); :class:`ExecShim` (registered last) rewrites the plan once.
 """
 
 from __future__ import annotations
 
 import sys
-import weakref
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from trio_procmgr.engine.spawner import check_executable
+from trio_procmgr.engine.features import Feature, FeatureContext
+from trio_procmgr.engine.spawner import ExecPlan, ShimRequest, check_executable
 from trio_procmgr.listen_env import shim_argv
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.engine.supervisor import Supervisor
 
 
-@dataclass
-class _Request:
-    fds: list[int] = field(default_factory=list)
-    pid_vars: list[str] = field(default_factory=list)
-
-
-_requests: "weakref.WeakKeyDictionary[Any, dict[str, _Request]]" = weakref.WeakKeyDictionary()
-
-
-def request(manager: "ProcessManager", sup: "Supervisor", *, fds: Sequence[int] = (),
-            pid_vars: Sequence[str] = ()) -> None:
-    """For the spawn being prepared: move ``fds`` to 3.. (in call order), set ``pid_vars``."""
-    req = _requests.setdefault(manager, {}).setdefault(sup.name, _Request())
+def request(plan: ExecPlan, *, fds: Sequence[int] = (), pid_vars: Sequence[str] = ()) -> None:
+    """For the spawn of ``plan``: move ``fds`` to 3.. (in call order), set ``pid_vars``."""
+    req = plan.shim = plan.shim or ShimRequest()
     req.fds.extend(fds)
     req.pid_vars.extend(v for v in pid_vars if v not in req.pid_vars)
 
 
-def _apply(manager: "ProcessManager", sup: "Supervisor", plan: Any) -> None:
-    req = _requests.get(manager, {}).pop(sup.name, None)
-    if req is None:
-        return
-    check_executable(plan)  # the shim's exec would hide a missing binary
-    for var in req.pid_vars:
-        plan.env.pop(var, None)
-    plan.pass_fds = tuple(plan.pass_fds) + tuple(fd for fd in req.fds if fd not in plan.pass_fds)
-    plan.argv = shim_argv(plan.argv, fd_sources=req.fds, pid_vars=req.pid_vars, env=plan.env,
-                          python=sys.executable)
+class ExecShim(Feature):
+    """Rewrites a plan that asked for the shim, once, after every other feature."""
+
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
+
+    def prepare_exec(self, sup: "Supervisor", plan: ExecPlan) -> None:
+        req, plan.shim = plan.shim, None
+        if req is None:
+            return
+        check_executable(plan)  # the shim's exec would hide a missing binary
+        for var in req.pid_vars:
+            plan.env.pop(var, None)
+        plan.pass_fds = tuple(plan.pass_fds) + tuple(fd for fd in req.fds
+                                                     if fd not in plan.pass_fds)
+        plan.argv = shim_argv(plan.argv, fd_sources=req.fds, pid_vars=req.pid_vars,
+                              env=plan.env, python=sys.executable)
 
 
-def install(manager: "ProcessManager") -> None:
-    manager.exec_plan_hooks.append(lambda sup, plan: _apply(manager, sup, plan))
+FEATURE = ExecShim

@@ -19,16 +19,16 @@ process exit, and a few stat() calls are cheaper than an inotify watch per start
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import trio
 
+from trio_procmgr.engine.features import Feature, FeatureContext
 from trio_procmgr.engine.service_pids import belongs, service_pids
 from trio_procmgr.platform.posix import ExitStatus
 from trio_procmgr.restart import describe_exit, is_success
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 
@@ -41,7 +41,7 @@ def read_pidfile(path: str) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
-def guess_main_pid(pids: set[int], parent_of) -> tuple[int | None, str]:
+def guess_main_pid(pids: set[int], parent_of: Callable[[int], int | None]) -> tuple[int | None, str]:
     """The one process of ``pids`` whose parent is outside ``pids`` (pure)."""
     roots = sorted(p for p in pids if parent_of(p) not in pids)
     if len(roots) == 1:
@@ -88,8 +88,13 @@ async def handover(sup: "Supervisor", inst: "Instance", status: ExitStatus) -> i
         delay = min(delay * 2, 0.1)
 
 
-def install(manager: "ProcessManager") -> None:
-    def instance_hook(sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+class ForkingReadiness(Feature):
+    """A forking service's run: the hand-over when the parent exits, the start timeout."""
+
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
+
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
         if sup.spec.process_type != "forking":
             return
 
@@ -97,6 +102,7 @@ def install(manager: "ProcessManager") -> None:
             return await handover(sup, inst, status)
 
         inst.handover = hand_over
-        sup._arm_start_timeout(inst)
+        sup.arm_start_timeout(inst)
 
-    manager.instance_hooks.append(instance_hook)
+
+FEATURE = ForkingReadiness

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trio_procmgr import errors, planner
-from trio_procmgr.engine.features import Feature, register
+from trio_procmgr.engine.features import Feature, FeatureContext
 from trio_procmgr.group_rounds import (GroupAction, GroupState, decide_member_failure,
                                        widen_round)
 from trio_procmgr.engine import messages as msg
@@ -49,7 +49,6 @@ from trio_procmgr.spec import GroupSpec
 from trio_procmgr.states import State, StopCause
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 S = State
@@ -76,17 +75,17 @@ class _GroupRuntime:
 
 
 class SupervisionGroups(Feature):
-    """Installed on every ProcessManager as ``manager.supervision_groups``."""
+    """The runtime of every supervision group (``dd-procmgr groups`` shows :meth:`status`)."""
 
-    def __init__(self, manager: "ProcessManager") -> None:
-        self.manager = manager
-        self.registry = manager.registry
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
+        self.registry = context.registry
         self._runtime: dict[str, _GroupRuntime] = {}
 
     # ------------------------------------------------------------------ lookup
     def group_of(self, name: str) -> GroupSpec | None:
         """The group ``name`` is a member of (config groups; at most one), or None."""
-        for group in self.manager.config.groups.values():
+        for group in self.context.config.groups.values():
             if name in group.members:
                 return group
         return None
@@ -100,7 +99,7 @@ class SupervisionGroups(Feature):
 
     def status(self, name: str) -> dict[str, Any] | None:
         """Runtime view of group ``name`` (what describe shows under ``group``)."""
-        group = self.manager.config.groups.get(name)
+        group = self.context.config.groups.get(name)
         if group is None:
             return None
         rt = self._rt(group)
@@ -125,11 +124,11 @@ class SupervisionGroups(Feature):
         if rt.state is GroupState.CRASHED:
             rt.state = GroupState.RUNNING
             rt.intensity.reset()
-            self.manager.publish("group_rearmed", sup.name, sup.record.id, group=group.name)
+            self.context.publish("group_rearmed", sup.name, sup.record.id, group=group.name)
         self._show(rt)
 
     def on_down(self, sup: "Supervisor", requested: bool) -> None:
-        """Called by the member's own actor: decide here, act in a manager task."""
+        """Called by the member's own actor: decide here, act in an engine task."""
         group = self.group_of(sup.name)
         if requested or group is None or sup.record.state is not S.BACKOFF:
             return
@@ -140,16 +139,16 @@ class SupervisionGroups(Feature):
             return
         rt.restarts += 1
         rt.state = decision.state
-        manager = self.manager
+        context = self.context
         if decision.action is GroupAction.ESCALATE:
             rt.round = None
-            manager.publish("group_escalated", sup.name, sup.record.id, group=group.name,
+            context.publish("group_escalated", sup.name, sup.record.id, group=group.name,
                             max_restarts=group.max_restarts, max_seconds=group.max_seconds)
             self._show(rt)
-            manager.spawn_task(self._escalate, rt, sup.name)
+            context.spawn_task(self._escalate, rt, sup.name)
             return
         affected = list(decision.affected)
-        manager.publish("group_restart", sup.name, sup.record.id, group=group.name,
+        context.publish("group_restart", sup.name, sup.record.id, group=group.name,
                         strategy=group.strategy, affected=affected)
         if decision.action is GroupAction.RESTART_ALONE:
             self._show(rt)
@@ -159,7 +158,7 @@ class SupervisionGroups(Feature):
         else:
             rt.round = _Round(failed=[sup.name], affected=affected)
             self._show(rt)
-            manager.spawn_task(self._run_round, rt, rt.round)
+            context.spawn_task(self._run_round, rt, rt.round)
 
     async def take_restart(self, sup: "Supervisor") -> bool:
         """Runs in ``sup``'s actor when its own backoff elapsed: a crashed group keeps
@@ -182,7 +181,6 @@ class SupervisionGroups(Feature):
                 f"'{round.failed[0]}' failed")
 
     async def _run_round(self, rt: _GroupRuntime, round: _Round) -> None:
-        manager = self.manager
         reason = self._reason(rt, round)
         while True:  # the set can grow while we stop (another member failed)
             todo = [m for m in reversed(round.affected) if m not in round.stopped_by_us
@@ -196,8 +194,10 @@ class SupervisionGroups(Feature):
         for member in list(round.failed):
             msup = self.registry.get(member)
             if msup is not None:
-                await msup.wait_until(lambda s, m=member: m in round.elapsed
-                                      or s.record.state is not S.BACKOFF)
+                def elapsed_or_moved(s: "Supervisor", m: str = member) -> bool:
+                    return m in round.elapsed or s.record.state is not S.BACKOFF
+
+                await msup.wait_until(elapsed_or_moved)
         if rt.round is round:
             rt.round = None
         if rt.state is GroupState.CRASHED:
@@ -215,7 +215,7 @@ class SupervisionGroups(Feature):
                 else:
                     continue
             except errors.ProcMgrError as exc:
-                manager.warn(f"group '{rt.spec.name}': cannot restart '{member}': {exc.message}")
+                self.context.warn(f"group '{rt.spec.name}': cannot restart '{member}': {exc.message}")
                 continue
             await msup.wait_until(lambda s: s.is_up() or not s.is_active(),
                                   timeout=msup.spec.timeout_start_sec or math.inf)
@@ -239,7 +239,7 @@ class SupervisionGroups(Feature):
         except errors.NotRunning:
             return False
         except errors.ProcMgrError as exc:
-            self.manager.warn(f"cannot stop group member '{member}': {exc.message}")
+            self.context.warn(f"cannot stop group member '{member}': {exc.message}")
             return False
 
 
@@ -251,7 +251,4 @@ def _still_stopped_by(sup: "Supervisor", cause: StopCause, moves: int | None) ->
             and rec.moves == moves)
 
 
-def install(manager: "ProcessManager") -> None:
-    groups = SupervisionGroups(manager)
-    manager.supervision_groups = groups  # type: ignore[attr-defined]
-    register(manager, groups)
+FEATURE = SupervisionGroups

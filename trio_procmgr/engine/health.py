@@ -1,13 +1,13 @@
 """Health checks and log-line readiness (SPEC §7, §6.2): the Trio shell.
 
-Probes run as one task inside each instance's own nursery (``manager.instance_hooks``),
+Probes run as one task inside each instance's own nursery (``Feature.on_instance``),
 so they exist only while that run of the child exists and are cancelled with it. The
 counting lives in :mod:`trio_procmgr.health_state`. What this module guarantees:
 
 * every probe is bounded by ``timeout`` (a cancel scope); an exec probe that outlives it
   is killed with its whole process group, and every probe socket is closed;
 * ``sup.record.health`` is written only here, each change is a ``health_changed`` event
-  and wakes the manager's waiters (``wait_healthy`` dependants);
+  and wakes the process's waiters (``wait_healthy`` dependants);
 * ``restart_after`` consecutive counted failures post ``kill_for_failure`` once;
 * ``ready_log_line``: a simple service stays ``starting`` until a line of its output
   matches the regex (the start timeout applies).
@@ -30,12 +30,12 @@ import h11
 import trio
 
 from trio_procmgr.engine import messages as msg
+from trio_procmgr.engine.features import Feature, FeatureContext
 from trio_procmgr.health_state import (HealthCounter, ProbeResult, StatusSet, excerpt,
                                        parse_host_port, push_result)
 from trio_procmgr.spec import HealthCheckSpec
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 log = logging.getLogger("trio_procmgr.health")
@@ -72,7 +72,7 @@ async def probe_http(url: str, expected: StatusSet) -> tuple[bool, int | None, s
         while True:
             event = conn.next_event()
             if event is h11.NEED_DATA:
-                conn.receive_data(await stream.receive_some(16384))
+                conn.receive_data(bytes(await stream.receive_some(16384)))
                 continue
             if isinstance(event, h11.Response):
                 status = event.status_code
@@ -95,12 +95,12 @@ async def probe_tcp(address: str) -> tuple[bool, int | None, str]:
 
 
 async def probe_exec(argv: tuple[str, ...], timeout: float, env: dict[str, str],
-                     manager: Any = None) -> tuple[bool, int | None, str]:
+                     host: FeatureContext | None = None) -> tuple[bool, int | None, str]:
     """Run ``argv`` in its own session; exit 0 = healthy.
 
     At ``timeout`` (or on cancellation) the whole process group is SIGKILLed and the
-    probe reaped before this returns. The pid is registered with the manager's reaper
-    from spawn to reap, so the reaper of orphans never steals its exit status.
+    probe reaped before this returns. The pid is registered with the engine's reaper
+    (``host``) from spawn to reap, so the reaper of orphans never steals its exit status.
     """
     read_fd, write_fd = os.pipe()
     try:
@@ -111,20 +111,20 @@ async def probe_exec(argv: tuple[str, ...], timeout: float, env: dict[str, str],
         raise
     finally:
         os.close(write_fd)
-    if manager is not None:
-        manager.track(proc.pid)
+    if host is not None:
+        host.track(proc.pid)
     output = bytearray()
     try:
         with trio.move_on_after(timeout) as scope:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_drain, read_fd, output)
-                await _wait_exit(proc, manager)
+                await _wait_exit(proc, host)
     finally:
         _kill_group(proc.pid)
         with trio.CancelScope(shield=True):
-            await _wait_exit(proc, manager)
-        if manager is not None:
-            manager.untrack(proc.pid)
+            await _wait_exit(proc, host)
+        if host is not None:
+            host.untrack(proc.pid)
     text = excerpt(output.decode("utf-8", "replace"))
     if scope.cancelled_caught:
         return False, None, f"timed out after {timeout:g}s" + (f": {text}" if text else "")
@@ -143,21 +143,22 @@ async def _drain(fd: int, output: bytearray) -> None:
             pass
 
 
-async def _wait_exit(proc: subprocess.Popen, manager: Any = None) -> int:
+async def _wait_exit(proc: "subprocess.Popen[bytes]", host: FeatureContext | None = None) -> int:
     """The probe's exit: through the platform's watch handle (a pidfd on Linux), else
-    ``waitpid`` in a thread (portable platform, or no manager)."""
+    ``waitpid`` in a thread (portable platform, or no host)."""
     if proc.returncode is not None:
         return proc.returncode
+    if host is None:
+        return await trio.to_thread.run_sync(proc.wait)
     try:
-        handle = manager.platform.process.watch(proc.pid) if manager is not None else None
+        handle = host.facts.platform.process.watch(proc.pid)
     except OSError:
         handle = None
     if handle is None:
-        if manager is not None:
-            return await manager.reaper.wait_child(proc)
-        return await trio.to_thread.run_sync(proc.wait)
+        rc: int = await host.facts.reaper.wait_child(proc)
+        return rc
     try:
-        await manager.platform.process.wait_watched(handle)
+        await host.facts.platform.process.wait_watched(handle)
     finally:
         os.close(handle)
     return proc.wait()
@@ -170,14 +171,15 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-async def run_probe(check: HealthCheckSpec, env: dict[str, str], manager: Any = None) -> ProbeResult:
+async def run_probe(check: HealthCheckSpec, env: dict[str, str],
+                    host: FeatureContext | None = None) -> ProbeResult:
     """One probe, bounded by ``check.timeout``; never raises (a failure is a result)."""
     started = trio.current_time()
     wall = time.time()
     ok, status, detail = False, None, ""
     try:
         if check.type == "exec":
-            ok, status, detail = await probe_exec(check.exec_command, check.timeout, env, manager)
+            ok, status, detail = await probe_exec(check.exec_command, check.timeout, env, host)
         else:
             with trio.fail_after(check.timeout):
                 if check.type == "http":
@@ -212,17 +214,17 @@ def set_health(sup: "Supervisor", health: str, reason: str) -> None:
     if old == health:
         return
     sup.record.health = health
-    sup.manager.publish("health_changed", sup.name, sup.record.id, **{"from": old, "to": health},
+    sup.host.publish("health_changed", sup.name, sup.record.id, **{"from": old, "to": health},
                         reason=reason)
     log.info("process %s: health %s -> %s (%s)", sup.name, old, health, reason)
     sup.notify_changed()
 
 
-class HealthFeature:
+class HealthFeature(Feature):
     """Per-supervisor probe task bookkeeping (so a hot update can replace the probe)."""
 
-    def __init__(self, manager: "ProcessManager") -> None:
-        self.manager = manager
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
         self._scopes: weakref.WeakKeyDictionary[Any, tuple[Any, trio.CancelScope, Any]] = \
             weakref.WeakKeyDictionary()
         self._ready_res: dict[str, re.Pattern[str]] = {}
@@ -243,10 +245,10 @@ class HealthFeature:
             assert check is not None
             counter = HealthCounter(check, trio.current_time())
             set_health(sup, "starting", "health check configured; waiting for a first success")
-            env = {**self.manager.base_env, **dict(sup.spec.env)}
+            env = {**self.context.base_env, **dict(sup.spec.env)}
             while True:
                 next_at = trio.current_time() + check.interval
-                result = await run_probe(check, env, self.manager)
+                result = await run_probe(check, env, self.context)
                 if inst is not sup.instance or inst.exited.is_set():
                     return
                 sup.extras["health_checks"] = push_result(sup.extras.get("health_checks", []), result)
@@ -268,7 +270,7 @@ class HealthFeature:
         self._scopes.pop(sup, None)
         set_health(sup, "none", "process is not running")
 
-    def on_spec(self, sup: "Supervisor") -> None:
+    def on_spec_replaced(self, sup: "Supervisor") -> None:
         """A hot update of ``health_check`` restarts the probe of the running instance."""
         held = self._scopes.get(sup)
         inst = sup.instance
@@ -301,10 +303,4 @@ class HealthFeature:
             sup.mark_ready(inst, f"ready: output matched {pattern!r}")
 
 
-def install(manager: "ProcessManager") -> None:
-    feature = HealthFeature(manager)
-    manager.health = feature
-    manager.instance_hooks.append(feature.on_instance)
-    manager.down_listeners.append(feature.on_down)
-    manager.spec_listeners.append(feature.on_spec)
-    manager.log_listeners.append(feature.on_log_line)
+FEATURE = HealthFeature

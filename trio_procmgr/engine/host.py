@@ -2,61 +2,85 @@
 
 A supervisor owns one process; everything beyond that process (events, the spawn
 journal, the output FIFOs, the features, the orphan reaper, the restart decision of a
-group) is the host's. The supervisor sees only this protocol, never the whole
-``ProcessManager``: a test can check the supervisor's every host call is declared
-here, and a reviewer can read the seam in one screen. ``ProcessManager`` implements it.
+group) is the host's. The supervisor sees only this protocol, never the
+``ProcessManager``: a unit test checks that the supervisor's every host call is
+declared here, and a reviewer can read the seam in one screen. ``EngineHost``
+(``engine/engine_host.py``) implements it.
 
-The calls fall in a few groups:
+One call per moment of a run, in the order they happen:
 
-- **tell**: ``publish`` an event; ``save_runtime`` (the PID record is dirty).
-- **before a run**: ``check_conditions``, ``prepare_exec`` (the exec plan with every
-  feature's env and fds), ``open_output`` / ``discard_output`` (log FIFOs).
-- **around a run**: ``after_spawn`` (features see the attempt), ``track`` /
-  ``untrack`` (the reaper leaves a main PID to us), ``journal_spawn``, ``instance_hooks``
-  (features start their tasks in the run's nursery), ``on_log_line``,
-  ``instance_ended``.
-- **after a run**: ``journal_settle``, ``on_process_down``, ``restart_automatically``
-  (a group may own the restart), ``on_spec_replaced``.
-- **facts**: ``clock`` (wall time), ``platform`` (the OS ports, ``platform/ports.py``),
-  ``reaper`` (child-change wake-ups), ``runtime_root``.
+- ``prepare_run``: the conditions, then the exec plan with every feature's env and fds,
+  then the output FIFOs (:class:`PreparedRun`); raises :class:`ConditionUnmet` or
+  ``SpawnError``.
+- ``spawned``: the run's main process is watched from now on: tracked (the orphan
+  reaper leaves it to us) and journalled, after a spawn attempt (features release the
+  attempt's fds; a failed one's FIFOs go), an adoption, or a new main PID (MAINPID=, a
+  forking hand-over: ``previous`` is no longer watched).
+- ``run_started``: the run's nursery exists: features start their tasks in it.
+- ``output_line``: a line of the service's output (log files, followers, readiness).
+- ``run_ended``: the run's tree is done (untracked, FIFOs removed).
+- ``settled``: the process settled after a run or a stop (journal, features, PID file).
+- ``restart_automatically``: a backoff elapsed (a group may own the restart).
+- ``spec_replaced``: update / reload gave the process a new spec.
+
+Plus ``publish`` (an event) and ``facts`` (clock, platform, reaper, runtime root).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import trio
-
     from trio_procmgr.engine.clock import Clock
+    from trio_procmgr.engine.spawner import ExecPlan
     from trio_procmgr.engine.supervisor import Instance, Supervisor
-    from trio_procmgr.spec import ProcessSpec
+    from trio_procmgr.platform.ports import Platform
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What does not change while the engine runs: read freely, never a call back."""
+
+    clock: "Clock"
+    platform: "Platform"
+    reaper: Any
+    runtime_root: str
+
+
+class ConditionUnmet(Exception):
+    """A start condition (``condition_path_exists``) does not hold: the process is not
+    started (state ``condition_failed``); ``why`` says which."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass
+class PreparedRun:
+    """Everything a spawn needs that the host prepared: the plan (every feature's env
+    and fds in it) and the output FIFOs (``output`` None: plain pipes)."""
+
+    plan: "ExecPlan"
+    output: tuple[int, int, int, int] | None = None
+    fifos: tuple[str, ...] = ()
 
 
 class SupervisorHost(Protocol):
-    clock: "Clock"
-    platform: Any
-    reaper: Any
-    runtime_root: str
-    instance_hooks: list[Callable[["Supervisor", "Instance", "trio.Nursery"], None]]
+    facts: HostFacts
 
     def publish(self, type: str, process: str | None = None, id: str | None = None,
-                **fields: Any) -> None: ...
-    def save_runtime(self) -> None: ...
-    def check_conditions(self, spec: "ProcessSpec") -> tuple[bool, str]: ...
-    def prepare_exec(self, sup: "Supervisor") -> tuple[Any, tuple[int, ...]]: ...
-    def open_output(self, sup: "Supervisor") -> tuple[Any, tuple[str, ...]]: ...
-    def discard_output(self, fifos: tuple[str, ...]) -> None: ...
-    def after_spawn(self, sup: "Supervisor", fds: tuple[int, ...]) -> None: ...
-    def track(self, pid: int) -> None: ...
-    def untrack(self, pid: int) -> None: ...
-    def journal_spawn(self, sup: "Supervisor", inst: "Instance") -> None: ...
-    def journal_settle(self, sup: "Supervisor") -> None: ...
-    def on_log_line(self, sup: "Supervisor", stream: str, line: str, now: float) -> None: ...
-    def instance_ended(self, sup: "Supervisor", inst: "Instance") -> None: ...
-    def on_process_down(self, sup: "Supervisor", requested: bool) -> None: ...
-    def on_spec_replaced(self, sup: "Supervisor") -> None: ...
+                **fields: Any) -> Any: ...
+    def prepare_run(self, sup: "Supervisor") -> PreparedRun: ...
+    def spawned(self, sup: "Supervisor", inst: "Instance | None", run: PreparedRun | None,
+                *, previous: int | None = None) -> None: ...
+    def run_started(self, sup: "Supervisor", inst: "Instance", nursery: Any) -> None: ...
+    def output_line(self, sup: "Supervisor", stream: str, line: str, now: float) -> None: ...
+    def run_ended(self, sup: "Supervisor", inst: "Instance") -> None: ...
+    def settled(self, sup: "Supervisor", *, requested: bool) -> None: ...
     async def restart_automatically(self, sup: "Supervisor") -> None: ...
+    def spec_replaced(self, sup: "Supervisor") -> None: ...
 
 
 #: Every member a supervisor may use (a test walks supervisor.py against it).

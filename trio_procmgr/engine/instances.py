@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from dataclasses import replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from trio_procmgr import errors
 from trio_procmgr.config import templates as tpl
@@ -65,8 +65,11 @@ def aggregate_state(states: list[str]) -> str:
 class Instances:
     """The manager's view of templates: overrides, instantiation, scaling, summaries."""
 
-    def __init__(self, manager: "ProcessManager") -> None:
+    def __init__(self, manager: "ProcessManager", *,
+                 add_process: Callable[[ProcessSpec], Awaitable[dict[str, Any]]]) -> None:
+        """``add_process`` registers a parsed spec as a new process, not started."""
         self.pm = manager
+        self._add_process = add_process
         self.path = os.path.join(manager.state_dir, OVERRIDES_FILE) if manager.state_dir else None
         self.overrides: dict[str, dict[str, int]] = dict(read_json(self.path) or {}) if self.path else {}
 
@@ -121,7 +124,7 @@ class Instances:
     def _exists(self, ref: str) -> bool:
         """A process (not a set) is named, or has the id, ``ref``."""
         try:
-            self.pm.resolve(ref)
+            self.pm.registry.resolve(ref)
         except errors.ProcessNotFound:
             return False
         return True
@@ -142,8 +145,8 @@ class Instances:
             raise errors.InvalidArgument(f"{why}: expected {tpl.INSTANCE_EXPECTED}", instance=instance)
         name = tpl.instance_name(base, instance)
         spec = instance_spec(template, instance, from_config=False)
-        await self.pm.add_process(spec)
-        self.pm.publish("instance_created", name, self.pm.supervisor(name).record.id,
+        await self._add_process(spec)
+        self.pm.host.publish("instance_created", name, self.pm.supervisor(name).record.id,
                         template=base, instance=instance)
         if start:
             return await self.pm.start(name)
@@ -170,11 +173,11 @@ class Instances:
                 await self.pm.delete(name, force=True)
         added = [n for n in tpl.members_of(base, wanted) if not self._exists(n)]
         for name in added:
-            await self.pm.add_process(self.pm.config.processes[name])
+            await self._add_process(self.pm.config.processes[name])
         if running:
             for name in added:
                 await self.pm.start(name)
-        self.pm.publish("process_scaled", base, None, replicas=replicas, previous=len(before))
+        self.pm.host.publish("process_scaled", base, None, replicas=replicas, previous=len(before))
         return self.summary(base)
 
     async def update_replicas(self, base: str, changes: dict[str, Any], *,

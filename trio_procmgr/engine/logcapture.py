@@ -1,7 +1,7 @@
 """Log files, rotation and live following of managed processes' output (SPEC §9).
 
-Hooked into the manager's seams: every captured line (already in the process's ring)
-is appended to the process's log file — ``log.file`` or ``<manager.log_dir>/<name>.log``
+A :class:`~trio_procmgr.engine.features.Feature`: every captured line (already in the process's ring)
+is appended to the process's log file — ``log.file`` or ``<log_dir>/<name>.log``
 — and offered to live followers. File writes are buffered; a per-instance flusher task
 flushes about :data:`FLUSH_DELAY` after the first unflushed line, and only then, so an
 idle process costs no wake-ups. Followers are bounded queues: a slow follower loses lines
@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from trio_procmgr import errors
+from trio_procmgr.engine.features import Feature, FeatureContext
 from trio_procmgr.logfiles import RotatingLogFile, format_line
 from trio_procmgr.logs import LogSubscription
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 FLUSH_DELAY = 0.2
@@ -49,9 +49,11 @@ def log_file_path(sup: "Supervisor", log_dir: str | None) -> str | None:
     return None
 
 
-class LogCapture:
-    def __init__(self, manager: "ProcessManager") -> None:
-        self.manager = manager
+class LogCapture(Feature):
+    """Log files and live followers of every process (``follow_logs``, ``rotate_logs``)."""
+
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
         self.followers: set[LogSubscription] = set()
         self._logs: weakref.WeakKeyDictionary[Any, _ProcessLog] = weakref.WeakKeyDictionary()
 
@@ -59,7 +61,7 @@ class LogCapture:
     def _log_of(self, sup: "Supervisor") -> _ProcessLog:
         plog = self._logs.get(sup)
         if plog is None:
-            path = log_file_path(sup, self.manager.log_dir)
+            path = log_file_path(sup, self.context.log_dir)
             spec = sup.spec.log
             writer = RotatingLogFile(path, spec.max_bytes, spec.backups) if path else None
             plog = self._logs[sup] = _ProcessLog(writer)
@@ -80,7 +82,7 @@ class LogCapture:
         else:
             sup.extras["log_file_error"] = writer.error
 
-    def on_line(self, sup: "Supervisor", stream: str, line: str, now: float) -> None:
+    def on_log_line(self, sup: "Supervisor", stream: str, line: str, now: float) -> None:
         plog = self._log_of(sup)
         writer = plog.writer
         if writer is not None:
@@ -100,7 +102,7 @@ class LogCapture:
 
     def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
         """A flusher task only for a process that writes a log file (a task costs memory)."""
-        if log_file_path(sup, self.manager.log_dir) is not None:
+        if log_file_path(sup, self.context.log_dir) is not None:
             nursery.start_soon(self._flusher, sup)
 
     async def _flusher(self, sup: "Supervisor") -> None:
@@ -126,12 +128,12 @@ class LogCapture:
     def on_down(self, sup: "Supervisor", requested: bool) -> None:
         self.flush(sup)
 
-    def on_spec(self, sup: "Supervisor") -> None:
+    def on_spec_replaced(self, sup: "Supervisor") -> None:
         """Log settings are hot: a new path or limits take effect with the next line."""
         plog = self._logs.get(sup)
         if plog is None:
             return
-        new_path = log_file_path(sup, self.manager.log_dir)
+        new_path = log_file_path(sup, self.context.log_dir)
         old = plog.writer
         spec = sup.spec.log
         if old is not None and old.path == new_path:
@@ -152,7 +154,8 @@ class LogCapture:
 
     def rotate(self, ref: str | None = None) -> list[str]:
         """Rotate the log files of one process (or all) now; returns the rotated paths."""
-        sups = [self.manager.supervisor(ref)] if ref is not None else self.manager.supervisors()
+        registry = self.context.registry
+        sups = [registry.supervisor(ref)] if ref is not None else registry.supervisors()
         rotated = []
         for sup in sups:
             writer = self._log_of(sup).writer
@@ -168,7 +171,7 @@ class LogCapture:
         if stream not in (None, *STREAMS):
             raise errors.InvalidArgument(f"stream must be stdout or stderr, not {stream!r}",
                                          field="stream")
-        name = self.manager.resolve(ref) if ref is not None else None
+        name = self.context.registry.resolve(ref) if ref is not None else None
         return LogSubscription(self.followers, name, stream, maxsize)
 
     def on_event(self, event: dict[str, Any]) -> None:
@@ -180,11 +183,4 @@ class LogCapture:
                     sub.close()
 
 
-def install(manager: "ProcessManager") -> None:
-    capture = LogCapture(manager)
-    manager.log_capture = capture
-    manager.log_listeners.append(capture.on_line)
-    manager.instance_hooks.append(capture.on_instance)
-    manager.down_listeners.append(capture.on_down)
-    manager.spec_listeners.append(capture.on_spec)
-    manager.hub.listeners.append(capture.on_event)
+FEATURE = LogCapture

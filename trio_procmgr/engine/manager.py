@@ -11,31 +11,41 @@ from the spawn journal), starts the orphan reaper and boots every ``auto_start``
 and every process that was running at the last clean shutdown, as one transaction.
 Leaving it stops every process in reverse dependency order (unless handing over to a
 re-exec'd image, which leaves them all running).
+
+The manager is a façade: the library verbs and views users and the RPC server call.
+Behind it, the :class:`~trio_procmgr.engine.registry.Registry` finds supervisors,
+:class:`~trio_procmgr.engine.transactions.Transactions` runs dependency plans,
+:class:`~trio_procmgr.engine.engine_host.EngineHost` is what every supervisor and
+feature talks to, :class:`~trio_procmgr.engine.views.Views` answers the rarer views and
+:class:`ShutdownSequence` is the daemon's ordered way out.
 """
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
 import os
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import trio
 
 from trio_procmgr import errors, planner
-from trio_procmgr.conditions import evaluate_conditions
 from trio_procmgr.engine import resources, runtime_files
 from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine.clock import Clock
+from trio_procmgr.engine.engine_host import EngineHost
+from trio_procmgr.engine.host import HostFacts
+from trio_procmgr.engine.logcapture import LogCapture
 from trio_procmgr.engine.overrides import OverrideLayer
 from trio_procmgr.engine.registry import Registry
-from trio_procmgr.engine.spawner import SpawnError, base_environment, build_exec_plan
+from trio_procmgr.engine.spawner import base_environment
 from trio_procmgr.engine.spawn_journal import SpawnJournal
 from trio_procmgr.engine.state_store import StateStore
-from trio_procmgr.engine.supervisor import Instance, Supervisor
+from trio_procmgr.engine.supervisor import Supervisor
 from trio_procmgr.engine.transactions import Transactions
-from trio_procmgr.envfile import load_environment_files
+from trio_procmgr.engine.views import Views
 from trio_procmgr.events import EventHub
 from trio_procmgr.platform.choice import choose_platform
 from trio_procmgr.platform.ports import CgroupTree, Platform
@@ -45,8 +55,52 @@ from trio_procmgr.states import Record, State, StopCause
 log = logging.getLogger("trio_procmgr.manager")
 S = State
 
-ExecEnvProvider = Callable[[Supervisor], tuple[dict[str, str], tuple[int, ...]]]
-InstanceHook = Callable[[Supervisor, Instance, trio.Nursery], None]
+
+def fingerprint(spec: ProcessSpec) -> str:
+    """A digest of a process's definition: did its config change while we were away?"""
+    import hashlib
+    import json
+
+    from trio_procmgr.config.loader import spec_to_raw
+
+    raw = json.dumps(spec_to_raw(spec), sort_keys=True, default=str)
+    return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+class ShutdownSequence:
+    """How the owner of a manager (the daemon) ends it: a shutdown request (RPC
+    ``shutdown``, SIGTERM) and the one ordered stop of every process."""
+
+    def __init__(self, hub: EventHub, transactions: Transactions,
+                 record_was_running: Callable[[], None]) -> None:
+        self._hub = hub
+        self._transactions = transactions
+        self._record_was_running = record_was_running
+        self._requested = trio.Event()
+        self._done = False
+
+    def request(self) -> None:
+        self._requested.set()
+
+    async def wait_requested(self) -> None:
+        await self._requested.wait()
+
+    async def run(self) -> None:
+        """Publish ``daemon_stopping``, stop every process in reverse dependency order,
+        publish ``daemon_stopped``, then end every event and log stream — in that order,
+        so a watcher sees all of it before its stream ends. Runs once: the daemon calls
+        it while its listeners still serve, and leaving the manager calls it again.
+        """
+        if self._done:
+            return
+        self._done = True
+        self._record_was_running()  # before the stop: what runs now runs after the next boot
+        self._hub.publish("daemon_stopping", None, None)
+        try:
+            await self._transactions.stop_all()
+        finally:
+            self._hub.publish("daemon_stopped", None, None)
+            self._hub.close_all()
 
 
 class ProcessManager:
@@ -72,7 +126,6 @@ class ProcessManager:
         self.clock: Clock = clock or self.platform.clock
         self.reaper = self.platform.process.new_reaper()
         self.cgroups: CgroupTree | None = None
-        self.warnings: list[str] = []
         self.store = StateStore(state_dir, self.platform.process.start_time) if state_dir else None
         self.journal = SpawnJournal(state_dir) if state_dir else None
         self.output_dir = os.path.join(state_dir, "output") if state_dir else None
@@ -84,66 +137,55 @@ class ProcessManager:
         self._ran_this_session: set[str] = set()
         #: A re-exec's snapshot (``daemon.handover``): inherited fds and counters.
         self.handover: dict[str, Any] | None = handover
-        #: Set before leaving for a re-exec: leave every process running.
-        self.handing_over = False
         #: The daemon's re-exec (``daemon.handover``); None in library use.
         self.reexec_hook: Callable[[], Any] | None = None
         self.overrides = OverrideLayer(state_dir, self.store)
-        self.transactions = Transactions(self)
         #: Supervisors by name and id: what transactions, dependencies and groups read.
         self.registry = Registry()
         self._sups: dict[str, Supervisor] = self.registry.by_name
-        self._specs_cache: dict[str, ProcessSpec] | None = None
-        self._index: planner.DependencyIndex | None = None
-        self._by_id: dict[str, str] = self.registry.by_id
+        #: What every supervisor and feature talks to (engine/engine_host.py).
+        self.host = EngineHost(
+            facts=HostFacts(self.clock, self.platform, self.reaper, self.runtime_root),
+            registry=self.registry, hub=self.hub, store=self.store, journal=self.journal,
+            output_dir=self.output_dir, base_env=self.base_env, instance=instance,
+            log_dir=log_dir, config=lambda: self.config, start=self.start,
+            inherited_socket=self._inherited_socket, fingerprint=fingerprint)
+        self.transactions = self.host.transactions
+        #: Warnings of this engine (cgroups, boot), shown by ``describe``.
+        self.warnings = self.host.warnings
         self._nursery: trio.Nursery | None = None
         self._nursery_cm: Any = None
-        self._shutdown = trio.Event()
-        self._stopped_for_shutdown = False
-        self._runtime_dirty = trio.Event()
+        #: The daemon's way out: ``wait_requested`` then ``run`` (see :class:`ShutdownSequence`).
+        self.shutdown_sequence = ShutdownSequence(self.hub, self.transactions,
+                                                  self._record_was_running)
         #: RPC calls by method and errors by code, kept by the RPC server for /metrics.
         self.rpc_stats: dict[str, dict[str, int]] = {"calls": {}, "errors": {}}
         self.started_at = time.time()
-        # Extension seams used by later features (notify, sockets, health, logs, groups).
-        self.exec_env_providers: list[ExecEnvProvider] = []
-        self.instance_hooks: list[InstanceHook] = []
-        self.log_listeners: list[Callable[[Supervisor, str, str, float], None]] = []
-        self.down_listeners: list[Callable[[Supervisor, bool], None]] = []
-        self.spec_listeners: list[Callable[[Supervisor], None]] = []
-        # exec_plan_hooks may rewrite the final plan (exec shim: LISTEN_PID, fds at 3..);
-        # spawn_listeners run after each spawn attempt; added_listeners when a supervisor
-        # (and its nursery) exists, before anything starts (socket activation listeners).
-        self.exec_plan_hooks: list[Callable[[Supervisor, Any], None]] = []
-        self.spawn_listeners: list[Callable[[Supervisor], None]] = []
-        self.added_listeners: list[Callable[[Supervisor], None]] = []
-        #: Asked in order when a backoff elapsed; True: the feature took the restart.
-        self.restart_takers: list[Callable[[Supervisor], Awaitable[bool]]] = []
         #: Web listener counters for /metrics (kept by ``daemon.web``).
         self.web_stats: dict[str, int] = {"clients": 0, "connections": 0}
-        from trio_procmgr.engine import features
         from trio_procmgr.engine.instances import Instances
 
-        features.install(self)
-        self.instances = Instances(self)
+        self.instances = Instances(self, add_process=self._add_process)
         self.config = self.instances.with_overrides(self.config)
+        #: The rarer read-only answers (``summary``, ``stats_many``): see engine/views.py.
+        self.views = Views(self.registry, self.host, self.overrides, self.instances)
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> "ProcessManager":
         if not self.platform.process.become_subreaper():
-            self.warn(f"no child subreaper ({self.platform.name} platform): orphans of services "
+            self.host.warn(f"no child subreaper ({self.platform.name} platform): orphans of services "
                       "are not adopted")
         self._setup_cgroups()
         live = self._live_at_boot = self._find_adoptable()
         for verified in live.values():
-            self.track(verified.entry["pid"])  # before the reaper could collect its exit
+            self.host.track(verified.entry["pid"])  # before the reaper could collect its exit
         self._nursery_cm = trio.open_nursery()
         self._nursery = await self._nursery_cm.__aenter__()
         try:
             await self._nursery.start(self.reaper.run)
-            if self.store is not None:
-                self._nursery.start_soon(self._runtime_writer)
+            self.host.attach(self._nursery)
             for spec in self.config.processes.values():
-                await self._add(self.boot_spec(spec), self._stable_record(spec.name))
+                await self._add(self._boot_spec(spec), self._stable_record(spec.name))
             if self.store is not None:
                 for spec, saved in self.store.load_processes(self._parse_raw):
                     if spec.name not in self._sups:
@@ -154,7 +196,7 @@ class ProcessManager:
             restart = await self._adopt(live)
             await self._restore_settled(live)
             self._save_ids()
-            self.publish("daemon_started", None, None, processes=len(self._sups),
+            self.host.publish("daemon_started", None, None, processes=len(self._sups),
                          adopted=len(live) - len(self._stopped_at_boot))
             await self._boot()
             for name in restart:
@@ -170,23 +212,23 @@ class ProcessManager:
     async def _close(self, *exc_info: Any) -> bool | None:
         with trio.CancelScope(shield=True):
             try:
-                if not self.handing_over:
-                    await self.stop_for_shutdown()
+                if not self.host.handing_over:
+                    await self.shutdown_sequence.run()
             finally:
                 for sup in self._sups.values():
                     sup.close()
-                if not self.handing_over:
+                if not self.host.handing_over:
                     self.reaper.reap_untracked()
                 self._nursery.cancel_scope.cancel()
         try:
             return await self._nursery_cm.__aexit__(*exc_info)
         finally:
-            if self.cgroups is not None and not self.handing_over:
+            if self.cgroups is not None and not self.host.handing_over:
                 self.cgroups.cleanup()
-            if self.store is not None and not self.handing_over:
+            if self.store is not None and not self.host.handing_over:
                 self.store.save_runtime({}, now=True)
             if self.journal is not None:
-                if not self.handing_over and not self._still_running():
+                if not self.host.handing_over and not self._still_running():
                     self.journal.reset()  # a clean stop: the next boot is a fresh boot
                 self.journal.close()
             self.hub.close_all()
@@ -202,14 +244,15 @@ class ProcessManager:
 
     def _setup_cgroups(self) -> None:
         if not self.use_cgroups:
-            self.warn("cgroups disabled: kill_mode control-group falls back to process-group")
+            self.host.warn("cgroups disabled: kill_mode control-group falls back to process-group")
             return
         self.cgroups, why = self.platform.cgroups.open(self.instance)
+        self.host.cgroup_tree = self.cgroups
         if self.cgroups is None:
-            self.warn(f"{why}: kill_mode control-group falls back to process-group")
+            self.host.warn(f"{why}: kill_mode control-group falls back to process-group")
             return
         for line in self.cgroups.warnings:
-            self.warn(line)
+            self.host.warn(line)
 
     # ------------------------------------------------------------------ continuity
     def _find_adoptable(self) -> dict[str, Any]:
@@ -243,7 +286,7 @@ class ProcessManager:
     def _kill_strays(self, keep: set[str]) -> None:
         strays = self.cgroups.kill_strays({k for k in keep if k})
         if strays:
-            self.warn(f"stopped processes a previous daemon left that no journal entry "
+            self.host.warn(f"stopped processes a previous daemon left that no journal entry "
                       f"vouches for: {strays}")
 
     def _restore_records(self) -> None:
@@ -278,11 +321,6 @@ class ProcessManager:
             if sup is not None and entry.get("id") == sup.record.id:
                 await sup.request(msg.DiedUnseen(entry))
 
-    def flush_logs(self) -> None:
-        """Write every buffered log file line now (before a re-exec)."""
-        for sup in self._sups.values():
-            self.log_capture.flush(sup)
-
     async def daemon_reexec(self) -> None:
         """Check the installed daemon program and schedule the re-exec (RPC
         ``daemon_reexec``, SIGUSR2); a refused check raises with the reason. The daemon
@@ -299,25 +337,23 @@ class ProcessManager:
         """Adopt or stop each live service; returns the adopted ones to restart once."""
         from trio_procmgr.engine import adoption
 
-        fingerprints = {name: self.fingerprint(sup.spec) for name, sup in self._sups.items()}
+        fingerprints = {name: fingerprint(sup.spec) for name, sup in self._sups.items()}
         decision = adoption.decide({n: v.entry for n, v in live.items()}, fingerprints)
         self._stopped_at_boot = decision.stop
         inherited = (self.handover or {}).get("readers") or {}
         for name in decision.stop:
-            self.untrack(live[name].entry["pid"])
+            self.host.untrack(live[name].entry["pid"])
             self.journal.record_exit(name, live[name].entry["pid"])
-            self.warn(adoption.stop_unconfigured(self, live[name]))
+            self.host.warn(adoption.stop_unconfigured(self, live[name]))
         for name in decision.adopt:
             entry = live[name].entry
             if entry.get("id") and entry["id"] != self._sups[name].record.id:
-                self._by_id.pop(self._sups[name].record.id, None)
-                self._sups[name].record.id = entry["id"]
-                self._by_id[entry["id"]] = name
+                self.registry.rename_id(name, entry["id"])
             readers, fifos = adoption.reopen_output(entry, inherited)
             await self._sups[name].request(msg.Adopt(entry, live[name].pidfd, readers, fifos))
         return decision.restart
 
-    def inherited_socket(self, service: str, socket_name: str) -> int | None:
+    def _inherited_socket(self, service: str, socket_name: str) -> int | None:
         """The listening activation socket to keep, if there is one: inherited over a
         re-exec, or taken back (``pidfd_getfd``) from the running service a crashed
         predecessor journalled, checked by inode. None: bind it anew."""
@@ -331,22 +367,12 @@ class ProcessManager:
         try:
             fd = self.platform.process.take_fd(verified.pidfd, where[0])
         except OSError as exc:
-            self.warn(f"socket '{socket_name}': cannot take it back from '{service}': {exc}")
+            self.host.warn(f"socket '{socket_name}': cannot take it back from '{service}': {exc}")
             return None
         if os.fstat(fd).st_ino != where[1]:
             os.close(fd)  # the service closed or replaced that fd: not our socket
             return None
         return fd
-
-    def fingerprint(self, spec: ProcessSpec) -> str:
-        """A digest of a process's definition: did its config change while we were away?"""
-        import hashlib
-        import json
-
-        from trio_procmgr.config.loader import spec_to_raw
-
-        raw = json.dumps(spec_to_raw(spec), sort_keys=True, default=str)
-        return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
     def _stable_record(self, name: str) -> Record | None:
         known = self._ids.get(name)
@@ -362,232 +388,28 @@ class ProcessManager:
             self._ids = ids
             self.store.save_ids(ids)
 
-    def open_output(self, sup: Supervisor) -> tuple[tuple[int, int, int, int] | None, tuple[str, ...]]:
-        """Output FIFOs for the next run of ``sup`` (capture mode with a state dir), or
-        (None, ()) for plain pipes. See ``engine.output_fifo``."""
-        if self.output_dir is None or sup.spec.log.mode != "capture":
-            return None, ()
-        from trio_procmgr.engine import output_fifo
-
-        try:
-            (cout, cerr), (rout, rerr), paths = output_fifo.create(
-                self.output_dir, f"{sup.record.id}.{sup.record.runs}")
-        except OSError as exc:  # full/read-only state dir, EMFILE: plain pipes this run
-            sup.extras["output_fifo_error"] = output_fifo.fallback_note(exc)
-            log.warning("%s: cannot create output FIFOs in %s (%s); this run's output uses "
-                        "plain pipes and will not survive a daemon crash",
-                        sup.name, self.output_dir, exc.strerror or exc)
-            return None, ()
-        sup.extras.pop("output_fifo_error", None)
-        return (cout, cerr, rout, rerr), paths
-
-    def discard_output(self, fifos: tuple[str, ...]) -> None:
-        from trio_procmgr.engine import output_fifo
-
-        output_fifo.remove(fifos)
-
-    def journal_spawn(self, sup: Supervisor, inst: Instance) -> None:
-        """Record a running main process before it is reported (no crash runs it twice)."""
-        if self.journal is None:
-            return
-        from trio_procmgr.engine import sockets
-        pid = inst.main_pid
-        self.journal.record_spawn({
-            "name": sup.name, "id": sup.record.id, "pid": pid,
-            "start_time": self.platform.process.start_time(pid), "pgid": inst.pgid,
-            "runs": sup.record.runs, "restarts": sup.record.restarts,
-            "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
-            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint(sup.spec),
-            "sockets": sockets.spawn_fds(self, sup.name),
-            "notify_socket": inst.child.extra.get("notify_socket")})
-
-    def journal_settle(self, sup: Supervisor) -> None:
-        """Record where a process settled after a run (its policy's decision), so the
-        next daemon neither boots it again (a failed ``restart: never``) nor forgets its
-        counters."""
-        if self.journal is None or self.handing_over:
-            return
-        r = sup.record
-        self.journal.record_settle(sup.name, state=r.state.value, reason=r.reason, runs=r.runs,
-                                   restarts=r.restarts, exit_code=r.exit_code,
-                                   exit_signal=r.exit_signal, ended_at=r.ended_at, id=r.id)
-
-    def instance_ended(self, sup: Supervisor, inst: Instance) -> None:
-        """A run is over: its output FIFOs go (the journal entry ends with the settle line)."""
-        self.discard_output(tuple(inst.child.extra.get("fifos") or ()))
-
-    def warn(self, text: str) -> None:
-        log.warning(text)
-        self.warnings.append(text)
-
     async def shutdown(self) -> None:
         """Ask the owner (daemon) to exit; it stops everything on its way out."""
-        self._shutdown.set()
+        self.shutdown_sequence.request()
 
-    async def wait_shutdown(self) -> None:
-        await self._shutdown.wait()
-
-    async def stop_for_shutdown(self) -> None:
-        """Publish ``daemon_stopping``, stop every process in reverse dependency order,
-        publish ``daemon_stopped``, then end every event and log stream — in that order,
-        so a watcher sees all of it before its stream ends. Runs once: the daemon calls
-        it while its listeners still serve, and leaving the manager calls it again.
-        """
-        if self._stopped_for_shutdown:
-            return
-        self._stopped_for_shutdown = True
-        self._record_was_running()  # before the stop: what runs now runs after the next boot
-        self.publish("daemon_stopping", None, None)
-        try:
-            await self.stop_all()
-        finally:
-            self.publish("daemon_stopped", None, None)
-            self.hub.close_all()
 
     # ------------------------------------------------------------------ registry
-    def publish(self, type: str, process: str | None = None, id: str | None = None,
-                **fields: Any) -> dict[str, Any]:
-        if process and "@" in process:
-            fields.setdefault("instance", process.partition("@")[2])
-        return self.hub.publish(type, process, id, **fields)
-
-    @property
-    def specs(self) -> dict[str, ProcessSpec]:
-        """Every spec by name (cached until a process is added, deleted or updated)."""
-        if self._specs_cache is None:
-            self._specs_cache = dict(planner.expand_instance_dependencies(
-                {name: sup.spec for name, sup in self._sups.items()}))
-        return self._specs_cache
-
-    @property
-    def index(self) -> planner.DependencyIndex:
-        """Who depends on whom (cached like :attr:`specs`)."""
-        if self._index is None:
-            self._index = planner.DependencyIndex(self.specs)
-        return self._index
-
-    def _graph_changed(self) -> None:
-        self._specs_cache = None
-        self._index = None
-
-    def resolve(self, ref: str) -> str:
-        if ref in self._sups:
-            return ref
-        name = self._by_id.get(ref)
-        if name is None:
-            raise errors.ProcessNotFound(f"no process named or with id '{ref}'", process=ref)
-        return name
-
     def supervisor(self, ref: str) -> Supervisor:
-        return self._sups[self.resolve(ref)]
+        """The supervisor of ``ref`` (a name or a record id); PROCESS_NOT_FOUND else."""
+        return self.registry.supervisor(ref)
 
     def supervisors(self) -> list[Supervisor]:
-        return list(self._sups.values())
+        return self.registry.supervisors()
 
     async def _add(self, spec: ProcessSpec, record: Record | None = None) -> Supervisor:
-        sup = Supervisor(self, spec, record)
+        sup = Supervisor(self.host, spec, record)
         if self.cgroups is not None:
-            sup.cgroup = resources.service_cgroup(self, sup)
-        self._sups[spec.name] = sup
-        self._by_id[sup.record.id] = spec.name
-        self._graph_changed()
+            sup.cgroup = resources.service_cgroup(self.cgroups, self.config.groups, sup)
+        self.registry.add(sup)
         assert self._nursery is not None
         await self._nursery.start(sup.run)
-        for listener in self.added_listeners:
-            listener(sup)
+        self.host.added(sup)
         return sup
-
-    def track(self, pid: int) -> None:
-        self.reaper.tracked.add(pid)
-
-    def untrack(self, pid: int) -> None:
-        self.reaper.tracked.discard(pid)
-
-    # ------------------------------------------------------------------ hooks for supervisors
-    def check_conditions(self, spec: ProcessSpec) -> tuple[bool, str]:
-        if not spec.condition_path_exists:
-            return True, ""
-        return evaluate_conditions(spec.condition_path_exists, os.path.exists)
-
-    def prepare_exec(self, sup: Supervisor) -> tuple[Any, tuple[int, ...]]:
-        """Environment, identity, fds and cgroup for the next spawn of ``sup``."""
-        spec = sup.spec
-        try:
-            file_env = load_environment_files(spec.environment_file)
-        except (OSError, ValueError) as exc:
-            raise SpawnError(f"environment_file: {exc}") from None
-        extra: dict[str, str] = {}
-        fds: list[int] = []
-        try:
-            extra.update(runtime_files.create_runtime_dirs(spec, self.runtime_root))
-        except LookupError as exc:  # the identity, looked up to chown the directories
-            field = "user" if str(exc).startswith("unknown user") else "group"
-            raise SpawnError(f"{field}: {exc}") from None
-        except OSError as exc:
-            raise SpawnError(f"runtime_directory: {exc}") from None
-        for provider in self.exec_env_providers:
-            env, more = provider(sup)
-            extra.update(env)
-            fds.extend(more)
-        plan = build_exec_plan(spec, base_env=self.base_env, file_env=file_env,
-                               extra_env=extra, pass_fds=tuple(fds))
-        try:
-            resources.prepare_limits(self, sup, plan)
-        except OSError as exc:
-            raise SpawnError(f"cannot set up the cgroup: {exc}") from None
-        for hook in self.exec_plan_hooks:
-            hook(sup, plan)
-        return plan, tuple(fds)
-
-    def after_spawn(self, sup: Supervisor, fds: tuple[int, ...]) -> None:
-        """Hook after each spawn attempt (socket activation closes its per-spawn fds)."""
-        for listener in self.spawn_listeners:
-            listener(sup)
-
-    def on_log_line(self, sup: Supervisor, stream: str, line: str, now: float) -> None:
-        for listener in self.log_listeners:
-            listener(sup, stream, line, now)
-
-    def on_process_down(self, sup: Supervisor, requested: bool) -> None:
-        for listener in self.down_listeners:
-            listener(sup, requested)
-
-    def on_spec_replaced(self, sup: Supervisor) -> None:
-        self._graph_changed()
-        for listener in self.spec_listeners:
-            listener(sup)
-
-    async def restart_automatically(self, sup: Supervisor) -> None:
-        """Runs inside ``sup``'s actor when its backoff elapsed: a feature that owns the
-        restart (a supervision group's round) takes it, else the process relaunches."""
-        for take in self.restart_takers:
-            if await take(sup):
-                return
-        await sup.relaunch()
-
-    def spawn_task(self, fn: Callable[..., Any], *args: Any) -> bool:
-        """Run ``fn(*args)`` as a task of the manager's nursery (features acting outside
-        a process's actor); False when the manager is not running (nothing started)."""
-        if self._nursery is None:
-            return False
-        self._nursery.start_soon(fn, *args)
-        return True
-
-    def save_runtime(self) -> None:
-        """Mark the running-PID record dirty; a writer task coalesces the writes."""
-        self._runtime_dirty.set()
-
-    async def _runtime_writer(self) -> None:
-        while True:
-            await self._runtime_dirty.wait()
-            await trio.sleep(0.2)  # coalesce a burst of starts into one write
-            self._runtime_dirty = trio.Event()
-            pids = {s.name: s.record.pid for s in self._sups.values() if s.record.pid}
-            # Encoded here (C encoder, no GIL contention); only the write and its fsync,
-            # which can take milliseconds, go to a thread (restart latency).
-            payload = self.store.runtime_payload(pids)
-            if payload is not None:
-                await trio.to_thread.run_sync(self.store.write, self.store.runtime_path, payload)
 
     # ------------------------------------------------------------------ transactions
     async def _boot(self) -> None:
@@ -604,71 +426,12 @@ class ProcessManager:
     async def _run_stop_plan(self, plan: planner.StopPlan, **kw: Any) -> dict[str, Any]:
         return await self.transactions.run_stop_plan(plan, **kw)
 
-    def _active_names(self) -> set[str]:
-        return self.transactions.active_names()
-
-    async def stop_all(self) -> None:
-        """Stop every process in reverse dependency order (daemon shutdown)."""
-        await self.transactions.stop_all()
-
     # ------------------------------------------------------------------ public API
     def list(self) -> list[dict[str, Any]]:
-        return [self._summary(sup) for sup in self._sups.values()]
-
-    def _summary(self, sup: Supervisor) -> dict[str, Any]:
-        d = sup.record.to_dict()
-        spec = sup.spec
-        d.update(command=spec.command, args=list(spec.args), description=spec.description,
-                 process_type=spec.process_type, restart=spec.restart,
-                 auto_start=spec.auto_start)
-        return d
+        return [self.views.row(sup) for sup in self.registry.supervisors()]
 
     def describe(self, ref: str) -> dict[str, Any]:
-        from trio_procmgr.config.loader import spec_to_raw
-
-        if self.instances.is_set(ref):
-            return self.instances.summary(ref)
-        sup = self.supervisor(ref)
-        d = self._summary(sup)
-        d["spec"] = spec_to_raw(sup.spec)
-        d["kill_mode_effective"] = sup.effective_kill_mode()
-        d["cgroup"] = getattr(sup.cgroup, "v2_path", None)
-        d["spawn_mechanism"] = sup.instance.child.placement if sup.instance is not None else None
-        d["platform"] = self.platform.name
-        d["mechanisms"] = self.platform.mechanisms(cgroups_in_use=sup.cgroup is not None)
-        d["limits"] = sup.enforcement
-        d["start_limit"] = {"burst": sup.spec.start_limit_burst,
-                            "interval": sup.spec.start_limit_interval,
-                            "recent_starts": sup.limiter.recent}
-        d["consecutive_failures"] = sup.failures
-        d["warnings"] = list(self.warnings) + self._spec_warnings(sup.spec)
-        d["dependencies"] = self._dependency_states(sup)
-        d["overrides"] = self.overrides.get(sup.name) if self._from_config(sup.name) else {}
-        d["sources"] = self._sources(sup)
-        d["source"] = {"file": sup.spec.source.file, "line": sup.spec.source.line}
-        d.update(sup.extras)
-        return d
-
-    def _spec_warnings(self, spec: ProcessSpec) -> list[str]:
-        """The config warnings of the live definition (what ``validate`` says of it)."""
-        from trio_procmgr.config.lint import spec_warnings
-
-        return [f"{fld}: {message}" for fld, message in spec_warnings(spec, self.specs.keys())]
-
-    def _dependency_states(self, sup: Supervisor) -> list[dict[str, Any]]:
-        """Each declared relation of ``sup`` with the other side's current state
-        (conflicts declared by the other side included)."""
-        rows = []
-        for directive in ("requires", "wants", "binds_to", "part_of", "after", "before"):
-            for other in getattr(sup.spec, directive):
-                rows.append({"name": other, "directive": directive, "state": self._state_of(other)})
-        for other in planner.conflicting(self.specs, sup.name):
-            rows.append({"name": other, "directive": "conflicts", "state": self._state_of(other)})
-        return rows
-
-    def _state_of(self, name: str) -> str | None:
-        other = self._sups.get(name)
-        return other.record.state.value if other is not None else None
+        return self.views.describe(ref)
 
     def deps(self, ref: str | None = None) -> dict[str, Any]:
         """Dependency trees of one process (both directions), or of every process.
@@ -676,31 +439,20 @@ class ProcessManager:
         ``{"name", "state", "dependencies": DepNode, "dependants": DepNode,
         "conflicts": [{"name", "state"}]}``; every tree node also carries ``state``.
         """
-        if ref is None:
-            return {"processes": [self.deps(n) for n in sorted(self._sups)]}
-        name = self.resolve(ref)
-        specs = self.specs
+        return self.views.deps(ref)
 
-        def with_state(node: dict[str, Any]) -> dict[str, Any]:
-            node["state"] = self._state_of(node["name"])
-            for child in node["children"]:
-                with_state(child)
-            return node
-
-        return {"name": name, "state": self._state_of(name),
-                "dependencies": with_state(planner.dependencies(specs, name).to_dict()),
-                "dependants": with_state(planner.dependants(specs, name).to_dict()),
-                "conflicts": [{"name": o, "state": self._state_of(o)}
-                              for o in planner.conflicting(specs, name)]}
+    def groups(self) -> builtins.list[dict[str, Any]]:
+        """Every supervision group with its runtime view and its members' states."""
+        return self.views.groups()
 
     async def create(self, name: str, raw: dict[str, Any], *, start: bool = False,
                      transient: bool = False) -> dict[str, Any]:
         if name in self._sups:
             raise errors.AlreadyExists(f"a process named '{name}' already exists", process=name)
         spec = self._parse_raw(name, raw, transient=transient)
-        self._check_graph({**self.specs, name: spec})
+        self._check_graph({**self.registry.specs, name: spec})
         sup = await self._add(spec)
-        self.publish("process_created", name, sup.record.id)
+        self.host.publish("process_created", name, sup.record.id)
         saved = self._persist()
         self._save_ids()
         if start or spec.auto_start and start is not False:
@@ -735,14 +487,14 @@ class ProcessManager:
                             f"process '{spec.name}' {field} unknown process '{other}'",
                             process=spec.name, field=field, unknown=other)
 
-    async def add_process(self, spec: ProcessSpec) -> dict[str, Any]:
+    async def _add_process(self, spec: ProcessSpec) -> dict[str, Any]:
         """Register an already-parsed spec (a template's instance) as a new process,
         not started; runtime-created ones (no source file) are persisted."""
         if spec.name in self._sups:
             raise errors.AlreadyExists(f"a process named '{spec.name}' already exists", process=spec.name)
-        self._check_graph({**self.specs, spec.name: spec})
+        self._check_graph({**self.registry.specs, spec.name: spec})
         sup = await self._add(spec)
-        self.publish("process_created", spec.name, sup.record.id)
+        self.host.publish("process_created", spec.name, sup.record.id)
         self._persist()
         return sup.record.to_dict()
 
@@ -760,13 +512,13 @@ class ProcessManager:
         if self.instances.can_instantiate(ref):
             base, _, instance = ref.partition("@")
             await self.instances.instantiate(base, instance)
-        name = self.resolve(ref)
+        name = self.registry.resolve(ref)
         sup = self._sups[name]
         if sup.record.state in (S.RUNNING, S.STARTING, S.PAUSED):
             raise errors.AlreadyRunning(f"process '{name}' is already {sup.record.state.value}",
                                         process=name, state=sup.record.state.value)
-        plan = planner.single_start_plan(name) if self.index.starts_alone(name) \
-            else planner.start_transaction(self.specs, [name])
+        plan = planner.single_start_plan(name) if self.registry.index.starts_alone(name) \
+            else planner.start_transaction(self.registry.specs, [name])
         results = await self._run_start_plan(plan, manual=True)
         outcome = results.get(name)
         if isinstance(outcome, errors.ProcMgrError):
@@ -776,12 +528,12 @@ class ProcessManager:
     async def stop(self, ref: str) -> dict[str, Any]:
         if self.instances.is_set(ref):
             return await self.instances.act("stop", ref)
-        name = self.resolve(ref)
+        name = self.registry.resolve(ref)
         sup = self._sups[name]
         if not sup.is_active() and sup.record.state is not S.BACKOFF:
             return await sup.request(msg.Stop())  # raises NOT_RUNNING or settles a failed one
-        plan = planner.single_stop_plan(name) if self.index.stops_alone(name) \
-            else planner.stop_transaction(self.specs, [name], self._active_names())
+        plan = planner.single_stop_plan(name) if self.registry.index.stops_alone(name) \
+            else planner.stop_transaction(self.registry.specs, [name], self.registry.active_names())
         results = await self._run_stop_plan(plan)
         outcome = results.get(name)
         if isinstance(outcome, errors.ProcMgrError):
@@ -794,18 +546,18 @@ class ProcessManager:
         request propagates like a stop on request)."""
         if self.instances.is_set(ref):
             return await self.instances.act("restart", ref)
-        name = self.resolve(ref)
+        name = self.registry.resolve(ref)
         sup = self._sups[name]
-        active = self._active_names()
+        active = self.registry.active_names()
         if name not in active:
             return await self.start(name)
-        plan = planner.stop_transaction(self.specs, [name], active)
+        plan = planner.stop_transaction(self.registry.specs, [name], active)
         results = await self._run_stop_plan(plan, restarting=True)
         outcome = results.get(name)
         if isinstance(outcome, errors.ProcMgrError):
             raise outcome
         again = [name] + [n for n in plan.order if n != name]
-        results = await self._run_start_plan(planner.start_transaction(self.specs, again),
+        results = await self._run_start_plan(planner.start_transaction(self.registry.specs, again),
                                              manual=True)
         outcome = results.get(name)
         if isinstance(outcome, errors.ProcMgrError):
@@ -813,7 +565,7 @@ class ProcessManager:
         return sup.record.to_dict()
 
     async def delete(self, ref: str, *, force: bool = False) -> dict[str, Any]:
-        name = self.resolve(ref)
+        name = self.registry.resolve(ref)
         sup = self._sups[name]
         dependants = [s.name for s in self._sups.values()
                       if name in s.spec.requires + s.spec.binds_to + s.spec.wants
@@ -831,15 +583,13 @@ class ProcessManager:
         record = sup.record.to_dict()
         sup.close()
         await sup.closed.wait()
-        del self._sups[name]
-        self._graph_changed()
-        self._by_id.pop(sup.record.id, None)
+        self.registry.remove(name)
         if sup.cgroup is not None:
             try:
                 sup.cgroup.remove()
             except OSError:
                 pass
-        self.publish("process_deleted", name, sup.record.id)
+        self.host.publish("process_deleted", name, sup.record.id)
         self.overrides.forget(name)
         self._persist()
         self._save_ids()
@@ -857,7 +607,7 @@ class ProcessManager:
 
         if "replicas" in changes:
             return await self.instances.update_replicas(ref, changes, dry_run=dry_run)
-        name = self.resolve(ref)
+        name = self.registry.resolve(ref)
         sup = self._sups[name]
         from trio_procmgr.config.yamldoc import LineMap, merge_over
 
@@ -866,7 +616,7 @@ class ProcessManager:
         new = self._parse_raw(name, raw, transient=sup.spec.transient)
         # An updated file-defined process stays defined by its file (not runtime-created).
         new = dataclasses.replace(new, source=sup.spec.source)
-        self._check_graph({**self.specs, name: new})
+        self._check_graph({**self.registry.specs, name: new})
         changed = changed_fields(sup.spec, new)
         needs = restart_required(changed)
         result = {"updated_fields": changed, "restart_required": needs, "restarted": False,
@@ -875,7 +625,7 @@ class ProcessManager:
             result["record"] = sup.record.to_dict()
             return result
         await sup.request(msg.ReplaceSpec(new))
-        self.publish("process_updated", name, sup.record.id, fields=changed,
+        self.host.publish("process_updated", name, sup.record.id, fields=changed,
                      restart_required=needs)
         if self._from_config(name):  # a layer over the file, kept across reloads/restarts
             self.overrides.add(name, changes)
@@ -908,7 +658,7 @@ class ProcessManager:
             return self._reject_reload(problems)
         return await self._apply_reload(config)
 
-    def _reload_problems(self, config: ConfigSet) -> list[dict[str, Any]]:
+    def _reload_problems(self, config: ConfigSet) -> builtins.list[dict[str, Any]]:
         """Every reason not to apply ``config``, as ConfigIssue dicts (warnings excluded)."""
         problems = [i.to_dict() for i in config.issues
                     if getattr(i, "severity", "error") == "error"]
@@ -925,7 +675,7 @@ class ProcessManager:
         new = {n: s.spec for n, s in runtime.items()}
         for name, spec in config.processes.items():
             try:
-                new[name] = self.effective_spec(spec)
+                new[name] = self._effective_spec(spec)
             except errors.ProcMgrError as exc:
                 problems.append({"file": spec.source.file or "<config>", "line": spec.source.line,
                                  "field": None, "expected": None,
@@ -944,18 +694,18 @@ class ProcessManager:
                              "message": exc.message})
         return problems
 
-    def _reject_reload(self, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    def _reject_reload(self, problems: builtins.list[dict[str, Any]]) -> dict[str, Any]:
         for issue in problems:
             where = issue["file"] + (f":{issue['line']}" if issue.get("line") else "")
             field = f" field '{issue['field']}':" if issue.get("field") else ""
             log.error("reload refused, nothing changed: %s:%s %s", where, field, issue["message"])
-        self.publish("config_reload_failed", None, None, errors=problems)
+        self.host.publish("config_reload_failed", None, None, errors=problems)
         return {"added": [], "removed": [], "changed": [], "unchanged": sorted(self._sups),
                 "errors": problems}
 
     async def _apply_reload(self, config: ConfigSet) -> dict[str, Any]:
         old_names = {n for n, s in self._sups.items() if not self._is_runtime_created(s)}
-        new = {n: self.effective_spec(spec) for n, spec in config.processes.items()}
+        new = {n: self._effective_spec(spec) for n, spec in config.processes.items()}
         added = sorted(set(new) - set(self._sups))
         removed = sorted(old_names - set(new))
         changed, unchanged = [], []
@@ -968,7 +718,7 @@ class ProcessManager:
             needs = restart_required(changed_fields(sup.spec, new[name]))
             was_active = sup.is_active()
             await sup.request(msg.ReplaceSpec(new[name]))
-            self.publish("process_updated", name, sup.record.id, restart_required=needs)
+            self.host.publish("process_updated", name, sup.record.id, restart_required=needs)
             if needs and was_active:
                 await self.restart(name)
         # The new config is in place before processes are added: features read it when a
@@ -976,43 +726,35 @@ class ProcessManager:
         self.config = config
         for name in added:
             sup = await self._add(new[name], self._stable_record(name))
-            self.publish("process_created", name, sup.record.id)
+            self.host.publish("process_created", name, sup.record.id)
         self._save_ids()
         self.overrides.forget_except(set(config.processes))
         autostart = [n for n in added if new[n].auto_start]
         if autostart:
-            await self._run_start_plan(planner.start_transaction(self.specs, autostart),
+            await self._run_start_plan(planner.start_transaction(self.registry.specs, autostart),
                                        manual=False)
         summary = {"added": added, "removed": removed, "changed": changed,
                    "unchanged": unchanged, "errors": []}
-        self.publish("config_reloaded", None, None, **summary)
+        self.host.publish("config_reloaded", None, None, **summary)
         return summary
 
-    def effective_spec(self, spec: ProcessSpec) -> ProcessSpec:
+    def _effective_spec(self, spec: ProcessSpec) -> ProcessSpec:
         """``spec`` from a file with the process's runtime overrides applied on top
         (ConfigError when they no longer fit the file)."""
         from trio_procmgr.config.loader import spec_to_raw
 
         return self.overrides.apply(spec, spec_to_raw, self._parse_raw)
 
-    def boot_spec(self, spec: ProcessSpec) -> ProcessSpec:
+    def _boot_spec(self, spec: ProcessSpec) -> ProcessSpec:
         """At boot, an override that no longer fits its file is reported, not fatal."""
         try:
-            return self.effective_spec(spec)
+            return self._effective_spec(spec)
         except errors.ProcMgrError as exc:
-            self.warn(f"process '{spec.name}': runtime overrides ignored: {exc.message}")
+            self.host.warn(f"process '{spec.name}': runtime overrides ignored: {exc.message}")
             return spec
 
     def _from_config(self, name: str) -> bool:
         return name in self.config.processes
-
-    def _sources(self, sup: Supervisor) -> list[str]:
-        """Where the definition comes from: its file (or the RPC), then the override layer."""
-        src = sup.spec.source
-        first = src.file if src.file else ("config" if self._from_config(sup.name) else "runtime")
-        layer = [self.overrides.path or "overrides (in memory)"] \
-            if self._from_config(sup.name) and self.overrides.get(sup.name) else []
-        return [first, *layer]
 
     def _is_runtime_created(self, sup: Supervisor) -> bool:
         return sup.spec.source.file is None
@@ -1030,11 +772,9 @@ class ProcessManager:
             if self._is_runtime_created(s) and not s.spec.transient})
 
     def stats(self, ref: str) -> dict[str, Any]:
-        from trio_procmgr.engine.stats import collect_stats
+        return self.views.stats(ref)
 
-        return collect_stats(self.supervisor(ref))
-
-    def logs(self, ref: str, *, lines: int | None = None, stream: str | None = None) -> list[dict[str, Any]]:
+    def logs(self, ref: str, *, lines: int | None = None, stream: str | None = None) -> builtins.list[dict[str, Any]]:
         return self.supervisor(ref).ring.tail(lines, stream)
 
     def follow_logs(self, ref: str | None = None, stream: str | None = None, *,
@@ -1044,11 +784,11 @@ class ProcessManager:
         A bounded subscription (``with ... as sub: async for item in sub``): a slow
         reader gets a ``{"type": "lost", "count": N}`` item instead of stalling the pumps.
         """
-        return self.log_capture.follow(ref, stream=stream, maxsize=maxsize)
+        return self.host.feature(LogCapture).follow(ref, stream=stream, maxsize=maxsize)
 
-    def rotate_logs(self, ref: str | None = None) -> list[str]:
+    def rotate_logs(self, ref: str | None = None) -> builtins.list[str]:
         """Rotate the log files of ``ref`` (None: every process) now; the rotated paths."""
-        return self.log_capture.rotate(ref)
+        return self.host.feature(LogCapture).rotate(ref)
 
     # ------------------------------------------------------------------ operator verbs
     async def kill(self, ref: str, sig: int | str = "SIGTERM", *, whom: str = "all") -> dict[str, Any]:
@@ -1065,48 +805,11 @@ class ProcessManager:
             raise errors.InvalidArgument(f"kill: {exc}", field="signal", value=sig) from None
         sup = self.supervisor(ref)
         await sup.request(msg.Kill(number, whom))
-        return self.summary(sup.name)
+        return self.views.summary(sup.name)
 
     async def reload(self, ref: str) -> dict[str, Any]:
         """Send the configured ``reload_signal`` (default SIGHUP) to the main process:
         the service re-reads its own config, no restart (``systemctl reload``)."""
         sup = self.supervisor(ref)
         await sup.request(msg.Kill(sup.spec.reload_signal, "main"))
-        return self.summary(sup.name)
-
-    def summary(self, ref: str) -> dict[str, Any]:
-        """The record ``list`` shows plus the raw ``spec``: what mutating RPCs answer, so
-        ``--json`` of start/stop/... carries the same fields as ``describe``."""
-        from trio_procmgr.config.loader import spec_to_raw
-
-        sup = self.supervisor(ref)
-        d = self._summary(sup)
-        d["spec"] = spec_to_raw(sup.spec)
-        return d
-
-    def groups(self) -> list[dict[str, Any]]:
-        """Every supervision group with its runtime view and its members' states."""
-        view = getattr(self, "supervision_groups", None)
-        out = []
-        for name in sorted(self.config.groups):
-            status = dict(view.status(name)) if view is not None else {"name": name}
-            status["member_states"] = {m: self._state_of(m) for m in self.config.groups[name].members}
-            out.append(status)
-        return out
-
-    def stats_many(self, refs: list[str] | None = None) -> list[dict[str, Any]]:
-        """Stats of the named processes (None: every process), each naming its process;
-        one that vanished meanwhile is skipped rather than failing the batch."""
-        from trio_procmgr.engine.stats import collect_stats
-
-        names = [self.resolve(r) for r in refs] if refs else list(self._sups)
-        out = []
-        for name in names:
-            sup = self._sups.get(name)
-            if sup is None:
-                continue
-            item = dict(collect_stats(sup))
-            item.setdefault("name", name)
-            item.setdefault("state", sup.record.state.value)
-            out.append(item)
-        return out
+        return self.views.summary(sup.name)

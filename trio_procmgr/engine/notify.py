@@ -23,69 +23,60 @@ from __future__ import annotations
 import logging
 import os
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from trio_procmgr.engine import watchdog
 from trio_procmgr.engine import messages as msg
+from trio_procmgr.engine.features import Feature, FeatureContext
 from trio_procmgr.engine.service_pids import belongs
 from trio_procmgr.platform.posix import resolve_credentials
 from trio_procmgr.notify_protocol import MAX_DATAGRAM, NotifyGarbage, NotifyMessage, parse_notify
 from trio_procmgr.platform.notify_socket import NotifySocket
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.spawner import ExecPlan
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 log = logging.getLogger("trio_procmgr.notify")
-
-_pending: "weakref.WeakKeyDictionary[Any, dict[str, NotifySocket]]" = weakref.WeakKeyDictionary()
-_start_deadlines: "weakref.WeakKeyDictionary[Any, trio.CancelScope]" = weakref.WeakKeyDictionary()
-
 
 def wants_notify_socket(sup: "Supervisor") -> bool:
     return sup.spec.process_type == "notify" or sup.spec.watchdog_sec > 0
 
 
 def _stats(sup: "Supervisor") -> dict[str, Any]:
-    return sup.extras.setdefault("notify", {
+    stats: dict[str, Any] = sup.extras.setdefault("notify", {
         "socket": None, "received": 0, "accepted": 0, "dropped": 0, "dropped_by_reason": {},
         "last_dropped": None, "stopping": False, "reloading": False, "errno": None,
         "main_pid_from_notify": None})
+    return stats
 
 
-def rebind(manager: "ProcessManager", sup: "Supervisor", address: str) -> None:
-    """Bind the NOTIFY_SOCKET an adopted service was spawned with (journalled), so its
-    next run hook reads it: its READY/WATCHDOG pings reach this daemon too."""
-    pending = _pending.setdefault(manager, {})
-    old = pending.pop(sup.name, None)
-    if old is not None:
-        old.close()
-    try:
-        pending[sup.name] = NotifySocket(f"{manager.instance}/{sup.name}", MAX_DATAGRAM,
-                                         address=address)
-    except OSError as exc:
-        manager.warn(f"process '{sup.name}': cannot bind its notify socket {address} again: {exc}")
+class NotifySockets(Feature):
+    """Binds each run's NOTIFY_SOCKET before the spawn and reads it during the run."""
 
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
+        #: Bound for a spawn being prepared, read once its run starts.
+        self.pending: dict[str, NotifySocket] = {}
 
-def install(manager: "ProcessManager") -> None:
-    pending = _pending.setdefault(manager, {})
-
-    def plan_hook(sup: "Supervisor", plan: Any) -> None:
-        old = pending.pop(sup.name, None)
+    def prepare_exec(self, sup: "Supervisor", plan: "ExecPlan") -> None:
+        old = self.pending.pop(sup.name, None)
         if old is not None:
             old.close()  # left by a spawn that failed
         if not wants_notify_socket(sup):
             plan.env.pop("NOTIFY_SOCKET", None)
             return
-        ns = NotifySocket(f"{manager.instance}/{sup.name}", MAX_DATAGRAM)
-        pending[sup.name] = ns
+        ns = NotifySocket(f"{self.context.instance}/{sup.name}", MAX_DATAGRAM)
+        self.pending[sup.name] = ns
         plan.env["NOTIFY_SOCKET"] = ns.address
 
-    def instance_hook(sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
-        ns = pending.pop(sup.name, None)
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+        address = inst.child.extra.get("notify_socket")
+        if inst.child.extra.get("adopted") and address:
+            self._rebind(sup, address)
+        ns = self.pending.pop(sup.name, None)
         if ns is not None:
             stats = _stats(sup)
             stats.update(socket=ns.address, stopping=False, reloading=False)
@@ -93,16 +84,25 @@ def install(manager: "ProcessManager") -> None:
         if sup.spec.process_type == "notify":
             nursery.start_soon(_start_timer, sup, inst)
 
-    manager.exec_plan_hooks.append(plan_hook)
-    manager.instance_hooks.append(instance_hook)
+    def _rebind(self, sup: "Supervisor", address: str) -> None:
+        """Bind the NOTIFY_SOCKET an adopted service was spawned with (journalled), so
+        its READY/WATCHDOG pings reach this daemon too."""
+        old = self.pending.pop(sup.name, None)
+        if old is not None:
+            old.close()
+        try:
+            self.pending[sup.name] = NotifySocket(f"{self.context.instance}/{sup.name}",
+                                                  MAX_DATAGRAM, address=address)
+        except OSError as exc:
+            self.context.warn(f"process '{sup.name}': cannot bind its notify socket "
+                              f"{address} again: {exc}")
 
 
 async def _start_timer(sup: "Supervisor", inst: "Instance") -> None:
     timeout = sup.spec.timeout_start_sec
     if timeout <= 0:
         return
-    scope = trio.CancelScope(deadline=inst.started_mono + timeout)
-    _start_deadlines[inst] = scope
+    scope = inst.start_deadline = trio.CancelScope(deadline=inst.started_mono + timeout)
     with scope:
         await sup.wait_until(lambda s: inst.ready or inst.exited.is_set())
         return
@@ -144,7 +144,7 @@ def _sender_accepted(sup: "Supervisor", inst: "Instance", dgram: Any) -> bool:
         creds = resolve_credentials(sup.spec.user, sup.spec.group)
     except LookupError:
         return False
-    return dgram.uid == (creds.uid if creds is not None else os.geteuid())
+    return bool(dgram.uid == (creds.uid if creds is not None else os.geteuid()))
 
 
 def _handle(sup: "Supervisor", inst: "Instance", dgram: Any) -> None:
@@ -178,7 +178,7 @@ def apply_message(sup: "Supervisor", inst: "Instance", msg: NotifyMessage) -> No
     stats = _stats(sup)
     if msg.status is not None and msg.status != sup.record.status_text:
         sup.record.status_text = msg.status
-        sup.manager.publish("status_changed", sup.name, sup.record.id, status_text=msg.status)
+        sup.host.publish("status_changed", sup.name, sup.record.id, status_text=msg.status)
         sup.notify_changed()
     if msg.errno is not None:
         stats["errno"] = msg.errno
@@ -188,7 +188,7 @@ def apply_message(sup: "Supervisor", inst: "Instance", msg: NotifyMessage) -> No
         else:
             _drop(sup, "bad_mainpid", f"MAINPID={msg.mainpid} is not a live process of the service")
     if msg.extend_timeout_usec is not None and not inst.ready:
-        scope = _start_deadlines.get(inst)
+        scope = inst.start_deadline
         if scope is not None:
             scope.deadline = max(scope.deadline, trio.current_time() + msg.extend_timeout_usec / 1e6)
     if msg.watchdog_usec is not None:
@@ -204,3 +204,6 @@ def apply_message(sup: "Supervisor", inst: "Instance", msg: NotifyMessage) -> No
         sup.mark_ready(inst, "ready (READY=1)")
     if msg.watchdog_trigger:
         watchdog.trigger(sup, inst)
+
+
+FEATURE = NotifySockets

@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import psutil
 
+from trio_procmgr.engine.features import Feature, FeatureContext
+from trio_procmgr.engine.spawner import SpawnError
 from trio_procmgr.platform.rlimits import fallback_rlimits
 from trio_procmgr.restart import is_success
 from trio_procmgr.spec import GroupSpec, ResourcesSpec
@@ -44,9 +46,9 @@ from trio_procmgr.spec import GroupSpec, ResourcesSpec
 if TYPE_CHECKING:
     import trio
 
-    from trio_procmgr.engine.manager import ProcessManager
     from trio_procmgr.engine.spawner import ExecPlan
     from trio_procmgr.engine.supervisor import Instance, Supervisor
+    from trio_procmgr.platform.ports import CgroupTree
     from trio_procmgr.platform.posix import ExitStatus
 
 log = logging.getLogger("trio_procmgr.resources")
@@ -163,23 +165,16 @@ def not_enforced(report: Mapping[str, Mapping[str, Any]]) -> list[str]:
 # ---------------------------------------------------------------------------- engine glue
 
 
-def _group(manager: "ProcessManager", name: str) -> GroupSpec | None:
-    finder = getattr(manager, "supervision_groups", None)
-    if finder is not None:
-        return finder.group_of(name)
-    return group_of(manager.config.groups, name)
-
-
-def service_cgroup(manager: "ProcessManager", sup: "Supervisor") -> Any:
+def service_cgroup(tree: "CgroupTree", groups: Mapping[str, GroupSpec], sup: "Supervisor") -> Any:
     """The cgroup for a new supervisor: ``<name>.service``, inside its group's slice."""
-    group = _group(manager, sup.name)
-    parent = _group_slice(manager, sup, group) if group is not None else None
-    return manager.cgroups.service(sup.name, parent=parent)
+    group = group_of(groups, sup.name)
+    parent = _group_slice(tree, sup, group) if group is not None else None
+    return tree.service(sup.name, parent=parent)
 
 
-def _group_slice(manager: "ProcessManager", sup: "Supervisor", group: GroupSpec) -> Any:
+def _group_slice(tree: "CgroupTree", sup: "Supervisor", group: GroupSpec) -> Any:
     """Create (or find) the group's slice, write the group's limits, show them on ``sup``."""
-    slice_ = manager.cgroups.group(group.name)
+    slice_ = tree.group(group.name)
     report = enforcement_report(slice_.apply(group.resources), [], child_uid=-1,
                                 via="", scope="group")
     sup.extras["group_limits"] = {"group": group.name, "cgroup": slice_.v2_path,
@@ -187,8 +182,33 @@ def _group_slice(manager: "ProcessManager", sup: "Supervisor", group: GroupSpec)
     return slice_
 
 
-def prepare_limits(manager: "ProcessManager", sup: "Supervisor", plan: "ExecPlan") -> None:
-    """Before a spawn: write group and service limits, take the baseline, add rlimits.
+class ResourceLimits(Feature):
+    """Limits written before each spawn; the rlimits a missing ``prlimit`` leaves late."""
+
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
+
+    def prepare_exec(self, sup: "Supervisor", plan: "ExecPlan") -> None:
+        tree = self.context.cgroups
+        group = group_of(self.context.config.groups, sup.name)
+        try:
+            if tree is not None and group is not None and sup.cgroup is not None:
+                _group_slice(tree, sup, group)
+            prepare_limits(sup, plan)
+        except OSError as exc:
+            raise SpawnError(f"cannot set up the cgroup: {exc}") from None
+
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "trio.Nursery") -> None:
+        """The no-``prlimit`` path sets rlimits as soon as the child exists."""
+        baseline = sup.run_baseline
+        if baseline is not None and baseline.rlimits_pending:
+            baseline.rlimits_pending = False
+            set_rlimits(inst.child.pid, list(baseline.rlimits))
+
+
+def prepare_limits(sup: "Supervisor", plan: "ExecPlan") -> None:
+    """Before a spawn: write the service's limits, take the baseline, add rlimits (the
+    group's slice is written by the caller first).
 
     Raises OSError when a cgroup directory cannot be created (the spawn then fails).
     """
@@ -196,9 +216,6 @@ def prepare_limits(manager: "ProcessManager", sup: "Supervisor", plan: "ExecPlan
     cg = sup.cgroup
     baseline = RunBaseline(at=time.time())
     if cg is not None:
-        group = _group(manager, sup.name)
-        if group is not None:
-            _group_slice(manager, sup, group)
         cgroup_report = cg.apply(spec.resources)
         rlimits = cg.rlimits(spec.resources)
         counters = cg.stats()
@@ -292,7 +309,7 @@ def oom_failure(sup: "Supervisor", inst: "Instance", status: "ExitStatus") -> st
     baseline.oom_kills = total
     limit = sup.spec.resources.limits.memory if sup.spec.resources is not None else None
     main_killed = status.signal == signal.SIGKILL
-    sup.manager.publish("oom_kill", sup.name, sup.record.id, pid=inst.main_pid, kills=kills,
+    sup.host.publish("oom_kill", sup.name, sup.record.id, pid=inst.main_pid, kills=kills,
                         total=total, main_process=main_killed, memory_limit=limit)
     log.warning("process %s: the kernel OOM-killed %d process(es) of the service",
                 sup.name, kills)
@@ -301,13 +318,4 @@ def oom_failure(sup: "Supervisor", inst: "Instance", status: "ExitStatus") -> st
     return None
 
 
-def _late_rlimits(sup: "Supervisor", inst: "Instance", nursery: "trio.Nursery") -> None:
-    """Instance hook: the no-``prlimit`` path sets rlimits as soon as the child exists."""
-    baseline = sup.run_baseline
-    if baseline is not None and baseline.rlimits_pending:
-        baseline.rlimits_pending = False
-        set_rlimits(inst.child.pid, list(baseline.rlimits))
-
-
-def install(manager: "ProcessManager") -> None:
-    manager.instance_hooks.append(_late_rlimits)
+FEATURE = ResourceLimits

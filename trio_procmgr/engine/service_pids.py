@@ -24,7 +24,7 @@ def service_pids(sup: "Supervisor", inst: "Instance") -> set[int]:
         except OSError:
             pass
     pids = sup.os.group_members({inst.pgid, inst.child.pid})
-    pids |= sup.os.children() - sup.manager.reaper.tracked
+    pids |= sup.os.children() - sup.host.facts.reaper.tracked
     return pids
 
 

@@ -5,7 +5,7 @@ before the boot transaction starts anything — and lives in that supervisor's n
 (so it goes away with the process definition) together with its listener task. The
 daemon never accepts: the listener waits until a socket is readable (a connection in
 the backlog, a datagram queued) while the service is down, starts it through
-``manager.start`` (dependencies included) and then waits until the service is down
+the engine's ``start`` (dependencies included) and then waits until the service is down
 again before re-arming. Sockets stay open across crashes, restarts and stops, so
 connections queue in the backlog and none is refused; a crashed service is started
 again by the next connection. A service that hit its start limit (``crashed``), or
@@ -16,7 +16,7 @@ Each spawn of the service gets its sockets as fds 3, 4, ... (in socket-name orde
 ``LISTEN_PID`` (the service's own PID) and the optional ``fd_env`` variable, exactly
 as systemd sets them; the exec shim (``engine.exec_shim``) does the fd moves and the
 PID. ``accept: true`` is refused (config error). Sockets are created from the config the
-manager was built with; a reload does not add or rebind sockets (restart the daemon).
+engine was built with; a reload does not add or rebind sockets (restart the daemon).
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import logging
 import os
 import stat
 import time
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +35,7 @@ import trio
 
 from trio_procmgr import errors
 from trio_procmgr.engine import exec_shim
+from trio_procmgr.engine.features import Feature, FeatureContext
 from trio_procmgr.engine.spawner import SpawnError
 from trio_procmgr.listen_env import ListenAddress, listen_environment, parse_listen
 from trio_procmgr.restart import backoff_delay
@@ -44,8 +44,8 @@ from trio_procmgr.spec import SocketSpec
 from trio_procmgr.states import State
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
-    from trio_procmgr.engine.supervisor import Supervisor
+    from trio_procmgr.engine.spawner import ExecPlan
+    from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 log = logging.getLogger("trio_procmgr.sockets")
 S = State
@@ -123,25 +123,6 @@ def adopt_listener(spec: SocketSpec, fd: int) -> BoundSocket:
     return bound
 
 
-def spawn_fds(manager: "ProcessManager", name: str) -> dict[str, list[int]]:
-    """Socket name -> [fd number in the service, socket inode] for the journal: how a
-    daemon restarted after a crash takes the listening socket back from the running
-    service (``pidfd_getfd``) instead of failing to bind its address again."""
-    feature = _features.get(manager)
-    bound = feature.bound.get(name, []) if feature is not None else []
-    return {b.spec.name: [3 + i, os.fstat(b.sock.fileno()).st_ino]
-            for i, b in enumerate(bound) if b.sock is not None}
-
-
-def listening_fds(manager: "ProcessManager") -> dict[str, int]:
-    """Socket name -> fd of every listening activation socket (handed over on a re-exec)."""
-    feature = _features.get(manager)
-    if feature is None:
-        return {}
-    return {b.spec.name: b.sock.fileno() for bound in feature.bound.values() for b in bound
-            if b.sock is not None}
-
-
 def _bind_inet(address: ListenAddress, kind: int) -> socket.socket:
     infos = socket.getaddrinfo(address.host, address.port, address.family, kind, 0,
                                socket.AI_PASSIVE)
@@ -170,6 +151,7 @@ def _bind_unix(bound: BoundSocket, path: str, kind: int) -> socket.socket:
         os.chmod(path, spec.socket_mode)
         if spec.socket_user is not None or spec.socket_group is not None:
             creds = resolve_credentials(spec.socket_user, spec.socket_group)
+            assert creds is not None  # a user or a group was named
             os.chown(path, creds.uid if spec.socket_user is not None else -1,
                      creds.gid if spec.socket_group is not None or spec.socket_user else -1)
     except BaseException:
@@ -178,36 +160,50 @@ def _bind_unix(bound: BoundSocket, path: str, kind: int) -> socket.socket:
     return sock
 
 
-class SocketActivation:
-    def __init__(self, manager: "ProcessManager") -> None:
-        self.manager = manager
+class SocketActivation(Feature):
+    """The activation sockets of every process, bound when its supervisor is added."""
+
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
         self.bound: dict[str, list[BoundSocket]] = {}
         self.per_spawn: dict[str, list[int]] = {}
         self.generation: dict[str, int] = {}  # bumped by each update of the process
-        for spec in manager.config.sockets.values():
+        for spec in context.config.sockets.values():
             if spec.accept:
                 raise errors.ConfigError(
                     f"socket '{spec.name}': accept: true (one instance per connection) is "
                     "not supported; use accept: false", socket=spec.name, field="accept")
 
+    def spawn_fds(self, name: str) -> dict[str, list[int]]:
+        """Socket name -> [fd number in the service, socket inode] for the journal: how a
+        daemon restarted after a crash takes the listening socket back from the running
+        service (``pidfd_getfd``) instead of failing to bind its address again."""
+        return {b.spec.name: [3 + i, os.fstat(b.sock.fileno()).st_ino]
+                for i, b in enumerate(self.bound.get(name, [])) if b.sock is not None}
+
+    def listening_fds(self) -> dict[str, int]:
+        """Socket name -> fd of every listening activation socket (handed over on a re-exec)."""
+        return {b.spec.name: b.sock.fileno() for bound in self.bound.values() for b in bound
+                if b.sock is not None}
+
     def on_added(self, sup: "Supervisor") -> None:
-        specs = sorted((s for s in self.manager.config.sockets.values() if s.service == sup.name),
+        specs = sorted((s for s in self.context.config.sockets.values() if s.service == sup.name),
                        key=lambda s: s.name)
         if not specs:
             return
         bound = []
         for spec in specs:
-            fd = self.manager.inherited_socket(sup.name, spec.name)
+            fd = self.context.inherited_socket(sup.name, spec.name)
             bound.append(adopt_listener(spec, fd) if fd is not None else open_listener(spec))
         for b in bound:
             if b.error:
-                self.manager.warn(f"socket '{b.spec.name}' of process '{sup.name}': {b.error}")
+                self.context.warn(f"socket '{b.spec.name}' of process '{sup.name}': {b.error}")
         self.bound[sup.name] = bound
         sup.extras["sockets"] = [b.describe() for b in bound]
         assert sup.nursery is not None
         sup.nursery.start_soon(self._serve, sup, bound)
 
-    def plan_hook(self, sup: "Supervisor", plan: Any) -> None:
+    def prepare_exec(self, sup: "Supervisor", plan: "ExecPlan") -> None:
         self._close_spawn_fds(sup)
         bound = self.bound.get(sup.name)
         if not bound:
@@ -222,7 +218,11 @@ class SocketActivation:
             assert b.sock is not None
             dups.append(fcntl.fcntl(b.sock.fileno(), fcntl.F_DUPFD_CLOEXEC, 3 + n))
         plan.env.update(listen_environment([(b.fd_name, b.spec.fd_env) for b in bound]))
-        exec_shim.request(self.manager, sup, fds=dups, pid_vars=["LISTEN_PID"])
+        exec_shim.request(plan, fds=dups, pid_vars=["LISTEN_PID"])
+
+    def on_spawned(self, sup: "Supervisor", inst: "Instance | None") -> None:
+        """The child has its copies of the sockets (or never will): ours go."""
+        self._close_spawn_fds(sup)
 
     def _close_spawn_fds(self, sup: "Supervisor") -> None:
         for fd in self.per_spawn.pop(sup.name, []):
@@ -255,9 +255,9 @@ class SocketActivation:
         which.activations += 1
         which.last_activation_at = time.time()
         sup.extras["sockets"] = [b.describe() for b in bound]
-        self.manager.publish("socket_activated", sup.name, sup.record.id, socket=which.spec.name)
+        self.context.publish("socket_activated", sup.name, sup.record.id, socket=which.spec.name)
         try:
-            await self.manager.start(sup.name)
+            await self.context.start(sup.name)
         except errors.ProcMgrError as exc:
             log.warning("socket %s: activating %s failed: %s", which.spec.name, sup.name,
                         exc.message)
@@ -284,7 +284,7 @@ class SocketActivation:
             if not _down(sup) or self.generation.get(sup.name, 0) != seen:
                 streak = 0  # started by other means, or updated: a fresh start
 
-    def on_spec(self, sup: "Supervisor") -> None:
+    def on_spec_replaced(self, sup: "Supervisor") -> None:
         """An update re-arms a held listener (the hold is decided again)."""
         self.generation[sup.name] = self.generation.get(sup.name, 0) + 1
         sup.notify_changed()
@@ -319,12 +319,14 @@ def activation_hold(sup: "Supervisor", streak: int, now: float, *,
 
 async def _first_readable(live: list[BoundSocket]) -> BoundSocket:
     if len(live) == 1:
+        assert live[0].sock is not None
         await trio.lowlevel.wait_readable(live[0].sock)
         return live[0]
     found: list[BoundSocket] = []
     async with trio.open_nursery() as nursery:
         for b in live:
             async def wait(b: BoundSocket = b) -> None:
+                assert b.sock is not None
                 await trio.lowlevel.wait_readable(b.sock)
                 found.append(b)
                 nursery.cancel_scope.cancel()
@@ -332,13 +334,4 @@ async def _first_readable(live: list[BoundSocket]) -> BoundSocket:
     return found[0]
 
 
-_features: "weakref.WeakKeyDictionary[Any, SocketActivation]" = weakref.WeakKeyDictionary()
-
-
-def install(manager: "ProcessManager") -> None:
-    feature = SocketActivation(manager)
-    _features[manager] = feature
-    manager.added_listeners.append(feature.on_added)
-    manager.exec_plan_hooks.append(feature.plan_hook)
-    manager.spawn_listeners.append(feature._close_spawn_fds)
-    manager.spec_listeners.append(feature.on_spec)
+FEATURE = SocketActivation

@@ -54,6 +54,14 @@ def base_environment(daemon_env: Mapping[str, str]) -> dict[str, str]:
 
 
 @dataclass(slots=True)
+class ShimRequest:
+    """Fds to move to 3, 4, ... and variables to set to the child's PID (``exec_shim``)."""
+
+    fds: list[int] = field(default_factory=list)
+    pid_vars: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class ExecPlan:
     """What to run. ``argv[0]`` is the command as written (execvp semantics: ``sleep``
     shows as ``sleep`` in ps and /proc/PID/cmdline); ``executable`` is the file it was
@@ -67,6 +75,8 @@ class ExecPlan:
     use_setpriv: bool = False
     executable: str | None = None
     word: str | None = None
+    #: What features asked of the exec shim for this spawn (``engine.exec_shim``).
+    shim: ShimRequest | None = None
 
     def program(self) -> str:
         """The file to exec: ``executable`` while argv still starts with the command as

@@ -22,8 +22,9 @@ import trio
 
 from trio_procmgr import errors, units
 from trio_procmgr.engine import messages as msg
-from trio_procmgr.engine import notify, runtime_files, watchdog
+from trio_procmgr.engine import runtime_files
 from trio_procmgr.engine.containment import ContainedNursery, InternalError
+from trio_procmgr.engine.host import ConditionUnmet
 from trio_procmgr.engine.inbox import Inbox
 from trio_procmgr.engine.resources import apply_running, oom_failure
 from trio_procmgr.engine.spawner import Child, SpawnError, spawn
@@ -69,6 +70,9 @@ class Instance:
     watch_scope: trio.CancelScope | None = None
     handover: Callable[[ExitStatus], Awaitable[int | None]] | None = None
     tree_done: bool = False  # the instance's task tree has ended (its waiter included)
+    #: Features' state of this run: the notify start deadline, the watchdog timer.
+    start_deadline: trio.CancelScope | None = None
+    watchdog: Any = None
 
     def __post_init__(self) -> None:
         self.main_pid = self.child.pid
@@ -80,14 +84,14 @@ class Instance:
 
 
 class Supervisor:
-    def __init__(self, manager: "SupervisorHost", spec: ProcessSpec,
+    def __init__(self, host: "SupervisorHost", spec: ProcessSpec,
                  record: Record | None = None) -> None:
         #: The host (engine/host.py): the only engine surface this supervisor uses.
-        self.manager = manager
+        self.host = host
         #: Wall-clock stamps (records, start-limit window); waits use Trio's clock.
-        self.clock = manager.clock
+        self.clock = host.facts.clock
         #: The platform's process port: exit waits, signals, the process tree.
-        self.os = manager.platform.process
+        self.os = host.facts.platform.process
         self.spec = spec
         self.record = record or Record(name=spec.name, created_at=self.clock.now())
         self.limiter = StartLimiter(spec.start_limit_burst, spec.start_limit_interval)
@@ -110,7 +114,7 @@ class Supervisor:
     def name(self) -> str:
         return self.spec.name
 
-    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: "trio.TaskStatus[None]" = trio.TASK_STATUS_IGNORED) -> None:
         """The actor: owns the process nursery until the process is deleted."""
         try:
             async with trio.open_nursery() as nursery:
@@ -204,7 +208,7 @@ class Supervisor:
                   fault.traceback.rstrip(), extra={"service": self.name})
         self.extras["last_internal_error"] = fault.to_dict()
         self.extras["internal_errors"] = self.internal_errors
-        self.manager.publish("internal_error", self.name, self.record.id, where=where,
+        self.host.publish("internal_error", self.name, self.record.id, where=where,
                              error=fault.error)
         return fault
 
@@ -244,14 +248,13 @@ class Supervisor:
                 inst.status = ExitStatus.from_returncode(rc)
             except ChildProcessError:  # already reaped elsewhere: its status is unknown
                 pass
-        self.manager.untrack(inst.main_pid)
         inst.exited.set()
         await self._on_exited(inst)
 
     def _transition(self, trigger: Trigger, reason: str) -> None:
         """Apply ``trigger`` to the record (the table in ``states.py``), publish the move."""
         event = apply_trigger(self.record, trigger, reason, self.clock.now())
-        self.manager.publish(**event)
+        self.host.publish(**event)
         log.info("process %s: %s -> %s (%s)", self.name, event["from"], event["to"], reason,
                  extra={"service": self.name, "state": event["to"]})
         self._changed.unpark_all()
@@ -287,17 +290,17 @@ class Supervisor:
 
     async def _launch(self, *, automatic: bool) -> None:
         spec = self.spec
-        ok, why = self.manager.check_conditions(spec)
-        if not ok:
+        now = self.clock.now()
+        try:
+            run = self.host.prepare_run(self)
+        except ConditionUnmet as unmet:
+            why = unmet.why
             self._transition(Trigger.CONDITION_UNMET, why)
-            self.manager.publish("condition_failed", self.name, self.record.id, reason=why)
+            self.host.publish("condition_failed", self.name, self.record.id, reason=why)
             if not automatic:
                 raise errors.ConditionFailed(f"process '{self.name}' not started: {why}",
                                              process=self.name, condition=why)
             return
-        now = self.clock.now()
-        try:
-            plan, extra_fds = self.manager.prepare_exec(self)
         except SpawnError as exc:
             self._start_failed(exc.reason, automatic, now)
             return
@@ -314,32 +317,28 @@ class Supervisor:
         self.record.exit_code = self.record.exit_signal = None
         self.record.status_text = ""
         self._transition(Trigger.SPAWN, "spawning")
-        fifos: tuple[str, ...] = ()
         try:
-            output, fifos = self.manager.open_output(self)
-            child = spawn(plan, log_mode=spec.log.mode, cgroup=self.cgroup, output=output,
-                          process=self.os)
+            child = spawn(run.plan, log_mode=spec.log.mode, cgroup=self.cgroup,
+                          output=run.output, process=self.os)
         except (SpawnError, OSError) as exc:
-            self.manager.discard_output(fifos)
+            self.host.spawned(self, None, run)
             reason = exc.reason if isinstance(exc, SpawnError) else f"cannot create the output FIFOs: {exc}"
             self._exit_without_child(reason, automatic)
             return
         except Exception as exc:  # unforeseen: the process fails and retries by policy
+            self.host.spawned(self, None, run)
             fault = self.record_fault("spawn", exc)
             self._exit_without_child(f"internal error: {fault.error}", automatic)
             return
-        finally:
-            self.manager.after_spawn(self, extra_fds)
-        child.extra["fifos"] = fifos
-        child.extra["notify_socket"] = plan.env.get("NOTIFY_SOCKET")
-        if fifos:
-            child.extra["readers"] = dict(zip(fifos, (child.stdout_fd, child.stderr_fd)))
+        child.extra["fifos"] = run.fifos
+        child.extra["notify_socket"] = run.plan.env.get("NOTIFY_SOCKET")
+        if run.fifos:
+            child.extra["readers"] = dict(zip(run.fifos, (child.stdout_fd, child.stderr_fd)))
         inst = Instance(child=child, started_mono=trio.current_time(), pgid=child.pid)
         self.instance = inst
         self.record.pid = child.pid
-        self.manager.track(child.pid)
-        self.manager.journal_spawn(self, inst)  # before anyone is told it runs
-        self.manager.publish("process_started", self.name, self.record.id, pid=child.pid,
+        self.host.spawned(self, inst, run)  # tracked and journalled before anyone is told
+        self.host.publish("process_started", self.name, self.record.id, pid=child.pid,
                              run=self.record.runs)
         runtime_files.write_pidfile(spec, child.pid)
         assert self.nursery is not None
@@ -348,9 +347,8 @@ class Supervisor:
             inst.ready = True
             self._transition(Trigger.READY, "started")
         elif spec.process_type in ("oneshot", "simple"):
-            self._arm_start_timeout(inst)  # simple + ready_log_line: the health feature marks it ready
+            self.arm_start_timeout(inst)  # simple + ready_log_line: the health feature marks it ready
         # notify / forking readiness is driven by their instance hooks.
-        self.manager.save_runtime()
 
     def _start_failed(self, reason: str, automatic: bool, now: float) -> None:
         """Preparation failed before any spawn (env file, unknown user, no binary)."""
@@ -365,14 +363,16 @@ class Supervisor:
     def _exit_without_child(self, reason: str, automatic: bool) -> None:
         self.record.ended_at = self.clock.now()
         self.record.pid = None
-        self.manager.publish("process_exited", self.name, self.record.id, exit_code=None,
+        self.host.publish("process_exited", self.name, self.record.id, exit_code=None,
                              exit_signal=None, reason=reason)
         self._after_failure(succeeded=False, reason=f"spawn failed: {reason}", ran_for=0.0)
         if not automatic:
             raise errors.SpawnFailed(f"cannot start '{self.name}': {reason}",
                                      process=self.name, reason=reason)
 
-    def _arm_start_timeout(self, inst: Instance) -> None:
+    def arm_start_timeout(self, inst: Instance) -> None:
+        """Fail the run unless it is ready within ``timeout_start_sec`` (readiness
+        features call this when the run is theirs to make ready)."""
         timeout = self.spec.timeout_start_sec
 
         async def expire() -> None:
@@ -403,8 +403,7 @@ class Supervisor:
                 async with trio.open_nursery() as raw:
                     inst.nursery = nursery = ContainedNursery(raw, self.contain_fault)
                     self._start_output_pumps(inst, nursery)
-                    for hook in self.manager.instance_hooks:
-                        hook(self, inst, nursery)
+                    self.host.run_started(self, inst, nursery)
                     for fn in inst.pending:
                         nursery.start_soon(fn)
                     inst.pending.clear()
@@ -442,7 +441,6 @@ class Supervisor:
                         continue
                 break
         finally:
-            self.manager.untrack(inst.main_pid)
             inst.child.close_pidfd()
             inst.close_main_pidfd()
         inst.status = status
@@ -460,7 +458,7 @@ class Supervisor:
                     rc = child.returncode()
                 else:
                     assert child.popen is not None  # a cloned child always has a pidfd
-                    rc = await self.manager.reaper.wait_child(child.popen)
+                    rc = await self.host.facts.reaper.wait_child(child.popen)
                 return ExitStatus.from_returncode(rc)
             return await self._reap_or_unknown(
                 inst, inst.main_pidfd,
@@ -494,14 +492,11 @@ class Supervisor:
         The caller verified it (cgroup, pidfd, start time). Counters and ``started_at``
         come from the journal entry; the process is running again without a new run.
         """
-        child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],  # type: ignore[arg-type]
+        child = Child(popen=None, pid=entry["pid"], pidfd=pidfd, stdout_fd=readers[0],
                       stderr_fd=readers[1], extra={"fifos": fifos, "readers": {
                           p: fd for p, fd in zip(fifos, readers) if fd is not None},
                           "notify_socket": entry.get("notify_socket"), "adopted": True},
                       placement="adopted from a previous daemon")
-        if entry.get("notify_socket"):
-            notify.rebind(self.manager, self, entry["notify_socket"])
-        watchdog.rearm(self.manager, self)
         started_at = entry.get("started_at") or self.clock.now()
         inst = Instance(child=child, pgid=entry.get("pgid") or entry["pid"],
                         started_mono=trio.current_time() - max(0.0, self.clock.now() - started_at))
@@ -512,13 +507,13 @@ class Supervisor:
         self._transition(Trigger.ADOPT, "adopting")
         self.record.started_at = started_at
         self.record.ended_at = None
-        self.manager.journal_spawn(self, inst)
+        self.host.spawned(self, inst, None)
         assert self.nursery is not None
         self.nursery.start_soon(self._run_instance, inst)
         if self.spec.process_type != "oneshot":
             inst.ready = True
             self._transition(Trigger.READY, entry.get("adopt_reason") or "adopted")
-        self.manager.publish("process_adopted", self.name, self.record.id, pid=child.pid,
+        self.host.publish("process_adopted", self.name, self.record.id, pid=child.pid,
                              run=self.record.runs)
         return self.record.to_dict()
 
@@ -551,7 +546,7 @@ class Supervisor:
         self.record.started_at = entry.get("started_at")
         self.record.ended_at = self.clock.now()
         self.record.pid = None
-        self.manager.publish("process_exited", self.name, self.record.id, exit_code=None,
+        self.host.publish("process_exited", self.name, self.record.id, exit_code=None,
                              exit_signal=None, reason="exited while no daemon was running")
         ran_for = max(0.0, self.clock.now() - (entry.get("started_at") or self.clock.now()))
         self._after_failure(succeeded=False, ran_for=ran_for,
@@ -573,8 +568,6 @@ class Supervisor:
         inst.close_main_pidfd()
         if old == inst.child.pid:
             inst.child.close_pidfd()
-        self.manager.untrack(old)
-        self.manager.track(pid)
         inst.main_pidfd = pidfd
         inst.main_pid = pid
         try:
@@ -582,8 +575,8 @@ class Supervisor:
         except ProcessLookupError:
             pass
         self.record.pid = pid
-        self.manager.journal_spawn(self, inst)
-        self.manager.publish("main_pid_changed", self.name, self.record.id, pid=pid, previous=old)
+        self.host.spawned(self, inst, None, previous=old)
+        self.host.publish("main_pid_changed", self.name, self.record.id, pid=pid, previous=old)
         if inst.watch_scope is not None:
             inst.watch_scope.cancel()
         self.notify_changed()
@@ -591,7 +584,7 @@ class Supervisor:
 
     def _log_line(self, stream: str, line: str, now: float) -> None:
         self.ring.append(stream, line, now)
-        self.manager.on_log_line(self, stream, line, now)
+        self.host.output_line(self, stream, line, now)
 
     # ------------------------------------------------------------------ exits
     async def _on_exited(self, inst: Instance) -> None:
@@ -609,7 +602,7 @@ class Supervisor:
         reason = inst.failure_reason or describe_exit(status.code, status.signal)
         if self.spec.process_type == "oneshot" and not inst.ready and succeeded:
             inst.ready = True
-        self.manager.publish("process_exited", self.name, self.record.id,
+        self.host.publish("process_exited", self.name, self.record.id,
                              exit_code=status.code, exit_signal=status.signal, reason=reason)
         ran_for = trio.current_time() - inst.started_mono
         self._after_failure(succeeded=succeeded, reason=reason, ran_for=ran_for,
@@ -626,25 +619,21 @@ class Supervisor:
                           consecutive_failures=self.failures, limiter=self.limiter,
                           now=self.clock.now())
         if decision.start_limit_hit:
-            self.manager.publish("start_limit_hit", self.name, self.record.id,
+            self.host.publish("start_limit_hit", self.name, self.record.id,
                                  burst=self.spec.start_limit_burst,
                                  interval=self.spec.start_limit_interval)
         if decision.state in (S.EXITED, S.FAILED):
-            self.manager.journal_settle(self)
-            self.manager.on_process_down(self, requested=False)
-            self.manager.save_runtime()
+            self.host.settled(self, requested=False)
             return
         if decision.restart:
             self.record.next_restart_at = self.clock.now() + decision.delay
             self._transition(Trigger.RETRY_LATER, decision.reason)
-            self.manager.publish("restart_scheduled", self.name, self.record.id,
+            self.host.publish("restart_scheduled", self.name, self.record.id,
                                  delay=decision.delay, at=self.record.next_restart_at)
             self._schedule_restart(decision.delay)
         else:
             self._transition(SETTLE_TRIGGERS[decision.state], decision.reason)
-        self.manager.journal_settle(self)
-        self.manager.on_process_down(self, requested=False)
-        self.manager.save_runtime()
+        self.host.settled(self, requested=False)
 
     def _schedule_restart(self, delay: float) -> None:
         scope = trio.CancelScope()
@@ -667,7 +656,7 @@ class Supervisor:
         if scope is not self._backoff_scope or self.record.state is not S.BACKOFF:
             return
         self._backoff_scope = None
-        await self.manager.restart_automatically(self)
+        await self.host.restart_automatically(self)
 
     async def relaunch(self) -> None:
         """Start the next run as an automatic restart. Only from inside this actor
@@ -679,7 +668,7 @@ class Supervisor:
             await self._launch(automatic=True)
 
     def _clear_instance(self, inst: Instance) -> None:
-        self.manager.instance_ended(self, inst)
+        self.host.run_ended(self, inst)
         if self.instance is inst:
             self.instance = None
         self.record.pid = None
@@ -695,8 +684,7 @@ class Supervisor:
             self._cancel_backoff()
             self.record.stop_cause = cause
             self._transition(Trigger.SETTLE_STOPPED, reason)
-            self.manager.journal_settle(self)
-            self.manager.on_process_down(self, requested=True)
+            self.host.settled(self, requested=True)
             return self.record.to_dict()
         inst = self.instance
         if inst is None:
@@ -711,14 +699,12 @@ class Supervisor:
         self._clear_instance(inst)
         if status is not None:
             self.record.exit_code, self.record.exit_signal = status.code, status.signal
-            self.manager.publish("process_exited", self.name, self.record.id,
+            self.host.publish("process_exited", self.name, self.record.id,
                                  exit_code=status.code, exit_signal=status.signal,
                                  reason=reason)
-        runtime_files.remove_runtime_dirs(self.spec, self.manager.runtime_root)
+        runtime_files.remove_runtime_dirs(self.spec, self.host.facts.runtime_root)
         self._transition(Trigger.STOP_DONE, reason)
-        self.manager.journal_settle(self)
-        self.manager.on_process_down(self, requested=True)
-        self.manager.save_runtime()
+        self.host.settled(self, requested=True)
         return self.record.to_dict()
 
     def effective_kill_mode(self) -> str:
@@ -729,7 +715,7 @@ class Supervisor:
 
     def _send_stop_signal(self, inst: Instance, sig: int) -> None:
         mode = self.effective_kill_mode()
-        if mode == "control-group":
+        if mode == "control-group" and self.cgroup is not None:
             self.cgroup.signal(sig)
         elif mode == "process-group":
             self.os.signal_group(inst.pgid, sig)
@@ -760,10 +746,10 @@ class Supervisor:
         """Until some child changed (SIGCHLD). A crash-adopted service's processes are not
         our children (no SIGCHLD when they die): poll those every 50 ms instead."""
         if not inst.child.extra.get("adopted"):
-            await self.manager.reaper.wait_change()
+            await self.host.facts.reaper.wait_change()
             return
         with trio.move_on_after(0.05):
-            await self.manager.reaper.wait_change()
+            await self.host.facts.reaper.wait_change()
 
     async def _stop_sequence(self, inst: Instance) -> None:
         """kill_signal -> wait timeout_stop_sec -> SIGKILL; leaves no process behind."""
@@ -793,7 +779,7 @@ class Supervisor:
                 f"and survived the stop: {alive}")
         self.extras["stop_survivors"] = {"pids": alive, "at": self.clock.now(), "note": note}
         log.warning("process %s: %s", self.name, note, extra={"service": self.name})
-        self.manager.publish("stop_survivors_killed", self.name, self.record.id, pids=alive)
+        self.host.publish("stop_survivors_killed", self.name, self.record.id, pids=alive)
 
     async def _signal_and_wait(self, inst: Instance) -> None:
         self._send_stop_signal(inst, self.spec.kill_signal)
@@ -828,6 +814,7 @@ class Supervisor:
 
     async def _kill_instance(self, inst: Instance, *, for_failure: bool) -> None:
         """Kill a misbehaving instance (timeout, watchdog, health); its exit is a failure."""
+        sig: int
         if for_failure and self.spec.watchdog_sec and inst.failure_reason == "watchdog":
             sig = signal.SIGABRT
         else:
@@ -893,7 +880,7 @@ class Supervisor:
             self.cgroup.signal(sig)
         else:
             self.os.signal_group(inst.pgid, sig)
-        self.manager.publish("process_signalled", self.name, self.record.id,
+        self.host.publish("process_signalled", self.name, self.record.id,
                              signal=units.signal_name(sig), whom=whom)
         return self.record.to_dict()
 
@@ -904,7 +891,7 @@ class Supervisor:
         self.ring.max_lines, self.ring.max_bytes = spec.log.ring_lines, spec.log.ring_bytes
         if self.instance is not None:
             apply_running(self)
-        self.manager.on_spec_replaced(self)
+        self.host.spec_replaced(self)
 
     def is_active(self) -> bool:
         return self.record.state in ACTIVE_STATES

@@ -8,28 +8,35 @@ run concurrently while ordered ones wait for their predecessors to settle.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Protocol
 
 import trio
 
 from trio_procmgr import errors, planner
 from trio_procmgr.engine import messages as msg
+from trio_procmgr.engine.registry import Registry
 from trio_procmgr.engine.supervisor import Supervisor
 from trio_procmgr.states import State, StopCause
 
 log = logging.getLogger("trio_procmgr.transactions")
 
-if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
-
 S = State
 
 
-class Transactions:
-    """The transaction executor of one :class:`ProcessManager`."""
+class Reporter(Protocol):
+    """Where a transaction tells what it did (the engine host)."""
 
-    def __init__(self, manager: "ProcessManager") -> None:
-        self.m = manager
+    def publish(self, type: str, process: str | None = None, id: str | None = None,
+                **fields: Any) -> Any: ...
+    def warn(self, text: str) -> None: ...
+
+
+class Transactions:
+    """The transaction executor of one engine: reads the registry, reports to the host."""
+
+    def __init__(self, registry: Registry, reporter: Reporter) -> None:
+        self.registry = registry
+        self.reporter = reporter
 
     async def boot(self, extra: Iterable[str] = (), skip: Iterable[str] = ()) -> None:
         """Start every ``auto_start`` process as one transaction (SPEC §6.1).
@@ -38,17 +45,17 @@ class Transactions:
         as one transaction; the later name of each such pair is left out with a warning
         instead of failing the whole boot.
         """
-        names = sorted(({n for n, s in self.m.specs.items() if s.auto_start} - set(skip))
+        names = sorted(({n for n, s in self.registry.specs.items() if s.auto_start} - set(skip))
                        | set(extra))
         while names:
             try:
-                plan = planner.start_transaction(self.m.specs, names)
+                plan = planner.start_transaction(self.registry.specs, names)
             except (errors.ConfigError, errors.InvalidArgument) as exc:
                 pair = exc.details.get("conflict")
                 if not pair:
-                    self.m.warn(f"boot: {exc.message}; no process was started")
+                    self.reporter.warn(f"boot: {exc.message}; no process was started")
                     return
-                self.m.warn(f"boot: {exc.message}; not starting '{pair[1]}'")
+                self.reporter.warn(f"boot: {exc.message}; not starting '{pair[1]}'")
                 names = [n for n in names if n != pair[1]]
                 continue
             await self.run_start_plan(plan, manual=False)
@@ -74,12 +81,12 @@ class Transactions:
             if error is not None:
                 failed[step.name] = error.details.get("reason", error.message)
                 results[step.name] = error
-                sup = self.m.registry[step.name]
-                self.m.publish("dependency_failed", step.name, sup.record.id,
+                sup = self.registry[step.name]
+                self.reporter.publish("dependency_failed", step.name, sup.record.id,
                                code=error.code, message=error.message,
                                **{k: v for k, v in error.details.items() if k != "process"})
                 return
-            sup = self.m.registry[step.name]
+            sup = self.registry[step.name]
             try:
                 results[step.name] = await self._start_one(sup, step, manual=manual)
             except errors.ProcMgrError as exc:
@@ -101,7 +108,7 @@ class Transactions:
         culprit = next((d for d in sorted(step.hard) if d in failed), None)
         if culprit is None:
             return None
-        directive = "binds_to" if culprit in self.m.registry[step.name].spec.binds_to else "requires"
+        directive = "binds_to" if culprit in self.registry[step.name].spec.binds_to else "requires"
         return errors.DependencyFailed(
             f"cannot start '{step.name}': dependency '{culprit}' ({directive}) failed: "
             f"{failed[culprit]}", process=step.name, dependency=culprit,
@@ -117,8 +124,9 @@ class Transactions:
         for dep in sorted(step.wait_healthy):
             if dep in failed:
                 continue
-            dsup = self.m.registry[dep]
+            dsup = self.registry[dep]
             hc = dsup.spec.health_check
+            assert hc is not None  # wait_healthy lists only health-checked predecessors
             budget = max(dsup.spec.timeout_start_sec, hc.start_period + hc.interval * (hc.retries + 1)
                          + hc.timeout)
 
@@ -180,12 +188,12 @@ class Transactions:
         targets = [n for n in names if n in active]
         if not targets:
             return {}
-        results = await self.run_stop_plan(planner.stop_transaction(self.m.specs, targets, active),
+        results = await self.run_stop_plan(planner.stop_transaction(self.registry.specs, targets, active),
                                             conflict=True)
         problems: dict[str, errors.ProcMgrError] = {}
         for name in targets:
             outcome = results.get(name)
-            sup = self.m.registry[name]
+            sup = self.registry[name]
             if isinstance(outcome, errors.ProcMgrError):
                 problems[name] = outcome
             elif sup.is_active() or sup.record.state is S.BACKOFF:
@@ -195,7 +203,7 @@ class Transactions:
         return problems
 
     def active_names(self) -> set[str]:
-        return self.m.registry.active_names()
+        return self.registry.active_names()
 
     async def run_stop_plan(self, plan: planner.StopPlan, *, restarting: bool = False,
                              conflict: bool = False,
@@ -209,7 +217,7 @@ class Transactions:
         results: dict[str, Any] = {}
 
         async def run_step(step: planner.StopStep) -> None:
-            sup = self.m.registry.get(step.name)
+            sup = self.registry.get(step.name)
             if sup is None:
                 return
             try:
@@ -229,14 +237,14 @@ class Transactions:
     async def stop_all(self) -> None:
         active = self.active_names()
         if active:
-            await self.run_stop_plan(planner.shutdown_plan(self.m.specs, active),
+            await self.run_stop_plan(planner.shutdown_plan(self.registry.specs, active),
                                      target_cause=StopCause.SHUTDOWN)
 
     def _fault_recorder(self, results: dict[str, Any]) -> Callable[[Any, Exception], None]:
         """What a step that failed unexpectedly becomes: that process's INTERNAL result,
         recorded on it like any other fault of its tree; the other steps go on."""
         def record(step: Any, exc: Exception) -> None:
-            sup = self.m.registry.get(step.name)
+            sup = self.registry.get(step.name)
             where = "transaction step"
             if sup is not None:
                 sup.record_fault(where, exc)

@@ -13,17 +13,17 @@ period of instances started with a watchdog; 0 disarms it.
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
 from trio_procmgr.engine import exec_shim
 from trio_procmgr.engine import messages as msg
+from trio_procmgr.engine.features import Feature, FeatureContext
 
 if TYPE_CHECKING:
-    from trio_procmgr.engine.manager import ProcessManager
+    from trio_procmgr.engine.spawner import ExecPlan
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 
@@ -50,17 +50,13 @@ class WatchdogTimer:
         return now >= self.deadline(configured)
 
 
-_timers: "weakref.WeakKeyDictionary[Any, WatchdogTimer]" = weakref.WeakKeyDictionary()
-_armed: "weakref.WeakKeyDictionary[Any, dict[str, float]]" = weakref.WeakKeyDictionary()
-
-
 def wants_watchdog(sup: "Supervisor") -> bool:
     return sup.spec.watchdog_sec > 0
 
 
 def ping(sup: "Supervisor", inst: "Instance") -> bool:
     """A WATCHDOG=1 from the service; False when it has no watchdog."""
-    timer = _timers.get(inst)
+    timer: WatchdogTimer | None = inst.watchdog
     if timer is None:
         return False
     timer.ping(trio.current_time())
@@ -69,7 +65,7 @@ def ping(sup: "Supervisor", inst: "Instance") -> bool:
 
 
 def set_period(inst: "Instance", usec: int) -> None:
-    timer = _timers.get(inst)
+    timer: WatchdogTimer | None = inst.watchdog
     if timer is not None:
         timer.override = usec / 1e6
 
@@ -79,32 +75,29 @@ def trigger(sup: "Supervisor", inst: "Instance") -> None:
     sup.post(msg.KillForFailure(inst, "watchdog"))
 
 
-def rearm(manager: "ProcessManager", sup: "Supervisor") -> None:
-    """Arm the watchdog for an adopted run (no plan hook ran for it in this daemon)."""
-    if wants_watchdog(sup):
-        _armed.setdefault(manager, {})[sup.name] = sup.spec.watchdog_sec
+class Watchdog(Feature):
+    """Arms a watchdog for each run of a service with ``watchdog_sec``."""
 
+    def __init__(self, context: FeatureContext) -> None:
+        self.context = context
+        #: Period by process, for the spawn being prepared.
+        self.armed: dict[str, float] = {}
 
-def install(manager: "ProcessManager") -> None:
-    armed = _armed.setdefault(manager, {})
-
-    def plan_hook(sup: "Supervisor", plan: Any) -> None:
-        armed.pop(sup.name, None)
+    def prepare_exec(self, sup: "Supervisor", plan: "ExecPlan") -> None:
+        self.armed.pop(sup.name, None)
         if not wants_watchdog(sup):
             return
         plan.env["WATCHDOG_USEC"] = str(max(1, round(sup.spec.watchdog_sec * 1e6)))
-        exec_shim.request(manager, sup, pid_vars=["WATCHDOG_PID"])
-        armed[sup.name] = sup.spec.watchdog_sec
+        exec_shim.request(plan, pid_vars=["WATCHDOG_PID"])
+        self.armed[sup.name] = sup.spec.watchdog_sec
 
-    def instance_hook(sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
-        period = armed.pop(sup.name, None)
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+        period = self.armed.pop(sup.name, None)
+        if period is None and inst.child.extra.get("adopted") and wants_watchdog(sup):
+            period = sup.spec.watchdog_sec  # an adopted run: no spawn was prepared here
         if period is not None:
-            timer = WatchdogTimer(period, trio.current_time())
-            _timers[inst] = timer
+            timer = inst.watchdog = WatchdogTimer(period, trio.current_time())
             nursery.start_soon(_watch, sup, inst, timer)
-
-    manager.exec_plan_hooks.append(plan_hook)
-    manager.instance_hooks.append(instance_hook)
 
 
 async def _watch(sup: "Supervisor", inst: "Instance", timer: WatchdogTimer) -> None:
@@ -124,6 +117,9 @@ async def _watch(sup: "Supervisor", inst: "Instance", timer: WatchdogTimer) -> N
             break
         await trio.sleep_until(timer.deadline(configured))
     sup.extras["watchdog"].update(fired_at=time.time(), fired_by="missed ping")
-    sup.manager.publish("watchdog_timeout", sup.name, sup.record.id,
+    sup.host.publish("watchdog_timeout", sup.name, sup.record.id,
                         timeout=sup.extras["watchdog"]["timeout"])
     sup.post(msg.KillForFailure(inst, "watchdog"))
+
+
+FEATURE = Watchdog

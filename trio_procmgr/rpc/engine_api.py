@@ -3,9 +3,11 @@
 The server does not look names up on an untyped manager per call: :class:`EngineApi`
 says which engine calls exist, :func:`bind_engine` builds the name → bound callable
 table once per server, and a call the engine lacks answers ``UNIMPLEMENTED`` naming
-it. :class:`~trio_procmgr.engine.manager.ProcessManager` implements all of them (a
-test checks it, and that every schema method has a handler); protocol-level tests
-may serve a smaller fake, which then simply lacks the rest.
+it. :class:`~trio_procmgr.engine.manager.ProcessManager` serves all of them (a test
+checks it, and that every schema method has a handler): most as its own methods, the
+few in :data:`ROUTES` from the object behind one of its attributes (the façade keeps
+its public methods few). Protocol-level tests may serve a smaller fake, which then
+simply lacks the rest.
 """
 
 from __future__ import annotations
@@ -56,12 +58,29 @@ class EngineApi(Protocol):
 ENGINE_CALLS: tuple[str, ...] = tuple(
     name for name in EngineApi.__dict__ if not name.startswith("_"))
 
+#: Calls the ``ProcessManager`` serves from behind an attribute: name -> attribute path.
+ROUTES: Mapping[str, str] = {
+    "resolve": "registry.resolve",
+    "summary": "views.summary",
+    "stats_many": "views.stats_many",
+}
+
+
+def _lookup(engine: object, name: str) -> Any:
+    """``engine.name``, else the attribute path :data:`ROUTES` gives for it, else None."""
+    fn = getattr(engine, name, None)
+    if fn is None and name in ROUTES:
+        fn = engine
+        for part in ROUTES[name].split("."):
+            fn = getattr(fn, part, None)
+    return fn
+
 
 def bind_engine(engine: object) -> dict[str, Callable[..., Any]]:
     """The engine's calls as bound callables, looked up once; a missing one is absent."""
     table: dict[str, Callable[..., Any]] = {}
     for name in ENGINE_CALLS:
-        fn = getattr(engine, name, None)
+        fn = _lookup(engine, name)
         if callable(fn):
             table[name] = fn
     return table
