@@ -260,7 +260,8 @@ async def test_group_limits_bound_two_members_together(make_manager, tmp_path):
         await pm.start("right")
         both = lambda: pm.stats("left")["pids_current"] + pm.stats("right")["pids_current"]
         await wait_for(lambda: both() == 10, what="the group to reach its limit")
-        assert refused_forks(slice_) + refused_forks(left.cgroup) + refused_forks(right.cgroup) > 0
+        await wait_for(lambda: refused_forks(slice_) + refused_forks(left.cgroup)
+                       + refused_forks(right.cgroup) > 0, what="the kernel to refuse a fork")
         assert pm.stats("left")["pids_current"] > 0 and pm.stats("right")["pids_current"] > 0
         for _ in range(10):
             assert both() <= 10
