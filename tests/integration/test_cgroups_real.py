@@ -22,6 +22,7 @@ from trio_procmgr.spec import Quantities, ResourcesSpec
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root to manage cgroups"),
+    pytest.mark.linux_only("drives the linux adapter's cgroup module directly"),
 ]
 
 PYTHON = sys.executable

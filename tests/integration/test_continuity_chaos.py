@@ -78,6 +78,9 @@ def wait_settled(d, kills, policy, what: str) -> dict:
 
 
 @pytest.mark.chaos
+@pytest.mark.linux_only("each daemon crash must be followed by adoption of the running services, "
+                        "which needs a pidfd on a pid the daemon did not spawn; the no-duplicate "
+                        "invariant is read from the service cgroups")
 def test_random_kills_of_children_and_of_the_daemon_keep_every_invariant(daemon_factory):
     rng = random.Random(SEED)
     d = daemon_factory()

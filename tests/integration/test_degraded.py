@@ -155,7 +155,25 @@ def test_a_full_state_dir_is_counted_and_retried_and_runtime_creates_warn(daemon
     saved = json.loads((state / "processes.json").read_text())
     assert saved["processes"]["rt"]["id"] == record["id"]
     assert "writing again" in d.log.read_text()
-    # What was persisted late is what a crash recovers: rt comes back, adopted.
+    assert d.stop() == 0
+
+
+@pytest.mark.linux_only("a crashed daemon's successor adopts the running service through a "
+                        "pidfd on a pid it did not spawn")
+def test_a_record_persisted_only_after_space_returned_is_what_a_crash_recovers(daemon_factory,
+                                                                                tmpfs):
+    d = daemon_factory()
+    state = tmpfs(d.state_dir)
+    write(d.config_dir / "keeper.yaml", "command: sleep\nargs: ['300']\nauto_start: true\n")
+    d.start()
+    wait_for(lambda: d.records()["keeper"]["pid"], what="keeper to run")
+    filler = fill(state)
+    record = d.call("create", name="rt", config={"command": "sleep", "args": ["301"]},
+                    start=True)["record"]
+    assert any("not persisted" in w for w in record["warnings"])
+    filler.unlink()
+    d.call("restart", name="keeper")  # the next state write retries what was not written
+    wait_for(lambda: ping(d)["state_error"] is None, what="the state dir to be written again")
     d.crash()
     d.start()
     rt = d.records()["rt"]

@@ -79,6 +79,14 @@ def state(pm, name: str) -> str:
     return pm.supervisor(name).record.state.value
 
 
+async def wait_failed_probes(sup, count: int, timeout: float = 10.0) -> None:
+    """Until ``sup``'s health check has failed ``count`` times: proof that it has been
+    running, and not healthy, for that many probe intervals."""
+    with trio.fail_after(timeout):
+        while sum(not r["ok"] for r in sup.extras.get("health_checks", [])) < count:
+            await trio.sleep(0.02)
+
+
 async def wait_state(pm, name: str, *wanted: str, timeout: float = 5.0) -> None:
     ok = await pm.supervisor(name).wait_until(lambda s: s.record.state.value in wanted,
                                               timeout=timeout)
@@ -352,7 +360,7 @@ async def test_wait_healthy_holds_the_dependant_until_the_dependency_is_healthy(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pm.start, "api")
             await wait_journal(journal, ("db", "start"))
-            await trio.sleep(0.3)
+            await wait_failed_probes(pm.supervisor("db"), 3)
             assert state(pm, "api") == "created"
             flag.touch()
             t_flag = trio.current_time()

@@ -273,14 +273,14 @@ async def test_pause_stops_cpu_use_and_resume_restarts_it(make_manager):
         await pm.pause("spin")
         assert pm.describe("spin")["state"] == "paused"
         t0 = sum(proc.cpu_times()[:2])
-        await trio.sleep(0.3)
+        await trio.sleep(0.3)  # measuring a rate over an interval, not waiting for an event
         assert sum(proc.cpu_times()[:2]) - t0 < 0.02
         await pm.resume("spin")
         assert pm.describe("spin")["state"] == "running"
         t0 = sum(proc.cpu_times()[:2])
-        await trio.sleep(0.5)
-        # resumed: it burns CPU again (paused: < 0.02 s); a loaded box gives less than a core
-        assert sum(proc.cpu_times()[:2]) - t0 > 0.04
+        with trio.fail_after(10):  # resumed: it burns CPU again, however loaded the box is
+            while sum(proc.cpu_times()[:2]) - t0 < 0.04:
+                await trio.sleep(0.02)
 
 
 async def test_stop_of_paused_process_still_terminates(make_manager):

@@ -121,7 +121,12 @@ async def test_past_max_restarts_the_group_stops_and_is_crashed(make_manager):
             assert "escalated" in pm.supervisor(name).record.reason
         assert pm.describe("steady")["group"]["state"] == "crashed"
         assert pm.supervisor("flaky").record.restarts == 2
-        await trio.sleep(0.3)  # no member comes back on its own
-        assert pm.supervisor("flaky").record.state.value == "stopped"
+        with pm.hub.subscribe(processes={"steady", "flaky", "tail"},
+                              types={"state_changed"}) as changes:
+            with trio.move_on_after(0.5):  # ten restart_sec: no member comes back on its own
+                change = await changes.get()
+                raise AssertionError(f"a member of the crashed group moved on its own: {change}")
+        assert {pm.supervisor(n).record.state.value for n in ("steady", "flaky", "tail")} \
+            == {"stopped"}
         await pm.start("steady")  # a manual start re-arms the group
         assert pm.describe("steady")["group"]["state"] == "running"

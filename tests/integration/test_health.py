@@ -165,7 +165,9 @@ async def test_wait_healthy_dependant_starts_only_after_the_dependency_is_health
             nursery.start_soon(pm.start, "app")
             db = pm.supervisor("db")
             assert await db.wait_until(lambda s: s.record.state is State.RUNNING, timeout=5)
-            await trio.sleep(0.3)
+            with trio.fail_after(10):  # db has been running, and unhealthy, for 3 probes
+                while sum(not r["ok"] for r in db.extras.get("health_checks", [])) < 3:
+                    await trio.sleep(0.02)
             assert pm.supervisor("app").record.state is State.CREATED
             flag.touch()
         assert db.record.health == "healthy"

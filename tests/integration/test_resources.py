@@ -93,6 +93,7 @@ def require_controllers(pm, *names):
         pytest.skip(f"no {', '.join(missing)} controller on this host")
 
 
+@pytest.mark.linux_only('OOM kills are counted by the cgroup memory controller (memory.events)')
 async def test_memory_hog_is_oom_killed_with_reason_and_event(make_manager):
     async with make_manager(specs(hog=py(HOG, **limits(memory="50M")))) as pm:
         require_controllers(pm, "memory")
@@ -109,6 +110,7 @@ async def test_memory_hog_is_oom_killed_with_reason_and_event(make_manager):
         assert pm.stats("hog")["oom_kills"] >= 1
 
 
+@pytest.mark.linux_only('a per-service task limit is the cgroup pids controller (RLIMIT_NPROC counts per user)')
 async def test_fork_bomb_under_pids_limit_stays_at_limit_and_stop_cleans_up(make_manager):
     async with make_manager(specs(bomb=py(FORK_BOMB, **limits(pids=20)))) as pm:
         require_controllers(pm, "pids")
@@ -128,6 +130,7 @@ async def test_fork_bomb_under_pids_limit_stays_at_limit_and_stop_cleans_up(make
         assert not any(pid_alive(pid) for pid in pids)
 
 
+@pytest.mark.linux_only('CPU quotas need the cgroup cpu controller')
 async def test_busy_loop_under_quarter_core_gets_about_a_quarter(make_manager):
     async with make_manager(specs(spin=py("while True: pass", **limits(cpu="250m")))) as pm:
         require_controllers(pm, "cpu")
@@ -145,6 +148,7 @@ async def test_busy_loop_under_quarter_core_gets_about_a_quarter(make_manager):
         assert after["cpu_limit"] == 0.25
 
 
+@pytest.mark.linux_only("a hot memory limit change is written to the running service's cgroup")
 async def test_hot_lowered_memory_limit_kills_a_growing_process_without_restart(make_manager):
     async with make_manager(specs(grow=py(GROWER, **limits(memory="2G")))) as pm:
         require_controllers(pm, "memory")
@@ -165,6 +169,7 @@ async def test_hot_lowered_memory_limit_kills_a_growing_process_without_restart(
         assert exited["reason"] == "oom-kill"
 
 
+@pytest.mark.linux_only("hot cpu and pids limits are written to the running service's cgroup")
 async def test_hot_update_rewrites_cpu_and_pids_limits_of_the_running_process(make_manager):
     async with make_manager(specs(idle={"command": "sleep", "args": ["60"],
                                         **limits(cpu=1, pids=50)})) as pm:
@@ -226,6 +231,7 @@ async def test_stats_agree_with_proc(make_manager):
         assert stats["sources"] == {"memory": "cgroup", "cpu": "cgroup", "pids": "cgroup"}
 
 
+@pytest.mark.linux_only("a group's shared limits are a parent cgroup (slice) over its members")
 async def test_group_limits_bound_two_members_together(make_manager, tmp_path):
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "pool.yaml").write_text(textwrap.dedent(f"""
@@ -254,7 +260,8 @@ async def test_group_limits_bound_two_members_together(make_manager, tmp_path):
         await pm.start("right")
         both = lambda: pm.stats("left")["pids_current"] + pm.stats("right")["pids_current"]
         await wait_for(lambda: both() == 10, what="the group to reach its limit")
-        assert refused_forks(slice_) + refused_forks(left.cgroup) + refused_forks(right.cgroup) > 0
+        await wait_for(lambda: refused_forks(slice_) + refused_forks(left.cgroup)
+                       + refused_forks(right.cgroup) > 0, what="the kernel to refuse a fork")
         assert pm.stats("left")["pids_current"] > 0 and pm.stats("right")["pids_current"] > 0
         for _ in range(10):
             assert both() <= 10
