@@ -134,9 +134,9 @@ def stop_unconfigured(manager: "ProcessManager", verified: Verified, timeout: fl
     if manager.cgroups is not None and rel:
         manager.cgroups.kill_members(rel)
     else:
-        for target in (lambda: os.killpg(pgid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        for kill, target in ((os.killpg, pgid), (os.kill, pid)):
             try:
-                target()
+                kill(target, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
     deadline = time.monotonic() + timeout

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeAlias
 
 import trio
 
@@ -57,6 +57,11 @@ def task_name(fn: Callable[..., Any]) -> str:
     """A readable name for where a fault happened (``HealthFeature._probe_loop``)."""
     inner = getattr(fn, "func", fn)  # functools.partial
     return getattr(inner, "__qualname__", None) or repr(inner)
+
+
+#: What a feature gets to start a run's tasks in: the instance's ContainedNursery (or,
+#: in a test, a plain Trio nursery); both have ``start_soon``/``start``/``cancel_scope``.
+TaskNursery: TypeAlias = "trio.Nursery | ContainedNursery"
 
 
 class ContainedNursery:

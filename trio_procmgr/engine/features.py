@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Mapping, Protocol
 
 if TYPE_CHECKING:
+    from trio_procmgr.engine.containment import TaskNursery
     import trio
 
     from trio_procmgr.engine.host import HostFacts
@@ -83,7 +84,7 @@ class Feature:
     def on_spawned(self, sup: "Supervisor", inst: "Instance | None") -> None:
         """A spawn attempt is over (``inst`` None: it failed): release per-spawn fds."""
 
-    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "trio.Nursery") -> None:
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         """A run began (spawned or adopted): start the tasks that belong to it in ``nursery``."""
 
     def on_log_line(self, sup: "Supervisor", stream: str, line: str, now: float) -> None:

@@ -29,6 +29,7 @@ from trio_procmgr.platform.posix import ExitStatus
 from trio_procmgr.restart import describe_exit, is_success
 
 if TYPE_CHECKING:
+    from trio_procmgr.engine.containment import TaskNursery
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 
@@ -94,7 +95,7 @@ class ForkingReadiness(Feature):
     def __init__(self, context: FeatureContext) -> None:
         self.context = context
 
-    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         if sup.spec.process_type != "forking":
             return
 

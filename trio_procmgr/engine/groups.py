@@ -49,6 +49,7 @@ from trio_procmgr.spec import GroupSpec
 from trio_procmgr.states import State, StopCause
 
 if TYPE_CHECKING:
+    from trio_procmgr.engine.containment import TaskNursery
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 S = State
@@ -116,7 +117,7 @@ class SupervisionGroups(Feature):
                 sup.extras["group"] = view
 
     # ------------------------------------------------------------------ seams
-    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         group = self.group_of(sup.name)
         if group is None:
             return

@@ -36,6 +36,7 @@ from trio_procmgr.health_state import (HealthCounter, ProbeResult, StatusSet, ex
 from trio_procmgr.spec import HealthCheckSpec
 
 if TYPE_CHECKING:
+    from trio_procmgr.engine.containment import TaskNursery
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 log = logging.getLogger("trio_procmgr.health")
@@ -229,12 +230,12 @@ class HealthFeature(Feature):
             weakref.WeakKeyDictionary()
         self._ready_res: dict[str, re.Pattern[str]] = {}
 
-    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         sup.extras.pop("health_checks", None)
         if sup.spec.health_check is not None:
             self._start_probe(sup, inst, nursery)
 
-    def _start_probe(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+    def _start_probe(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         scope = trio.CancelScope()
         self._scopes[sup] = (inst, scope, sup.spec.health_check)
         nursery.start_soon(self._probe_loop, sup, inst, scope)

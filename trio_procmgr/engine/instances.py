@@ -221,7 +221,7 @@ class Instances:
         template = self.template(base)
         rows = [{"name": n, "state": self.pm.supervisor(n).record.state.value,
                  "pid": self.pm.supervisor(n).record.pid} for n in self.members(base)]
-        states = [row["state"] for row in rows]
+        states = [str(row["state"]) for row in rows]
         wanted = None
         if template is not None and template.replicated:
             wanted = self._wanted(template) or template.replicas

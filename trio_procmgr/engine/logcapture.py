@@ -22,6 +22,7 @@ from trio_procmgr.logfiles import RotatingLogFile, format_line
 from trio_procmgr.logs import LogSubscription
 
 if TYPE_CHECKING:
+    from trio_procmgr.engine.containment import TaskNursery
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
 FLUSH_DELAY = 0.2
@@ -100,7 +101,7 @@ class LogCapture(Feature):
                         item = {"time": now, "stream": stream, "line": line, "process": sup.name}
                     sub.offer(item)
 
-    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         """A flusher task only for a process that writes a log file (a task costs memory)."""
         if log_file_path(sup, self.context.log_dir) is not None:
             nursery.start_soon(self._flusher, sup)

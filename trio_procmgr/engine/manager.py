@@ -219,9 +219,11 @@ class ProcessManager:
                     sup.close()
                 if not self.host.handing_over:
                     self.reaper.reap_untracked()
-                self._nursery.cancel_scope.cancel()
+                if self._nursery is not None:
+                    self._nursery.cancel_scope.cancel()
         try:
-            return await self._nursery_cm.__aexit__(*exc_info)
+            swallowed: bool | None = await self._nursery_cm.__aexit__(*exc_info)
+            return swallowed
         finally:
             if self.cgroups is not None and not self.host.handing_over:
                 self.cgroups.cleanup()
@@ -268,7 +270,7 @@ class ProcessManager:
         self.journal.live = {n: v.entry for n, v in live.items()}
         self.journal.compact()
         if self.cgroups is not None:
-            self._kill_strays({v.entry.get("cgroup") for v in live.values()})
+            self._kill_strays({c for v in live.values() if (c := v.entry.get("cgroup"))})
         self._remove_stale_output({p for v in live.values() for p in v.entry.get("fifos") or ()})
         return live
 
@@ -276,14 +278,19 @@ class ProcessManager:
         """FIFOs of runs no one will read again (a crash between mkfifo and the journal)."""
         from trio_procmgr.engine import output_fifo
 
+        directory = self.output_dir
+        if directory is None:
+            return
         try:
-            names = os.listdir(self.output_dir) if self.output_dir else []
+            names = os.listdir(directory)
         except FileNotFoundError:
             return
-        output_fifo.remove([p for p in (os.path.join(self.output_dir, n) for n in names)
+        output_fifo.remove([p for p in (os.path.join(directory, n) for n in names)
                             if p not in keep])
 
     def _kill_strays(self, keep: set[str]) -> None:
+        if self.cgroups is None:
+            return
         strays = self.cgroups.kill_strays({k for k in keep if k})
         if strays:
             self.host.warn(f"stopped processes a previous daemon left that no journal entry "
@@ -315,7 +322,7 @@ class ProcessManager:
         for name, saved in list((self.journal.settled if self.journal else {}).items()):
             sup = self._sups.get(name)
             if sup is not None and name not in live and saved.get("id") == sup.record.id:
-                await sup.request(msg.Restore(saved.get("state"), saved.get("reason") or ""))
+                await sup.request(msg.Restore(str(saved.get("state")), saved.get("reason") or ""))
         for name, entry in self._died_unseen.items():
             sup = self._sups.get(name)
             if sup is not None and entry.get("id") == sup.record.id:
@@ -343,7 +350,8 @@ class ProcessManager:
         inherited = (self.handover or {}).get("readers") or {}
         for name in decision.stop:
             self.host.untrack(live[name].entry["pid"])
-            self.journal.record_exit(name, live[name].entry["pid"])
+            if self.journal is not None:
+                self.journal.record_exit(name, live[name].entry["pid"])
             self.host.warn(adoption.stop_unconfigured(self, live[name]))
         for name in decision.adopt:
             entry = live[name].entry
@@ -359,10 +367,10 @@ class ProcessManager:
         predecessor journalled, checked by inode. None: bind it anew."""
         handed = ((self.handover or {}).get("listeners") or {}).get("activation") or {}
         if socket_name in handed:
-            return handed[socket_name]
+            return int(handed[socket_name])
         verified = self._live_at_boot.get(service)
         where = (verified.entry.get("sockets") or {}).get(socket_name) if verified else None
-        if not where:
+        if not where or verified is None:
             return None
         try:
             fd = self.platform.process.take_fd(verified.pidfd, where[0])
@@ -531,7 +539,8 @@ class ProcessManager:
         name = self.registry.resolve(ref)
         sup = self._sups[name]
         if not sup.is_active() and sup.record.state is not S.BACKOFF:
-            return await sup.request(msg.Stop())  # raises NOT_RUNNING or settles a failed one
+            settled: dict[str, Any] = await sup.request(msg.Stop())  # NOT_RUNNING, or a failed one
+            return settled
         plan = planner.single_stop_plan(name) if self.registry.index.stops_alone(name) \
             else planner.stop_transaction(self.registry.specs, [name], self.registry.active_names())
         results = await self._run_stop_plan(plan)
@@ -596,10 +605,12 @@ class ProcessManager:
         return record
 
     async def pause(self, ref: str) -> dict[str, Any]:
-        return await self.supervisor(ref).request(msg.Pause())
+        record: dict[str, Any] = await self.supervisor(ref).request(msg.Pause())
+        return record
 
     async def resume(self, ref: str) -> dict[str, Any]:
-        return await self.supervisor(ref).request(msg.Resume())
+        record: dict[str, Any] = await self.supervisor(ref).request(msg.Resume())
+        return record
 
     async def update(self, ref: str, changes: dict[str, Any], *, dry_run: bool = False,
                      restart_process: bool = False) -> dict[str, Any]:
@@ -708,7 +719,8 @@ class ProcessManager:
         new = {n: self._effective_spec(spec) for n, spec in config.processes.items()}
         added = sorted(set(new) - set(self._sups))
         removed = sorted(old_names - set(new))
-        changed, unchanged = [], []
+        changed: list[str] = []
+        unchanged: list[str] = []
         for name in sorted(set(new) & set(self._sups)):
             (changed if self._sups[name].spec != new[name] else unchanged).append(name)
         for name in removed:

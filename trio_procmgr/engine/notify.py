@@ -36,6 +36,7 @@ from trio_procmgr.notify_protocol import MAX_DATAGRAM, NotifyGarbage, NotifyMess
 from trio_procmgr.platform.notify_socket import NotifySocket
 
 if TYPE_CHECKING:
+    from trio_procmgr.engine.containment import TaskNursery
     from trio_procmgr.engine.spawner import ExecPlan
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
@@ -72,7 +73,7 @@ class NotifySockets(Feature):
         self.pending[sup.name] = ns
         plan.env["NOTIFY_SOCKET"] = ns.address
 
-    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         address = inst.child.extra.get("notify_socket")
         if inst.child.extra.get("adopted") and address:
             self._rebind(sup, address)

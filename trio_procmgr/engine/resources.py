@@ -44,6 +44,7 @@ from trio_procmgr.restart import is_success
 from trio_procmgr.spec import GroupSpec, ResourcesSpec
 
 if TYPE_CHECKING:
+    from trio_procmgr.engine.containment import TaskNursery
     import trio
 
     from trio_procmgr.engine.spawner import ExecPlan
@@ -198,7 +199,7 @@ class ResourceLimits(Feature):
         except OSError as exc:
             raise SpawnError(f"cannot set up the cgroup: {exc}") from None
 
-    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "trio.Nursery") -> None:
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         """The no-``prlimit`` path sets rlimits as soon as the child exists."""
         baseline = sup.run_baseline
         if baseline is not None and baseline.rlimits_pending:

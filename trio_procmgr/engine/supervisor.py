@@ -533,7 +533,8 @@ class Supervisor:
             return
         for step in self._RESTORE_PATHS.get(state, ()):
             self._transition(step, f"restored after a daemon restart: {reason}".rstrip(": "))
-        if self.record.state is S.BACKOFF:
+        settled_in: S = self.record.state  # re-read: the moves above changed it
+        if settled_in is S.BACKOFF:
             self._schedule_restart(0.0)
 
     async def _on_died_unseen(self, entry: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine.features import Feature, FeatureContext
 
 if TYPE_CHECKING:
+    from trio_procmgr.engine.containment import TaskNursery
     from trio_procmgr.engine.spawner import ExecPlan
     from trio_procmgr.engine.supervisor import Instance, Supervisor
 
@@ -91,7 +92,7 @@ class Watchdog(Feature):
         exec_shim.request(plan, pid_vars=["WATCHDOG_PID"])
         self.armed[sup.name] = sup.spec.watchdog_sec
 
-    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: trio.Nursery) -> None:
+    def on_instance(self, sup: "Supervisor", inst: "Instance", nursery: "TaskNursery") -> None:
         period = self.armed.pop(sup.name, None)
         if period is None and inst.child.extra.get("adopted") and wants_watchdog(sup):
             period = sup.spec.watchdog_sec  # an adopted run: no spawn was prepared here
