@@ -99,6 +99,10 @@ def find_live(manager: "ProcessManager", entries: Mapping[str, dict[str, Any]]
     found, dead = {}, {}
     for name, entry in entries.items():
         pidfd, why = verify(entry, cgroup_pids, manager.platform.process)
+        if pidfd is None and _still_running(entry, manager.platform.process):
+            # Alive but not adoptable (the portable adapter cannot watch a process it did
+            # not start): stop it, or its policy would run it a second time beside it.
+            why = _stop_unadoptable(entry, manager.platform.process, why)
         if pidfd is None:
             log.info("not adopting '%s': %s", name, why)
             output_fifo.remove(entry.get("fifos") or ())
@@ -125,6 +129,28 @@ def reopen_output(entry: Mapping[str, Any], inherited: Mapping[str, int] | None 
     while len(readers) < 2:
         readers.append(None)
     return (readers[0], readers[1]), fifos
+
+
+def _still_running(entry: Mapping[str, Any], process: ProcessControl) -> bool:
+    pid, started = entry.get("pid"), entry.get("start_time")
+    return isinstance(pid, int) and pid > 0 and started is not None and \
+        process.running_as(pid, started)
+
+
+def _stop_unadoptable(entry: Mapping[str, Any], process: ProcessControl, why: str,
+                      timeout: float = 5.0) -> str:
+    """SIGKILL the process group of a journalled service that runs but cannot be
+    adopted; returns the reason to record (its restart policy applies next)."""
+    pid, started = entry["pid"], entry["start_time"]
+    for kill, target in ((os.killpg, entry.get("pgid") or pid), (os.kill, pid)):
+        try:
+            kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.running_as(pid, started):
+        time.sleep(0.01)
+    return f"{why}; it was still running and could not be adopted, so it was stopped"
 
 
 def stop_unconfigured(manager: "ProcessManager", verified: Verified, timeout: float = 10.0) -> str:
