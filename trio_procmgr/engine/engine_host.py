@@ -72,6 +72,9 @@ class EngineHost:
         self._start = start
         self._inherited_socket = inherited_socket
         self._fingerprint = fingerprint
+        #: name -> (spec, its fingerprint): journalled with every spawn, computed once per
+        #: definition (specs are immutable; a new definition is a new object).
+        self._fingerprints: dict[str, tuple[Any, str]] = {}
         self._nursery: trio.Nursery | None = None
         self._runtime_dirty = trio.Event()
         self.transactions = Transactions(registry, self)
@@ -217,9 +220,17 @@ class EngineHost:
             "start_time": self.facts.platform.process.start_time(pid), "pgid": inst.pgid,
             "runs": sup.record.runs, "restarts": sup.record.restarts,
             "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
-            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self._fingerprint(sup.spec),
+            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self._spec_fingerprint(sup.spec),
             "sockets": self.feature(SocketActivation).spawn_fds(sup.name),
             "notify_socket": inst.child.extra.get("notify_socket")})
+
+    def _spec_fingerprint(self, spec: Any) -> str:
+        cached = self._fingerprints.get(spec.name)
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        digest: str = self._fingerprint(spec)
+        self._fingerprints[spec.name] = (spec, digest)
+        return digest
 
     def run_started(self, sup: "Supervisor", inst: "Instance", nursery: Any) -> None:
         for hook in self.hooks.on_instance:
