@@ -21,6 +21,7 @@ import re
 import signal
 import ssl
 import subprocess
+import sys
 import time
 import weakref
 from typing import TYPE_CHECKING, Any
@@ -191,11 +192,19 @@ async def run_probe(check: HealthCheckSpec, env: dict[str, str],
                     ok, status, detail = await probe_tcp(check.tcp_address or "")
     except trio.TooSlowError:
         detail = f"timed out after {check.timeout:g}s"
-    except (OSError, ValueError, h11.ProtocolError, trio.BrokenResourceError, ssl.SSLError,
-            AssertionError) as exc:
+    except _probe_errors() as exc:
         detail = excerpt(_describe_error(exc))
     return ProbeResult(time=wall, ok=ok, latency=trio.current_time() - started,
                        detail=detail, status=status)
+
+
+def _probe_errors() -> tuple[type[Exception], ...]:
+    """What a failed probe raises; h11's error once an HTTP probe has imported h11 (none
+    can be raised before)."""
+    errors: tuple[type[Exception], ...] = (OSError, ValueError, trio.BrokenResourceError,
+                                           ssl.SSLError, AssertionError)
+    h11 = sys.modules.get("h11")
+    return errors + (h11.ProtocolError,) if h11 is not None else errors
 
 
 def _describe_error(exc: BaseException) -> str:
