@@ -211,6 +211,25 @@ async def _serve(manager: Any, args: argparse.Namespace, config_dir: str | None,
                  socket_path: str, snap: Any, status: "ExitStatusBox") -> int:
     import trio
 
+    # Signals are read from before the boot to the end: a SIGTERM while a long boot is
+    # still starting processes is not lost (the stop follows as soon as the boot is done).
+    # A SIGTERM during the boot cancels the boot (the manager's shutdown request does):
+    # what was started is stopped like at any shutdown, then the daemon exits.
+    ready = trio.Event()
+    async with trio.open_nursery() as signal_nursery:
+        signal_nursery.start_soon(_handle_signals, manager, config_dir, ready)
+        try:
+            return await _serve_entered(manager, args, config_dir, socket_path, snap,
+                                        status, ready)
+        finally:
+            signal_nursery.cancel_scope.cancel()
+
+
+async def _serve_entered(manager: Any, args: argparse.Namespace, config_dir: str | None,
+                         socket_path: str, snap: Any, status: "ExitStatusBox",
+                         ready: Any) -> int:
+    import trio
+
     from trio_procmgr.daemon.sdnotify import sd_notify, watchdog_interval
 
     async with manager:
@@ -224,7 +243,7 @@ async def _serve(manager: Any, args: argparse.Namespace, config_dir: str | None,
                          sum(1 for s in manager.supervisors() if s.instance is not None))
                 manager.host.publish("daemon_reexecuted", None, None, seconds=round(took, 3),
                                 previous_started_at=snap.get("started_at"))
-            nursery.start_soon(_handle_signals, manager, config_dir, nursery.cancel_scope)
+            ready.set()  # reloads, re-execs and log rotation from signals from now on
             if args.exit_with:
                 _check_exit_with(manager, args.exit_with)
                 nursery.start_soon(_exit_with, manager, args.exit_with, status)
@@ -234,7 +253,10 @@ async def _serve(manager: Any, args: argparse.Namespace, config_dir: str | None,
             log.info("dd-procmgrd ready: %d processes, socket %s, config %s%s",
                      len(manager.supervisors()), socket_path, config_dir or "(none)",
                      " (PID 1)" if os.getpid() == 1 else "")
-            sd_notify("READY=1\nSTATUS=supervising")
+            if manager.shutdown_sequence.requested:
+                log.info("stop requested during the boot: stopping what it started")
+            else:
+                sd_notify("READY=1\nSTATUS=supervising")
             await manager.shutdown_sequence.wait_requested()
             log.info("shutting down: stopping every process")
             sd_notify("STOPPING=1")
@@ -366,17 +388,24 @@ async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
     return info
 
 
-async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> None:
-    """Act on the daemon's signals. SIGTERM/SIGINT are acted on at once, even while a
-    reload (SIGHUP) or a re-exec preflight (SIGUSR2) is still running: those run one at
-    a time in a task of their own, so a slow or stuck preflight never delays a stop."""
+async def _handle_signals(manager: Any, config_dir: str | None, ready: Any) -> None:
+    """Act on the daemon's signals. SIGTERM/SIGINT are acted on at once (during the boot
+    too: the stop follows when the boot is done), even while a reload (SIGHUP) or a
+    re-exec preflight (SIGUSR2) is still running: those run one at a time in a task of
+    their own, once the daemon is ready, so a slow or stuck preflight never delays a
+    stop."""
     import trio
 
     serial = trio.Lock()
 
     async def one_at_a_time(work: Any) -> None:
+        await ready.wait()
         async with serial:
             await work(manager)
+
+    async def rotate_when_ready() -> None:  # not behind a reload: rotation is instant
+        await ready.wait()
+        manager.rotate_logs()
 
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
@@ -402,9 +431,7 @@ async def _handle_signals(manager: Any, config_dir: str | None, scope: Any) -> N
                 elif signum == signal.SIGUSR2:
                     nursery.start_soon(one_at_a_time, _reexec_on_signal)
                 elif signum == signal.SIGUSR1:
-                    rotate = getattr(manager, "rotate_logs", None)
-                    if rotate is not None:
-                        rotate()
+                    nursery.start_soon(rotate_when_ready)
 
 
 async def _reexec_on_signal(manager: Any) -> None:

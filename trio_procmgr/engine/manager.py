@@ -78,9 +78,18 @@ class ShutdownSequence:
         self._record_was_running = record_was_running
         self._requested = trio.Event()
         self._done = False
+        #: The boot in progress, if any: a shutdown requested meanwhile cancels it (the
+        #: processes it already started are stopped by :meth:`run` like any other).
+        self.boot_scope: trio.CancelScope | None = None
 
     def request(self) -> None:
         self._requested.set()
+        if self.boot_scope is not None:
+            self.boot_scope.cancel()
+
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
 
     async def wait_requested(self) -> None:
         await self._requested.wait()
@@ -198,9 +207,12 @@ class ProcessManager:
             self._save_ids()
             self.host.publish("daemon_started", None, None, processes=len(self._sups),
                          adopted=len(live) - len(self._stopped_at_boot))
-            await self._boot()
-            for name in restart:
-                await self.restart(name)
+            with trio.CancelScope() as self.shutdown_sequence.boot_scope:
+                if not self.shutdown_sequence.requested:
+                    await self._boot()
+                    for name in restart:
+                        await self.restart(name)
+            self.shutdown_sequence.boot_scope = None
         except BaseException as exc:
             await self._close(type(exc), exc, exc.__traceback__)
             raise
