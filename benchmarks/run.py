@@ -86,6 +86,17 @@ def ensure_peer_venv(venv: Path) -> Path:
     return venv / "bin"
 
 
+def compile_our_sources() -> None:
+    """Byte-compile our own packages, as an installed copy is (pip and the .deb compile at
+    install). The peers come compiled by pip; a development tree run with
+    ``PYTHONDONTWRITEBYTECODE=1`` (set on these machines) would otherwise compile every
+    module of ours from source at each start: ~25 ms of every CLI call, ~0.15 s of boot."""
+    import compileall
+
+    for package in ("trio_procmgr", "cli", "rpc_schema"):
+        compileall.compile_dir(str(REPO / package), quiet=1)
+
+
 def machine() -> dict[str, Any]:
     model = "unknown"
     try:
@@ -151,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     become_subreaper()
     raise_fd_limit()
+    compile_our_sources()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         results = run(args)

@@ -220,11 +220,12 @@ class EngineHost:
             "start_time": self.facts.platform.process.start_time(pid), "pgid": inst.pgid,
             "runs": sup.record.runs, "restarts": sup.record.restarts,
             "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
-            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self._spec_fingerprint(sup.spec),
+            "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint_of(sup.spec),
             "sockets": self.feature(SocketActivation).spawn_fds(sup.name),
             "notify_socket": inst.child.extra.get("notify_socket")})
 
-    def _spec_fingerprint(self, spec: Any) -> str:
+    def fingerprint_of(self, spec: Any) -> str:
+        """The spec's config fingerprint (journalled with each spawn), once per definition."""
         cached = self._fingerprints.get(spec.name)
         if cached is not None and cached[0] is spec:
             return cached[1]

@@ -356,7 +356,9 @@ class ProcessManager:
         """Adopt or stop each live service; returns the adopted ones to restart once."""
         from trio_procmgr.engine import adoption
 
-        fingerprints = {name: fingerprint(sup.spec) for name, sup in self._sups.items()}
+        # Only the live ones: a configured name missing here is "stop it" to decide().
+        fingerprints = {name: self.host.fingerprint_of(self._sups[name].spec)
+                        for name in live if name in self._sups}
         decision = adoption.decide({n: v.entry for n, v in live.items()}, fingerprints)
         self._stopped_at_boot = decision.stop
         inherited = (self.handover or {}).get("readers") or {}

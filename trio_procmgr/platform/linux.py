@@ -140,25 +140,33 @@ class Reaper:
                 self.poke()
 
 
-def process_start_time(pid: int) -> int | None:
-    """Kernel start time of ``pid`` (clock ticks since boot): tells a PID's reuse apart."""
+def _read_stat(pid: int) -> bytes | None:
+    """/proc/PID/stat in one read(2): a third of the cost of ``open().read()`` (read on
+    every spawn, for the journal and the PID record)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
-    fields = data[data.rindex(")") + 2:].split()
-    return int(fields[19])
+    try:
+        return os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def process_start_time(pid: int) -> int | None:
+    """Kernel start time of ``pid`` (clock ticks since boot): tells a PID's reuse apart."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields is not None else None
 
 
 def _stat_fields(pid: int) -> list[str] | None:
     """The fields of /proc/PID/stat after the command name (state first)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
+    data = _read_stat(pid)
+    if not data:
         return None
-    return data[data.rindex(")") + 2:].split()
+    return data[data.rindex(b")") + 2:].decode("ascii", "replace").split()
 
 
 def is_zombie(pid: int) -> bool:
