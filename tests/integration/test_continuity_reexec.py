@@ -108,7 +108,9 @@ def test_sigusr2_re_executes_in_place(daemon_factory):
     assert state(d) == before
 
 
-def test_a_broken_new_program_is_refused_and_the_old_one_keeps_running(daemon_factory, tmp_path):
+def daemon_on_a_copy(daemon_factory, tmp_path: Path) -> tuple[Daemon, Path]:
+    """A daemon (one `sleep` service) running from a copy of the package in
+    ``tmp_path/pkg``: the test can then break or slow down "the installed program"."""
     pkg = tmp_path / "pkg"
     shutil.copytree(ROOT / "trio_procmgr", pkg / "trio_procmgr",
                     ignore=shutil.ignore_patterns("__pycache__"))
@@ -118,6 +120,11 @@ def test_a_broken_new_program_is_refused_and_the_old_one_keeps_running(daemon_fa
     d.proc = subprocess.Popen(d.argv(), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=open(d.log, "ab"))
     wait_for(d.answers)
+    return d, pkg
+
+
+def test_a_broken_new_program_is_refused_and_the_old_one_keeps_running(daemon_factory, tmp_path):
+    d, pkg = daemon_on_a_copy(daemon_factory, tmp_path)
     before, daemon_pid = state(d), d.proc.pid
     manager_py = pkg / "trio_procmgr" / "engine" / "manager.py"
     good = manager_py.read_text()
@@ -138,15 +145,7 @@ def test_a_broken_new_program_is_refused_and_the_old_one_keeps_running(daemon_fa
 def test_a_stop_during_a_slow_preflight_is_not_delayed_by_it(daemon_factory, tmp_path):
     """SIGTERM while a SIGUSR2 preflight hangs: the daemon stops at once (not after the
     check's 60 s timeout), and the hanging check is killed, not left behind."""
-    pkg = tmp_path / "pkg"
-    shutil.copytree(ROOT / "trio_procmgr", pkg / "trio_procmgr",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    d = daemon_factory()
-    write(d.config_dir / "s.yaml", "command: sleep\nargs: ['300']\nauto_start: true\n")
-    env = dict(os.environ, PYTHONPATH=str(pkg))
-    d.proc = subprocess.Popen(d.argv(), env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                              stderr=open(d.log, "ab"))
-    wait_for(d.answers)
+    d, pkg = daemon_on_a_copy(daemon_factory, tmp_path)
     service = d.records()["s"]["pid"]
     marker = tmp_path / "check-pid"
     manager_py = pkg / "trio_procmgr" / "engine" / "manager.py"
