@@ -211,10 +211,10 @@ async def _serve(manager: Any, args: argparse.Namespace, config_dir: str | None,
                  socket_path: str, snap: Any, status: "ExitStatusBox") -> int:
     import trio
 
-    # Signals are read from before the boot to the end: a SIGTERM while a long boot is
-    # still starting processes is not lost (the stop follows as soon as the boot is done).
-    # A SIGTERM during the boot cancels the boot (the manager's shutdown request does):
-    # what was started is stopped like at any shutdown, then the daemon exits.
+    # Signals are read from before the boot to the end, so a SIGTERM while a long boot
+    # is still starting processes is not lost: the manager's shutdown request cancels
+    # the rest of the boot, what was started is stopped like at any shutdown, and the
+    # daemon exits.
     ready = trio.Event()
     async with trio.open_nursery() as signal_nursery:
         signal_nursery.start_soon(_handle_signals, manager, config_dir, ready)
@@ -389,11 +389,10 @@ async def _start_listeners(nursery: Any, manager: Any, args: argparse.Namespace,
 
 
 async def _handle_signals(manager: Any, config_dir: str | None, ready: Any) -> None:
-    """Act on the daemon's signals. SIGTERM/SIGINT are acted on at once (during the boot
-    too: the stop follows when the boot is done), even while a reload (SIGHUP) or a
-    re-exec preflight (SIGUSR2) is still running: those run one at a time in a task of
-    their own, once the daemon is ready, so a slow or stuck preflight never delays a
-    stop."""
+    """Act on the daemon's signals. SIGTERM/SIGINT are acted on at once — during the
+    boot too (it is cancelled) and while a reload (SIGHUP) or a re-exec preflight
+    (SIGUSR2) runs: those run one at a time in a task of their own, once the daemon is
+    ready, so a slow or stuck preflight never delays a stop."""
     import trio
 
     serial = trio.Lock()
