@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from support import pid_alive  # noqa: F401  (re-exported for the continuity tests)
 from trio_procmgr.client import BlockingClient
 from trio_procmgr.engine.spawn_journal import fold
 
@@ -34,15 +35,6 @@ def wait_for(pred, timeout=20.0, what="condition"):
 def write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return False
-    return data[data.rindex(")") + 2] != "Z"
 
 
 class Daemon:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from trio_procmgr.engine import output_fifo
-from trio_procmgr.platform.ports import ProcessControl
+from trio_procmgr.platform.ports import CgroupTree, ProcessControl
 
 if TYPE_CHECKING:
     from trio_procmgr.engine.manager import ProcessManager
@@ -137,37 +137,37 @@ def _still_running(entry: Mapping[str, Any], process: ProcessControl) -> bool:
         process.running_as(pid, started)
 
 
+def _kill_and_wait(entry: Mapping[str, Any], process: ProcessControl, timeout: float,
+                   cgroups: CgroupTree | None = None) -> None:
+    """SIGKILL a journalled service — its cgroup when there is one, else its process
+    group and main pid — and wait (bounded) until its main process is gone."""
+    pid, rel = entry["pid"], entry.get("cgroup")
+    if cgroups is not None and rel:
+        cgroups.kill_members(rel)
+    else:
+        for kill, target in ((os.killpg, entry.get("pgid") or pid), (os.kill, pid)):
+            try:
+                kill(target, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.running_as(pid, entry["start_time"]):
+        time.sleep(0.01)
+
+
 def _stop_unadoptable(entry: Mapping[str, Any], process: ProcessControl, why: str,
                       timeout: float = 5.0) -> str:
-    """SIGKILL the process group of a journalled service that runs but cannot be
-    adopted; returns the reason to record (its restart policy applies next)."""
-    pid, started = entry["pid"], entry["start_time"]
-    for kill, target in ((os.killpg, entry.get("pgid") or pid), (os.kill, pid)):
-        try:
-            kill(target, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.running_as(pid, started):
-        time.sleep(0.01)
+    """Stop a journalled service that runs but cannot be adopted; returns the reason to
+    record (its restart policy applies next)."""
+    _kill_and_wait(entry, process, timeout)
     return f"{why}; it was still running and could not be adopted, so it was stopped"
 
 
 def stop_unconfigured(manager: "ProcessManager", verified: Verified, timeout: float = 10.0) -> str:
     """Kill a live service that is no longer configured: its cgroup, else its process group."""
     entry = verified.entry
-    pid, pgid, rel = entry["pid"], entry.get("pgid") or entry["pid"], entry.get("cgroup")
-    if manager.cgroups is not None and rel:
-        manager.cgroups.kill_members(rel)
-    else:
-        for kill, target in ((os.killpg, pgid), (os.kill, pid)):
-            try:
-                kill(target, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and manager.platform.process.running_as(pid, entry["start_time"]):
-        time.sleep(0.01)
+    pid = entry["pid"]
+    _kill_and_wait(entry, manager.platform.process, timeout, manager.cgroups)
     os.close(verified.pidfd)
     output_fifo.remove(entry.get("fifos") or ())
     return f"stopped '{entry['name']}' (pid {pid}), left running by a previous daemon: no longer configured"
