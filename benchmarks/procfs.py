@@ -183,7 +183,7 @@ class ChildTracker:
     def wait_new_child(self, timeout: float) -> tuple[int, float]:
         """Wait for the next child to exec ``sleep``; its PID and when it was seen."""
         self.new_children.clear()
-        seen = self.wait_for("a new child", lambda: bool(self.new_children), timeout, 0)
+        seen = self.wait_for("a new child", lambda: bool(self.new_children), timeout, 0.0002)
         return self.new_children[0], seen
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ killed in the finalizer, whatever the test did to the daemon)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -110,6 +111,9 @@ class Daemon:
         cg = CgroupManager.detect(self.instance)
         if cg is not None:
             cg.kill_leftovers()  # kills every service cgroup of the instance, then removes them
+        from trio_procmgr.engine.output_fifo import choose_dir
+
+        shutil.rmtree(choose_dir(str(self.state_dir)), ignore_errors=True)  # a crash's FIFOs
 
 
 @pytest.fixture

@@ -92,3 +92,32 @@ async def test_describe_names_the_spawn_mechanism(make_manager, spawn_path):
         placed = pm.describe("p")["spawn_mechanism"]
     expected = "clone3(CLONE_INTO_CGROUP)" if spawn_path == "clone3" else "daemon migrates"
     assert placed.startswith(expected), placed
+
+
+def test_the_start_time_a_clone_reports_is_the_one_proc_gives():
+    """The spawn's own start stamp (no /proc read on the restart path) must be exactly
+    what an adopting daemon reads from /proc/PID/stat, or adoption would refuse it."""
+    from trio_procmgr.platform.linux import process_start_time
+
+    if not clone_spawn.available():
+        pytest.fail(f"the clone3 extension must be built on this host: {clone_spawn.mechanism()}")
+    known = 0
+    for _ in range(200):
+        pid, pidfd, stamp = clone_spawn.spawn_into(
+            None, exe="/bin/sleep", argv=["sleep", "60"], env={}, cwd=None,
+            stdio=(-1, -1, -1), pass_fds=(), uid=None, gid=None, groups=None)
+        try:
+            if stamp is not None:
+                known += 1
+                assert stamp == process_start_time(pid)
+        finally:
+            os.kill(pid, 9)
+            os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+            os.close(pidfd)
+    assert known >= 150, f"only {known} of 200 spawns knew their start time"
+
+
+def test_a_spawn_straddling_a_clock_tick_does_not_guess():
+    tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    assert clone_spawn.birth_stamp(5 * tick, 6 * tick - 1) == 5
+    assert clone_spawn.birth_stamp(6 * tick - 1, 6 * tick) is None

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
 from continuity_daemon import daemon_factory, pid_alive, wait_for, write  # noqa: F401
+from trio_procmgr.engine import output_fifo
 from trio_procmgr.engine.spawn_journal import fold
 
 pytestmark = pytest.mark.linux_only("adopting a crashed daemon's services needs a pidfd on a pid the daemon did not spawn")
@@ -214,7 +216,7 @@ def test_stale_output_fifos_are_removed_and_live_ones_kept(daemon_factory):
     d.start()
     wait_for(lambda: d.records()["s"]["pid"])
     d.crash()
-    out = d.state_dir / "output"
+    out = Path(output_fifo.choose_dir(str(d.state_dir)))
     live = sorted(p.name for p in out.iterdir())
     assert len(live) == 2  # stdout and stderr of the running service
     os.mkfifo(out / "stale.1.stdout")  # a crash between mkfifo and the journal line

@@ -38,7 +38,7 @@ def test_no_engine_module_touches_linux_directly():
                 offenders.append(f"{path.name}:{number}: {line.strip()}")
     # Child.returncode reaps a pidfd the adapter handed out (os.waitid P_PIDFD) -- the
     # one place the engine interprets a watch handle; listed so a new one stands out.
-    assert offenders == ["spawner.py:185: info = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)"]
+    assert offenders == ["spawner.py:187: info = os.waitid(os.P_PIDFD, self.pidfd, os.WEXITED)"]
 
 
 def test_the_grep_catches_a_linux_import():

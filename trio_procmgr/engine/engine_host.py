@@ -215,9 +215,12 @@ class EngineHost:
         from trio_procmgr.engine.sockets import SocketActivation
 
         pid = inst.main_pid
+        start_time = inst.child.start_time if pid == inst.child.pid else None
+        if start_time is None:
+            start_time = self.facts.platform.process.start_time(pid)
         self.journal.record_spawn({
             "name": sup.name, "id": sup.record.id, "pid": pid,
-            "start_time": self.facts.platform.process.start_time(pid), "pgid": inst.pgid,
+            "start_time": start_time, "pgid": inst.pgid,
             "runs": sup.record.runs, "restarts": sup.record.restarts,
             "started_at": sup.record.started_at, "fifos": list(inst.child.extra.get("fifos") or ()),
             "cgroup": getattr(sup.cgroup, "rel", None), "fingerprint": self.fingerprint_of(sup.spec),

@@ -23,6 +23,7 @@ feature talks to, :class:`~trio_procmgr.engine.views.Views` answers the rarer vi
 from __future__ import annotations
 
 import builtins
+import contextlib
 import dataclasses
 import logging
 import os
@@ -32,7 +33,7 @@ from typing import Any, Callable, Mapping
 import trio
 
 from trio_procmgr import errors, planner
-from trio_procmgr.engine import resources, runtime_files
+from trio_procmgr.engine import output_fifo, resources, runtime_files
 from trio_procmgr.engine import messages as msg
 from trio_procmgr.engine.clock import Clock
 from trio_procmgr.engine.engine_host import EngineHost
@@ -137,7 +138,8 @@ class ProcessManager:
         self.cgroups: CgroupTree | None = None
         self.store = StateStore(state_dir, self.platform.process.start_time) if state_dir else None
         self.journal = SpawnJournal(state_dir) if state_dir else None
-        self.output_dir = os.path.join(state_dir, "output") if state_dir else None
+        #: Where runs' output FIFOs are made (``output_fifo.choose_dir``: in memory).
+        self.output_dir = output_fifo.choose_dir(state_dir) if state_dir else None
         self._ids: dict[str, str] = self.store.load_ids() if self.store else {}
         self._stopped_at_boot: list[str] = []
         self._died_unseen: dict[str, dict[str, Any]] = {}
@@ -244,6 +246,9 @@ class ProcessManager:
             if self.journal is not None:
                 if not self.host.handing_over and not self._still_running():
                     self.journal.reset()  # a clean stop: the next boot is a fresh boot
+                    if self.output_dir is not None:
+                        with contextlib.suppress(OSError):  # not empty: someone's FIFOs
+                            os.rmdir(self.output_dir)
                 self.journal.close()
             self.hub.close_all()
 
@@ -287,18 +292,17 @@ class ProcessManager:
         return live
 
     def _remove_stale_output(self, keep: set[str]) -> None:
-        """FIFOs of runs no one will read again (a crash between mkfifo and the journal)."""
-        from trio_procmgr.engine import output_fifo
-
-        directory = self.output_dir
-        if directory is None:
+        """FIFOs of runs no one will read again (a crash between mkfifo and the journal),
+        where this daemon makes them and in the state dir (where earlier versions did)."""
+        if self.output_dir is None or self.state_dir is None:
             return
-        try:
-            names = os.listdir(directory)
-        except FileNotFoundError:
-            return
-        output_fifo.remove([p for p in (os.path.join(directory, n) for n in names)
-                            if p not in keep])
+        for directory in {self.output_dir, os.path.join(self.state_dir, "output")}:
+            try:
+                names = os.listdir(directory)
+            except FileNotFoundError:
+                continue
+            output_fifo.remove([p for p in (os.path.join(directory, n) for n in names)
+                                if p not in keep])
 
     def _kill_strays(self, keep: set[str]) -> None:
         if self.cgroups is None:

@@ -14,7 +14,10 @@ is gone. A named FIFO in the state dir fixes both:
   path and drains it (crash adoption) — the pipe lives as long as the child holds it;
 * a re-exec'd daemon inherits its read fds (no reopen needed, nothing in flight lost).
 
-Paths are ``<dir>/<id>.<run>.<stream>``; they are removed when the run ends.
+Paths are ``<dir>/<id>.<run>.<stream>``; they are removed when the run ends. The journal
+records each run's paths, so the next daemon finds them wherever they are. ``<dir>`` is
+chosen by :func:`choose_dir`: in memory, because ``mkfifo`` on a journalled disk
+filesystem costs 0.3-0.6 ms (ext4 here) against ~5 us on tmpfs, twice per spawn.
 
 When the FIFOs cannot be made (state dir full, out of inodes or read-only, EMFILE) the
 run falls back to plain pipes: capture works as always, only that run's output does not
@@ -26,13 +29,36 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import stat
+
+from trio_procmgr.platform import memfs
 
 PIPE_SIZE = 1024 * 1024
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 F_GETPIPE_SZ = getattr(fcntl, "F_GETPIPE_SZ", 1032)
 STREAMS = ("stdout", "stderr")
+
+
+def choose_dir(state_dir: str, shared: str = "/dev/shm") -> str:
+    """Where the FIFOs of the daemon using ``state_dir`` live.
+
+    ``<state_dir>/output`` when the state dir is itself in memory (tmpfs, ramfs), or when
+    there is no private place in ``shared``; else ``<shared>/dd-procmgr-<euid>/<digest>``,
+    the digest naming the state dir (two daemons with different state dirs never share
+    it, the same state dir always finds it again). A FIFO holds no data on the
+    filesystem, only an inode: a small /dev/shm is enough. Like the daemon's services, the
+    FIFOs outlive a daemon crash but not a reboot, which nothing running survives either.
+    """
+    own = os.path.join(state_dir, "output")
+    if memfs.in_memory(state_dir) or not memfs.in_memory(shared):
+        return own
+    base = os.path.join(shared, f"dd-procmgr-{os.geteuid()}")
+    if not memfs.private_dir(base):
+        return own
+    digest = hashlib.sha256(os.fsencode(os.path.realpath(state_dir))).hexdigest()[:16]
+    return os.path.join(base, digest)
 
 
 def fifo_paths(directory: str, key: str) -> tuple[str, str]:

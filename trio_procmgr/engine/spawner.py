@@ -170,6 +170,8 @@ class Child:
     extra: dict[str, Any] = field(default_factory=dict)
     #: How the child was placed in its cgroup, in words for ``describe``.
     placement: str = "fork+exec"
+    #: Its kernel start time when the spawn knew it (``ProcessControl.native_spawn``).
+    start_time: int | None = None
 
     def close_pidfd(self) -> None:
         if self.pidfd is not None:
@@ -276,7 +278,7 @@ def _clone(process: ProcessControl, plan: ExecPlan, cgroup_dir: str | None, out_
     stdio = (devnull, _fd_of(out_w, devnull), _fd_of(err_w, devnull))
     creds = plan.creds if not plan.use_setpriv else None
     try:
-        pid, pidfd = process.native_spawn(
+        pid, pidfd, start_time = process.native_spawn(
             cgroup_dir, exe=plan.program(), argv=plan.argv, env=plan.env, cwd=plan.cwd,
             stdio=stdio, pass_fds=plan.pass_fds,
             uid=creds.uid if creds else None, gid=creds.gid if creds else None,
@@ -289,7 +291,7 @@ def _clone(process: ProcessControl, plan: ExecPlan, cgroup_dir: str | None, out_
         raise SpawnError(_spawn_reason(exc, plan)) from None
     _close_fds(out_w, err_w, devnull)
     return Child(popen=None, pid=pid, pidfd=pidfd, stdout_fd=out_r, stderr_fd=err_r,
-                 placement=process.native_placement())
+                 placement=process.native_placement(), start_time=start_time)
 
 
 def _close_fds(*fds: Any) -> None:

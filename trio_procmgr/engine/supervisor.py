@@ -639,6 +639,9 @@ class Supervisor:
     def _schedule_restart(self, delay: float) -> None:
         scope = trio.CancelScope()
         self._backoff_scope = scope
+        if delay <= 0:  # no timer task: the message queues behind what is already queued
+            self.post(msg.BackoffElapsed(scope))
+            return
 
         async def timer() -> None:
             with scope:

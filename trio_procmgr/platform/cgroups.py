@@ -66,7 +66,7 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
         fields, tail = left.split(), right.split()
         if len(fields) < 5 or len(tail) < 3 or tail[0] not in ("cgroup", "cgroup2"):
             continue
-        root, mount_point = _unescape(fields[3]), _unescape(fields[4])
+        root, mount_point = unescape_mount_field(fields[3]), unescape_mount_field(fields[4])
         if tail[0] == "cgroup2":
             mounts.append(CgroupMount(2, root, mount_point, frozenset()))
         else:
@@ -76,7 +76,8 @@ def parse_mountinfo(text: str) -> list[CgroupMount]:
     return mounts
 
 
-def _unescape(field: str) -> str:
+def unescape_mount_field(field: str) -> str:
+    """A path field of mountinfo: octal escapes (``\\040`` for a space) decoded."""
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 

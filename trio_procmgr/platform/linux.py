@@ -232,7 +232,7 @@ class LinuxProcessControl:
     def native_spawn(self, cgroup_dir: str | None, *, exe: str, argv: Sequence[str],
                      env: dict[str, str], cwd: str | None, stdio: tuple[int, int, int],
                      pass_fds: Sequence[int], uid: int | None, gid: int | None,
-                     groups: Sequence[int] | None) -> tuple[int, int]:
+                     groups: Sequence[int] | None) -> tuple[int, int, int | None]:
         from trio_procmgr.platform import clone_spawn
         from trio_procmgr.platform.ports import NativeSpawnUnsupported
 

@@ -76,7 +76,7 @@ class PortableProcessControl:
     def native_spawn(self, cgroup_dir: str | None, *, exe: str, argv: Sequence[str],
                      env: dict[str, str], cwd: str | None, stdio: tuple[int, int, int],
                      pass_fds: Sequence[int], uid: int | None, gid: int | None,
-                     groups: Sequence[int] | None) -> tuple[int, int]:
+                     groups: Sequence[int] | None) -> tuple[int, int, int | None]:
         raise NativeSpawnUnsupported("the portable adapter spawns with fork+exec")
 
     def can_spawn_natively(self) -> bool:

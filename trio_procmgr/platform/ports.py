@@ -58,9 +58,11 @@ class ProcessControl(Protocol):
     def native_spawn(self, cgroup_dir: str | None, *, exe: str, argv: Sequence[str],
                      env: dict[str, str], cwd: str | None, stdio: tuple[int, int, int],
                      pass_fds: Sequence[int], uid: int | None, gid: int | None,
-                     groups: Sequence[int] | None) -> tuple[int, int]:
-        """``(pid, watch handle)`` of a child born in ``cgroup_dir``; raises
-        :class:`NativeSpawnUnsupported` when the caller must fall back to Popen."""
+                     groups: Sequence[int] | None) -> tuple[int, int, int | None]:
+        """``(pid, watch handle, start time)`` of a child born in ``cgroup_dir``: the
+        start time as :meth:`start_time` would give it, or None when the spawn cannot
+        tell it (then ask :meth:`start_time`). Raises :class:`NativeSpawnUnsupported`
+        when the caller must fall back to Popen."""
         ...
 
     def can_spawn_natively(self) -> bool: ...
