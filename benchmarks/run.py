@@ -5,7 +5,8 @@
     python -m benchmarks.run --peers dd-procmgrd --quick   # ours only, no peer install
 
 Peers come from PyPI into their own venv (``--venv``, default ``.bench-venv``), pinned in
-``benchmarks/requirements.txt``; our daemon is the one next to this interpreter. This
+``benchmarks/requirements.txt``; ours is this tree installed with ``pip install .`` into
+``<venv>-ours`` (``--ours-from tree``: the one next to this interpreter). This
 process makes itself a child subreaper, so whatever happens, every daemon and child it
 started is killed and reaped before it exits.
 """
@@ -44,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help=f"comma-separated subset of {', '.join(PEER_NAMES)}")
     p.add_argument("--skip-peers", action="store_true", help="only dd-procmgrd (installs nothing)")
     p.add_argument("--venv", default=str(REPO / ".bench-venv"), help="venv for the peers")
+    p.add_argument("--ours-from", choices=("installed", "tree"), default="installed",
+                   help="run our daemon and CLI from a copy installed with `pip install .` "
+                   "into VENV-ours, as a user runs them (default), or from this tree's "
+                   "editable .venv (no install; what the smoke test uses)")
     p.add_argument("--idle-sec", type=float, default=None, help="idle CPU window (default 10)")
     p.add_argument("--restarts", type=int, default=None, help="restart samples (default 20)")
     p.add_argument("--events", type=int, default=None, help="event latency samples (default 100)")
@@ -86,6 +91,20 @@ def ensure_peer_venv(venv: Path) -> Path:
     return venv / "bin"
 
 
+def install_ours(venv: Path) -> Path:
+    """This tree installed like a user's copy: ``pip install .`` (not editable, so
+    byte-compiled, the C extension built, no editable-import finder, which costs every
+    start of the dev venv's Python ~15 ms of imports) into ``venv``; its bin dir.
+    Dependencies are installed once; our package is reinstalled at every run."""
+    python = venv / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(REPO)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall",
+                    str(REPO)], check=True)
+    return venv / "bin"
+
+
 def compile_our_sources() -> None:
     """Byte-compile our own packages, as an installed copy is (pip and the .deb compile at
     install). The peers come compiled by pip; a development tree run with
@@ -120,12 +139,14 @@ def raise_fd_limit() -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.phase_timeout is not None:
         measure.PHASE_TIMEOUT = args.phase_timeout
-    ours_bin = Path(sys.executable).parent
+    ours_bin = (install_ours(Path(args.venv + "-ours")) if args.ours_from == "installed"
+                else Path(sys.executable).parent)
     peer_bin = ensure_peer_venv(Path(args.venv)) if set(args.peer_list) - {"dd-procmgrd"} else None
     peers = [Peer(name, ours_bin if name == "dd-procmgrd" else peer_bin,
                   circus_check_delay=args.circus_check_delay) for name in args.peer_list]
     results: dict[str, Any] = {"machine": machine(), "peers": args.peer_list, "runs": {},
-                               "settings": {"idle_sec": args.idle_sec, "restarts": args.restarts,
+                               "settings": {"ours_from": args.ours_from,
+                                            "idle_sec": args.idle_sec, "restarts": args.restarts,
                                             "events": args.events,
                                             "circus_check_delay": args.circus_check_delay}}
     for n in args.ns:

@@ -118,7 +118,8 @@ def _alive_as_sleep(pid: int) -> bool:
 def test_smoke_run_for_our_daemon_only_reports_every_metric_and_leaves_nothing(tmp_path):
     out = tmp_path / "bench-results.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--skip-peers", "--idle-sec", "0.3",
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--skip-peers", "--ours-from", "tree",
+         "--idle-sec", "0.3",
          "--restarts", "3", "--events", "3", "--rpc-sec", "0.3", "--output", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -139,7 +140,8 @@ def test_harness_killed_midway_leaves_no_process_behind(tmp_path):
     """SIGTERM to the harness during its run: it kills and reaps every daemon and child."""
     out = tmp_path / "r.json"
     harness = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--skip-peers", "--idle-sec", "30",
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--skip-peers", "--ours-from", "tree",
+         "--idle-sec", "30",
          "--output", str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         line = ""

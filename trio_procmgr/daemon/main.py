@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trio_procmgr.daemon import heap
+
+    heap.pause_collection()  # until booted (daemon/heap.py)
     args = build_parser().parse_args(argv)
     if args.version:
         from trio_procmgr import __version__
@@ -244,6 +247,9 @@ async def _serve_entered(manager: Any, args: argparse.Namespace, config_dir: str
                 manager.host.publish("daemon_reexecuted", None, None, seconds=round(took, 3),
                                 previous_started_at=snap.get("started_at"))
             ready.set()  # reloads, re-execs and log rotation from signals from now on
+            from trio_procmgr.daemon import heap
+
+            heap.freeze_boot_heap()
             if args.exit_with:
                 _check_exit_with(manager, args.exit_with)
                 nursery.start_soon(_exit_with, manager, args.exit_with, status)
