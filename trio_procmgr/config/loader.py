@@ -187,18 +187,33 @@ def spec_to_raw(spec: ProcessSpec) -> dict[str, Any]:
     when read back: ``parse_process`` without a source file takes it as one word.)
     """
     raw: dict[str, Any] = {"command": spec.command}
-    for f in fields(ProcessSpec):
-        if f.name in ("name", "source", "command", "success_exit_signals"):
+    for name, default in _spec_defaults():
+        value = getattr(spec, name)
+        if name == "success_exit_status":
+            if value != default or spec.success_exit_signals:
+                raw[name] = sorted(value) + [units.signal_name(s) for s in sorted(spec.success_exit_signals)]
+        elif value == default:
             continue
-        value = getattr(spec, f.name)
-        if f.name == "success_exit_status":
-            if value != _default(f) or spec.success_exit_signals:
-                raw[f.name] = sorted(value) + [units.signal_name(s) for s in sorted(spec.success_exit_signals)]
-        elif f.name in ("kill_signal", "reload_signal") and value != _default(f):
-            raw[f.name] = units.signal_name(value)
-        elif value != _default(f):
-            raw[f.name] = _plain(value)
+        elif name in ("kill_signal", "reload_signal"):
+            raw[name] = units.signal_name(value)
+        else:
+            raw[name] = _plain(value)
     return raw
+
+
+_SPEC_DEFAULTS: tuple[tuple[str, Any], ...] | None = None
+
+
+def _spec_defaults() -> tuple[tuple[str, Any], ...]:
+    """``(field name, default)`` of the ProcessSpec fields :func:`spec_to_raw` writes,
+    each default made once (only ever compared with, never handed out): a spec's
+    fingerprint, journalled at its first spawn, costs one pass over them."""
+    global _SPEC_DEFAULTS
+    if _SPEC_DEFAULTS is None:
+        _SPEC_DEFAULTS = tuple(
+            (f.name, _default(f)) for f in fields(ProcessSpec)
+            if f.name not in ("name", "source", "command", "success_exit_signals"))
+    return _SPEC_DEFAULTS
 
 
 # ---------------------------------------------------------------- reading files

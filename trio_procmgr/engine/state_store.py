@@ -9,7 +9,8 @@
   ID is stable for the life of its definition, across daemon restarts and reloads.
 * ``was-running.json``: written at a clean shutdown; what was running is started again
   at the next boot even if it is not ``auto_start`` (like ``pm2 resurrect``).
-* ``output/``: the FIFOs that carry services' output (``engine.output_fifo``).
+* ``output/``: the FIFOs that carry services' output when the state dir is in memory or
+  /dev/shm cannot be used (``engine.output_fifo.choose_dir``).
 
 Every write is atomic: a temp file in the same directory, fsync, rename, fsync of the
 directory. A crash or a full disk leaves either the old file or the new one, never a
