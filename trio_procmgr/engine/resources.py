@@ -35,7 +35,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 
-import psutil
 
 from trio_procmgr.engine.features import Feature, FeatureContext
 from trio_procmgr.engine.spawner import SpawnError
@@ -284,6 +283,8 @@ def set_rlimits(pid: int, rlimits: list[tuple[int, int, int]]) -> None:
 
 
 def _uid_of(pid: int) -> int:
+    import psutil  # here: importing it costs the daemon's boot ~10 ms
+
     try:
         return psutil.Process(pid).uids().effective
     except (psutil.NoSuchProcess, psutil.AccessDenied):

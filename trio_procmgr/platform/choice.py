@@ -11,13 +11,14 @@ def choose_platform(name: str = "auto") -> Platform:
     """The adapter called ``name``; ``auto`` is linux when pidfd and a cgroup v2
     hierarchy work here, else portable. Raises ValueError naming a wrong ``name``."""
     from trio_procmgr.platform.linux import linux_platform, linux_works
-    from trio_procmgr.platform.portable import portable_platform
 
     if name == "linux":
         return linux_platform()
-    if name == "portable":
+    if name == "portable" or (name == "auto" and not linux_works()[0]):
+        # Imported only when chosen: it pulls psutil (~10 ms of the daemon's boot).
+        from trio_procmgr.platform.portable import portable_platform
+
         return portable_platform()
     if name == "auto":
-        works, _ = linux_works()
-        return linux_platform() if works else portable_platform()
+        return linux_platform()
     raise ValueError(f"unknown platform '{name}' (expected one of: {', '.join(NAMES)})")
