@@ -317,11 +317,16 @@ static PyObject *dd_spawn(PyObject *self, PyObject *args)
     cargs.stack_size = DD_CHILD_STACK;
     cargs.cgroup = cgroup_fd >= 0 ? (uint64_t)cgroup_fd : 0;
 
+    /* The GIL is released while this thread waits for the child to exec (vfork suspends
+     * only the calling thread): another thread may prepare or make the next spawn. The
+     * child touches nothing but `p` and its own stack, both owned by this call. */
+    Py_BEGIN_ALLOW_THREADS
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved_mask);
     pid = clone3_call(&cargs, child_main, &p);   /* returns when the child exec'd or exited */
     saved_errno = errno;
     pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+    Py_END_ALLOW_THREADS
     if (pid < 0) {
         errno = (int)-pid;
         PyErr_SetFromErrno(PyExc_OSError);
