@@ -121,3 +121,28 @@ def test_a_spawn_straddling_a_clock_tick_does_not_guess():
     tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
     assert clone_spawn.birth_stamp(5 * tick, 6 * tick - 1) == 5
     assert clone_spawn.birth_stamp(6 * tick - 1, 6 * tick) is None
+
+
+def test_a_spawn_with_thousands_of_fds_open_keeps_none_of_them_in_the_child():
+    """The child copies only the low fds (close_range UNSHARE) and gets its stdio through
+    reserved slots, which let go of the pipe afterwards: EOF comes when the child exits."""
+    if not clone_spawn.available():
+        pytest.fail(f"the clone3 extension must be built on this host: {clone_spawn.mechanism()}")
+    held = [os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC) for _ in range(2000)]
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid, pidfd, _ = clone_spawn.spawn_into(
+            None, exe="/bin/sh", argv=["sh", "-c", "ls /proc/self/fd"], env={}, cwd=None,
+            stdio=(-1, write_end, write_end), pass_fds=(), uid=None, gid=None, groups=None)
+        os.close(write_end)
+        out = b""
+        while chunk := os.read(read_end, 65536):  # EOF only once no slot holds the pipe
+            out += chunk
+        os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+        os.close(pidfd)
+    finally:
+        os.close(read_end)
+        for fd in held:
+            os.close(fd)
+    # ls holds one fd for the directory it reads (3); nothing of ours is open.
+    assert sorted(int(x) for x in out.split()) == [0, 1, 2, 3]

@@ -88,9 +88,22 @@ def daemons(tmp_path):
         return d.start()
 
     yield make
+    from trio_procmgr.daemon.main import instance_name
+    from trio_procmgr.engine.output_fifo import choose_dir
+    from trio_procmgr.platform.cgroups import CgroupManager
+
     for d in started:
         if d.proc and d.proc.poll() is None:
-            d.stop(signal.SIGKILL)
+            try:
+                d.stop(signal.SIGTERM)  # a clean stop takes its services and cgroups along
+            except subprocess.TimeoutExpired:
+                d.stop(signal.SIGKILL)
+        # A daemon SIGKILLed by the test (or above) leaves its services running.
+        cg = CgroupManager.detect(instance_name(str(d.state_dir), None))
+        if cg is not None:
+            cg.kill_leftovers()
+            cg.cleanup()
+        shutil.rmtree(choose_dir(str(d.state_dir)), ignore_errors=True)
 
 
 @pytest.fixture

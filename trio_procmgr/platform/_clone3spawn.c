@@ -49,6 +49,8 @@
 #define DD_CHILD_STACK (64 * 1024)
 #define DD_CLONE_INTO_CGROUP 0x200000000ULL
 #define DD_CLOSE_RANGE_CLOEXEC (1U << 2)
+#define DD_CLONE_FILES 0x00000400ULL
+#define DD_CLOSE_RANGE_UNSHARE (1U << 1)
 
 /* struct clone_args, CLONE_ARGS_SIZE_VER2 (Linux 5.7+: has `cgroup`). */
 struct dd_clone_args {
@@ -70,6 +72,10 @@ struct plan {
     const gid_t *groups;
     Py_ssize_t n_groups;   /* -1: unchanged */
     int new_session;
+    /* >= 0: the child is cloned sharing the daemon's fd table (CLONE_FILES) and first
+     * takes a private copy of its fds below this one only (close_range UNSHARE), so a
+     * spawn costs the same with 10 or 15,000 fds open; stdio must then come from there. */
+    int unshare_from;
     /* Written by the child (shared memory) when it fails: stage and errno. */
     volatile int fail_stage, fail_errno;
 };
@@ -97,6 +103,11 @@ static int child_main(void *arg)
     Py_ssize_t i;
     int fd, sig;
 
+    /* Before anything touches an fd: while the table is shared, a dup2 would be the
+     * daemon's. */
+    if (p->unshare_from >= 0 &&
+        syscall(__NR_close_range, (unsigned int)p->unshare_from, ~0U, DD_CLOSE_RANGE_UNSHARE) < 0)
+        child_fail(p, STAGE_SETUP);
     /* The parent's handlers would run on shared memory: back to default first, then
      * unblock (the parent blocked everything around the clone). Python ignores SIGPIPE
      * and SIGXFSZ, and exec keeps SIG_IGN, so those two go back to default as well. */
@@ -230,20 +241,23 @@ static int int_array(PyObject *seq, int **out, Py_ssize_t *n, const char *what)
 
 #ifdef DD_HAVE_TRAMPOLINE
 PyDoc_STRVAR(spawn_doc,
-"spawn(exe, argv, envp, cwd, stdio, pass_fds, uid, gid, groups, new_session, cgroup_fd)\n"
+"spawn(exe, argv, envp, cwd, stdio, pass_fds, uid, gid, groups, new_session, cgroup_fd,\n"
+"      unshare_from=-1)\n"
 "-> (pid, pidfd)\n\n"
 "vfork+exec `exe` with clone3(CLONE_VM | CLONE_VFORK | CLONE_PIDFD, and\n"
 "CLONE_INTO_CGROUP when cgroup_fd >= 0).\n"
 "exe, cwd: bytes (cwd may be None); argv, envp: lists of bytes; stdio: three fds (-1 keeps\n"
 "the daemon's); pass_fds: fds the child keeps; uid/gid: -1 unchanged; groups: list or None.\n"
 "Raises OSError (with .filename set to cwd or exe) when the child could not be set up or\n"
-"exec'd; the failed child is reaped before raising.");
+"exec'd; the failed child is reaped before raising.\n"
+"unshare_from >= 0: clone with CLONE_FILES and copy only the fds below it into the child\n"
+"(close_range CLOSE_RANGE_UNSHARE, Linux 5.9); stdio and pass_fds must be below it.");
 
 static PyObject *dd_spawn(PyObject *self, PyObject *args)
 {
     PyObject *exe_o, *argv_o, *envp_o, *cwd_o, *stdio_o, *pass_o, *groups_o;
     long uid, gid;
-    int new_session, cgroup_fd;
+    int new_session, cgroup_fd, unshare_from = -1;
     struct plan p;
     struct dd_clone_args cargs;
     int *pass_fds = NULL, *groups_i = NULL;
@@ -257,10 +271,12 @@ static PyObject *dd_spawn(PyObject *self, PyObject *args)
     PyObject *argv_fast = NULL, *envp_fast = NULL;
 
     (void)self;
-    if (!PyArg_ParseTuple(args, "SOOOOOllOpi", &exe_o, &argv_o, &envp_o, &cwd_o, &stdio_o,
-                          &pass_o, &uid, &gid, &groups_o, &new_session, &cgroup_fd))
+    if (!PyArg_ParseTuple(args, "SOOOOOllOpi|i", &exe_o, &argv_o, &envp_o, &cwd_o, &stdio_o,
+                          &pass_o, &uid, &gid, &groups_o, &new_session, &cgroup_fd,
+                          &unshare_from))
         return NULL;
     memset(&p, 0, sizeof p);
+    p.unshare_from = unshare_from;
     p.argv = p.envp = NULL;
     argv_fast = PySequence_Fast(argv_o, "argv must be a list");
     envp_fast = PySequence_Fast(envp_o, "envp must be a list");
@@ -310,7 +326,8 @@ static PyObject *dd_spawn(PyObject *self, PyObject *args)
     }
     memset(&cargs, 0, sizeof cargs);
     cargs.flags = DD_CLONE_VM | DD_CLONE_VFORK | DD_CLONE_PIDFD |
-                  (cgroup_fd >= 0 ? DD_CLONE_INTO_CGROUP : 0);
+                  (cgroup_fd >= 0 ? DD_CLONE_INTO_CGROUP : 0) |
+                  (unshare_from >= 0 ? DD_CLONE_FILES : 0);
     cargs.pidfd = (uint64_t)(uintptr_t)&pidfd;
     cargs.exit_signal = SIGCHLD;
     cargs.stack = (uint64_t)(uintptr_t)stack;
