@@ -120,10 +120,13 @@ class Supervisor:
             async with trio.open_nursery() as nursery:
                 self.nursery = ContainedNursery(nursery, self.contain_fault)
                 task_status.started()
-                async for msg in self._recv:
-                    if msg is None:
+                async for envelope in self._recv:
+                    if envelope is None:
                         break
-                    await self._dispatch(msg)
+                    await self._dispatch(envelope)
+                    # An idle actor must not keep its last answer (a record dict and an
+                    # Event, ~0.7 KiB per process) until its next message.
+                    envelope = None
                 nursery.cancel_scope.cancel()
         finally:
             self.closed.set()
