@@ -8,7 +8,10 @@ are decided here so they can be tested without a daemon.
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
-from typing import Any, Iterable
+
+TYPE_CHECKING = False  # ``typing`` costs every CLI start ~4 ms: only for the type checker
+if TYPE_CHECKING:
+    from typing import Any, Iterable
 
 STATES = ("created", "starting", "running", "stopping", "stopped", "exited", "failed",
           "backoff", "crashed", "paused", "condition_failed")
