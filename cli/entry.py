@@ -31,7 +31,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     # threshold (700) the cyclic collector ran a dozen times in one ``list`` (~6 ms).
     # Long-running commands (watch, top, logs -f) still collect, less often.
     gc.set_threshold(100_000, 10, 10)
-    sys.exit(run(list(sys.argv[1:] if argv is None else argv)))
+    code = run(list(sys.argv[1:] if argv is None else argv))
+    # Leave without tearing the interpreter down: for a ``list`` of 1000 that frees
+    # every record and module one by one (~5 ms of a 60 ms call). Nothing of ours
+    # registers atexit work; what is buffered is flushed first.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            pass
+    os._exit(code)
 
 
 def run(args: list[str], environ: Mapping[str, str] | None = None) -> int:
