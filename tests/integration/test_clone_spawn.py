@@ -146,3 +146,39 @@ def test_a_spawn_with_thousands_of_fds_open_keeps_none_of_them_in_the_child():
             os.close(fd)
     # ls holds one fd for the directory it reads (3); nothing of ours is open.
     assert sorted(int(x) for x in out.split()) == [0, 1, 2, 3]
+
+
+def test_the_child_starts_with_default_handlers_and_only_the_ignores_it_should_keep():
+    """Ignored signals stay ignored, as exec keeps them, except SIGPIPE and SIGXFSZ, which
+    Python ignores and the child resets; no handler survives. (That handled signals are
+    already default before exec, CLONE_CLEAR_SIGHAND, cannot be seen from after exec.)"""
+    import signal as sig
+
+    if not clone_spawn.available():
+        pytest.fail(f"the clone3 extension must be built on this host: {clone_spawn.mechanism()}")
+    saved = {s: sig.getsignal(s) for s in (sig.SIGUSR1, sig.SIGHUP, sig.SIGPIPE)}
+    sig.signal(sig.SIGUSR1, lambda *_: None)
+    sig.signal(sig.SIGHUP, sig.SIG_IGN)
+    sig.signal(sig.SIGPIPE, sig.SIG_IGN)
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        pid, pidfd, _ = clone_spawn.spawn_into(
+            None, exe="/bin/cat", argv=["cat", "/proc/self/status"],
+            env={}, cwd=None, stdio=(-1, write_end, -1), pass_fds=(), uid=None, gid=None,
+            groups=None)
+        os.close(write_end)
+        out = b""
+        while chunk := os.read(read_end, 65536):
+            out += chunk
+        os.waitid(os.P_PIDFD, pidfd, os.WEXITED)
+        os.close(pidfd)
+    finally:
+        os.close(read_end)
+        for s, handler in saved.items():
+            sig.signal(s, handler)
+    masks = {line.split(":")[0]: int(line.split()[1], 16) for line in out.decode().splitlines()
+             if line.startswith(("SigIgn:", "SigCgt:"))}
+    ignored = {s for s in range(1, 65) if masks["SigIgn"] >> (s - 1) & 1}
+    assert masks["SigCgt"] == 0, "no handler of ours survives into the child"
+    assert sig.SIGHUP in ignored
+    assert not ignored & {sig.SIGPIPE, sig.SIGXFSZ}
