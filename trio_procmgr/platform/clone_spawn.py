@@ -73,8 +73,7 @@ class _LowSlots:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        self.fds = tuple(os.dup2(self.devnull, fd, inheritable=False)
-                         for fd in (os.dup(self.devnull) for _ in range(3)))
+        self.fds = (os.dup(self.devnull), os.dup(self.devnull), os.dup(self.devnull))
         self.top = max(self.devnull, *self.fds) + 1
 
 
