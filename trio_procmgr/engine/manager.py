@@ -246,9 +246,7 @@ class ProcessManager:
             if self.journal is not None:
                 if not self.host.handing_over and not self._still_running():
                     self.journal.reset()  # a clean stop: the next boot is a fresh boot
-                    if self.output_dir is not None:
-                        with contextlib.suppress(OSError):  # not empty: someone's FIFOs
-                            os.rmdir(self.output_dir)
+                    self._remove_output_dir()
                 self.journal.close()
             self.hub.close_all()
 
@@ -303,6 +301,14 @@ class ProcessManager:
                 continue
             output_fifo.remove([p for p in (os.path.join(directory, n) for n in names)
                                 if p not in keep])
+
+    def _remove_output_dir(self) -> None:
+        """After a clean stop: the FIFO directory, if empty. (Its parent in /dev/shm, the
+        per-user ``dd-procmgr-<euid>``, stays: another daemon may be making its own
+        directory in it right now; an empty 0700 directory on tmpfs costs nothing.)"""
+        if self.output_dir is not None:
+            with contextlib.suppress(OSError):  # not empty: someone's FIFOs
+                os.rmdir(self.output_dir)
 
     def _kill_strays(self, keep: set[str]) -> None:
         if self.cgroups is None:
