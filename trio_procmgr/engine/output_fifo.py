@@ -2,7 +2,7 @@
 
 Why not a pipe: a pipe's read end lives in the daemon, so when the daemon dies (SIGKILL,
 OOM, re-exec gone wrong) the child's next write gets EPIPE/SIGPIPE and whatever it wrote
-is gone. A named FIFO in the state dir fixes both:
+is gone. A named FIFO fixes both:
 
 * the child's stdout/stderr is the FIFO opened **read-write** (``O_RDWR``): the child
   itself counts as a reader, so it never sees EPIPE, whether a daemon is there or not;
