@@ -1,7 +1,8 @@
 """A hand-written parser for the commands typed all day, so they skip importing asyncclick.
 
 It recognises only plain, well-formed uses of ``list``/``ls``, ``status``,
-``describe`` and ``ping`` with the global options; anything else — ``--help``, an
+``describe``, ``ping`` and the lifecycle verbs (``start``, ``stop``, ``restart``,
+``pause``, ``resume`` with names or ``--all``) with the global options; anything else — ``--help``, an
 unknown flag, a malformed value, shell completion — returns None and the full
 asyncclick app parses the command line (and reports usage errors) instead. The
 commands themselves are the shared ``commands.do_*`` functions, so output cannot
@@ -64,6 +65,27 @@ def _globals(args: list[str], environ: Mapping[str, str]) -> tuple[dict, int]:
     return values, i
 
 
+#: The verbs whose options are only names, ``--all`` and ``--json`` (``delete`` has
+#: ``--force`` and stays with the full parser).
+LIFECYCLE = ("start", "stop", "restart", "pause", "resume")
+
+
+def _lifecycle_args(rest: list[str], inv: Invocation) -> tuple[list[str], bool]:
+    """Names and ``--all``; ``--json`` anywhere; any other option goes to the full parser."""
+    names: list[str] = []
+    everything = False
+    for arg in rest:
+        if arg == "--json":
+            inv.json = True
+        elif arg == "--all":
+            everything = True
+        elif arg.startswith("-"):
+            raise _NotFast
+        else:
+            names.append(arg)
+    return names, everything
+
+
 def _command_args(rest: list[str], inv: Invocation, *, output: bool) -> tuple[list[str], bool]:
     """Positional names and whether ``-o wide`` was given; ``--json`` may appear anywhere."""
     names: list[str] = []
@@ -117,6 +139,9 @@ def plan(args: list[str], environ: Mapping[str, str]) -> Plan | None:
             if names:
                 return None
             return inv, lambda: commands.do_ping(inv)
+        if command in LIFECYCLE:
+            names, everything = _lifecycle_args(rest, inv)
+            return inv, lambda: commands.do_action(inv, command, names, everything=everything)
     except _NotFast:
         return None
     return None

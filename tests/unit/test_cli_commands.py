@@ -117,10 +117,13 @@ def test_json_flag_is_accepted_after_the_command(daemon, capsys):
 
 
 def test_fast_path_and_full_app_print_the_same(daemon, capsys, monkeypatch):
-    fast = run(["list", "-o", "wide"], capsys)
+    commands = (["list", "-o", "wide"], ["stop", "web"], ["--json", "start", "db"],
+                ["stop", "--all", "x"], ["restart"])
+    fast = [run(args, capsys) for args in commands]
     monkeypatch.setattr("dd_procmgr_cli.fastpath.plan", lambda args, environ: None)
-    slow = run(["list", "-o", "wide"], capsys)
-    assert fast == slow and "RESTARTS" in fast[1]
+    slow = [run(args, capsys) for args in commands]
+    assert fast == slow and "RESTARTS" in fast[0][1]
+    assert fast[3][0] == fast[4][0] == 2, "usage errors: names with --all, nothing to act on"
 
 
 def test_refusal_exits_1_with_one_error_line(daemon, capsys):
@@ -235,7 +238,7 @@ def test_socket_comes_from_the_environment(monkeypatch, capsys):
     run(["ping"], capsys, environ={"DD_PM_SOCKET": "/tmp/env.sock"})
     assert seen["socket"] == "/tmp/env.sock"
     monkeypatch.setenv("DD_PM_SOCKET", "/tmp/env2.sock")
-    run(["start", "web"], capsys, environ={})
+    run(["delete", "web"], capsys, environ={})  # the full parser reads os.environ itself
     assert seen["socket"] == "/tmp/env2.sock"
 
 
@@ -272,13 +275,16 @@ def test_logs_of_several_names_merge_by_time_and_n_counts_the_merged_lines(daemo
 
 
 @pytest.mark.parametrize("args", [["list"], ["ls", "--json"], ["--socket=/s", "status"],
-                                  ["describe", "a", "b"], ["--timeout", "2", "ping"]])
+                                  ["describe", "a", "b"], ["--timeout", "2", "ping"],
+                                  ["start", "x"], ["stop", "--all"], ["restart", "a", "b", "--json"],
+                                  ["pause", "x"], ["resume", "--all"]])
 def test_hot_commands_take_the_fast_path(args):
     from dd_procmgr_cli import fastpath
     assert fastpath.plan(args, {}) is not None
 
 
-@pytest.mark.parametrize("args", [["list", "--help"], ["list", "-o", "narrow"], ["start", "x"],
+@pytest.mark.parametrize("args", [["list", "--help"], ["list", "-o", "narrow"],
+                                  ["stop", "--help"], ["start", "-x"], ["delete", "x"],
                                   ["--timeout", "abc", "list"], ["describe"], []])
 def test_anything_unusual_goes_to_the_full_parser(args):
     from dd_procmgr_cli import fastpath
