@@ -6,6 +6,8 @@ import os
 import sys
 from typing import Any
 
+import trio
+
 from trio_procmgr.config.loader import parse_process
 from trio_procmgr.spec import ConfigSet
 
@@ -43,3 +45,11 @@ def zombies_of(pid: int) -> list[int]:
         if rest[0] == "Z" and int(rest[1]) == pid:
             out.append(int(entry))
     return out
+
+
+async def wait_failed_probes(sup, count: int, timeout: float = 10.0) -> None:
+    """Until ``sup``'s health check has failed ``count`` times: proof that it has been
+    running, and not healthy, for that many probe intervals."""
+    with trio.fail_after(timeout):
+        while sum(not r["ok"] for r in sup.extras.get("health_checks", [])) < count:
+            await trio.sleep(0.02)

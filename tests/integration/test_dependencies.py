@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from support import PYTHON, specs
+from support import PYTHON, specs, wait_failed_probes
 from trio_procmgr import errors
 from trio_procmgr.engine.messages import Stop
 from trio_procmgr.config.loader import parse_process
@@ -77,14 +77,6 @@ async def wait_journal(path: str, *keys: tuple[str, str], timeout: float = 5.0) 
 
 def state(pm, name: str) -> str:
     return pm.supervisor(name).record.state.value
-
-
-async def wait_failed_probes(sup, count: int, timeout: float = 10.0) -> None:
-    """Until ``sup``'s health check has failed ``count`` times: proof that it has been
-    running, and not healthy, for that many probe intervals."""
-    with trio.fail_after(timeout):
-        while sum(not r["ok"] for r in sup.extras.get("health_checks", [])) < count:
-            await trio.sleep(0.02)
 
 
 async def wait_state(pm, name: str, *wanted: str, timeout: float = 5.0) -> None:

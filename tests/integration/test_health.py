@@ -8,7 +8,7 @@ import socket
 import pytest
 import trio
 
-from support import PYTHON, pid_alive, specs
+from support import PYTHON, pid_alive, specs, wait_failed_probes
 from trio_procmgr import errors
 from trio_procmgr.states import State
 
@@ -165,9 +165,7 @@ async def test_wait_healthy_dependant_starts_only_after_the_dependency_is_health
             nursery.start_soon(pm.start, "app")
             db = pm.supervisor("db")
             assert await db.wait_until(lambda s: s.record.state is State.RUNNING, timeout=5)
-            with trio.fail_after(10):  # db has been running, and unhealthy, for 3 probes
-                while sum(not r["ok"] for r in db.extras.get("health_checks", [])) < 3:
-                    await trio.sleep(0.02)
+            await wait_failed_probes(db, 3)  # db has been running, and unhealthy, for 3 probes
             assert pm.supervisor("app").record.state is State.CREATED
             flag.touch()
         assert db.record.health == "healthy"
